@@ -1,0 +1,73 @@
+"""Settings read from the environment once, then passed down.
+
+Modelled on Ollama's envconfig: one place that knows the variable names, so deep code never calls
+`os.environ` and tests build a `Settings` for a temporary home instead of patching globals.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+DEFAULT_REGISTRY = "docker.io"
+DEFAULT_NAMESPACE = "library"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything llmctl reads from its environment. Every path llmctl writes is under `home`."""
+
+    home: Path
+    registry: str = DEFAULT_REGISTRY
+    namespace: str = DEFAULT_NAMESPACE
+    debug: bool = False
+    host: str = "127.0.0.1:11434"
+    llama_server: str | None = None
+    docker_config: Path = field(default_factory=lambda: Path.home() / ".docker")
+    offline: bool = False
+
+    @property
+    def store_dir(self) -> Path:
+        return self.home / "store"
+
+    @property
+    def runtimes_dir(self) -> Path:
+        return self.home / "runtimes"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        home = Path(env.get("LLMCTL_HOME") or Path.home() / ".llmctl").expanduser()
+        registry, namespace = DEFAULT_REGISTRY, DEFAULT_NAMESPACE
+        configured = env.get("LLMCTL_REGISTRY", "").strip().strip("/")
+        if configured:
+            # LLMCTL_REGISTRY=host[:port][/namespace]: where short names resolve.
+            head, _, rest = configured.partition("/")
+            registry = head
+            namespace = rest or ""
+        docker_config = Path(env["DOCKER_CONFIG"]) if env.get("DOCKER_CONFIG") else Path.home() / ".docker"
+        return cls(
+            home=home,
+            registry=registry,
+            namespace=namespace,
+            debug=env.get("LLMCTL_DEBUG", "") not in ("", "0", "false"),
+            host=env.get("LLMCTL_HOST", "127.0.0.1:11434"),
+            llama_server=env.get("LLMCTL_LLAMA_SERVER") or None,
+            docker_config=docker_config,
+            offline=env.get("LLMCTL_OFFLINE", "") not in ("", "0", "false")
+            or env.get("HF_HUB_OFFLINE", "") not in ("", "0", "false"),
+        )
