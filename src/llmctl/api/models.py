@@ -1,0 +1,63 @@
+"""Names to stored models: parse with the configured defaults, find in the store, fetch when missing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmctl.artifact.model import Model, load
+from llmctl.errors import NotFound
+from llmctl.oci.layout import Store
+from llmctl.oci.reference import Reference, parse
+from llmctl.progress import Progress
+from llmctl.settings import Settings
+from llmctl.sources import bundled
+
+
+def open_store(settings: Settings) -> Store:
+    return Store(settings.store_dir).init()
+
+
+def parse_name(settings: Settings, text: str) -> Reference:
+    return parse(text, registry=settings.registry, namespace=settings.namespace)
+
+
+def short(settings: Settings, ref: Reference) -> str:
+    return ref.short(settings.registry, settings.namespace)
+
+
+def get_model(settings: Settings, name: str | Reference, progress: Progress | None = None) -> Model:
+    """A stored model; the bundled default is installed on first use (offline). Never touches the network."""
+    store = open_store(settings)
+    ref = name if isinstance(name, Reference) else parse_name(settings, name)
+    try:
+        return load(store, ref)
+    except NotFound:
+        if bundled.is_bundled(ref, settings.registry, settings.namespace):
+            bundled.install(store, [ref], progress)
+            return load(store, ref)
+        raise NotFound(
+            f"model {short(settings, ref)!r} not found", hint="`llmctl list` shows stored models; `llmctl pull` fetches one"
+        ) from None
+
+
+def ensure_model(settings: Settings, name: str | Reference, progress: Progress | None = None) -> Model:
+    """Like `get_model`, but pulls a missing model from its registry first, as `ollama run` does."""
+    try:
+        return get_model(settings, name, progress)
+    except NotFound:
+        ref = name if isinstance(name, Reference) else parse_name(settings, name)
+        try:
+            from llmctl.api.pull import pull  # the registry layer
+        except ImportError:
+            raise
+        pull(settings, str(ref), progress=progress)
+        return get_model(settings, ref, progress)
+
+
+def stored_gguf_metadata(settings: Settings, name: str) -> tuple[dict[str, Any], int]:
+    """GGUF key/values and parameter count of a stored model's weights (used by `plan`)."""
+    from llmctl.artifact.gguf_meta import read_gguf
+
+    model = get_model(settings, name)
+    infos = [read_gguf(p) for p in model.weights]
+    return dict(infos[0].kv), sum(i.parameter_count for i in infos)

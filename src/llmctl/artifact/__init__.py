@@ -1,0 +1,1 @@
+"""Model artifacts: GGUF metadata, building manifests and configs, loading stored models back."""

@@ -1,0 +1,43 @@
+"""`llmctl package --gguf FILE NAME`: Docker Model Runner's packaging command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from llmctl.cli import render
+
+
+def package(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Name to store the model under (and to push to, with --push)."),
+    gguf: Path = typer.Option(..., "--gguf", help="GGUF weights; any shard of a split model brings all shards."),
+    license: List[Path] = typer.Option([], "--license", "-l", help="License file (repeatable)."),
+    chat_template: Optional[Path] = typer.Option(None, "--chat-template", help="Jinja chat template file."),
+    lora: List[Path] = typer.Option([], "--lora", help="GGUF LoRA adapter (repeatable)."),
+    mmproj: Optional[Path] = typer.Option(None, "--mmproj", help="GGUF multimodal projector."),
+    context_size: Optional[int] = typer.Option(None, "--context-size", help="Default context size to record."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Package GGUF weights and their companions into a model artifact.
+
+    Examples:
+
+      llmctl package --gguf ./model.gguf --license ./LICENSE myorg/mymodel:q4
+
+      llmctl package --gguf ./model-00001-of-00003.gguf big:latest
+    """
+    from llmctl.api.models import short
+    from llmctl.api.package import PackageSpec, package as package_model
+
+    settings = ctx.obj
+    spec = PackageSpec(
+        gguf=gguf, licenses=tuple(license), chat_template=chat_template, lora=tuple(lora), mmproj=mmproj,
+        context_size=context_size,
+    )
+    with render.CliProgress(quiet=quiet) as progress:
+        result = package_model(settings, name, spec, progress)
+    if not quiet:
+        render.stderr.print(f"packaged {short(settings, result.reference)} ({result.digest[7:19]}, {render.human_size(result.size)})")

@@ -1,0 +1,1 @@
+"""Runtime fixtures (a real llama-server on the real Gemma model)."""
