@@ -35,6 +35,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LLMCTL_HOME", str(h))
     for var in ("LLMCTL_REGISTRY", "LLMCTL_DEBUG", "LLMCTL_HOST"):
         monkeypatch.delenv(var, raising=False)
+    # Tests never reach the internet: a name that would be pulled from a public registry fails at once.
+    monkeypatch.setenv("LLMCTL_OFFLINE", "1")
     return h
 
 

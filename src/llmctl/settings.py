@@ -26,7 +26,7 @@ class Settings:
     host: str = "127.0.0.1:11434"
     llama_server: str | None = None
     docker_config: Path = field(default_factory=lambda: Path.home() / ".docker")
-    offline: bool = False
+    offline: bool = False  # LLMCTL_OFFLINE=1: never contact a registry other than loopback ones
 
     @property
     def store_dir(self) -> Path:
@@ -68,6 +68,5 @@ class Settings:
             host=env.get("LLMCTL_HOST", "127.0.0.1:11434"),
             llama_server=env.get("LLMCTL_LLAMA_SERVER") or None,
             docker_config=docker_config,
-            offline=env.get("LLMCTL_OFFLINE", "") not in ("", "0", "false")
-            or env.get("HF_HUB_OFFLINE", "") not in ("", "0", "false"),
+            offline=env.get("LLMCTL_OFFLINE", "") not in ("", "0", "false"),
         )

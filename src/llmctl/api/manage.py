@@ -161,18 +161,10 @@ class DiskUsage:
 
 
 def disk_usage(settings: Settings) -> DiskUsage:
+    """Usage by blob; a blob is shared when more than one tag (model name) uses it, as `rm` sees it."""
     store = open_store(settings)
-    counts = store.referenced()
     sizes = {d: p.stat().st_size for d, p in store.blob_files()}
-    total = sum(sizes.values())
-    shared = sum(sizes.get(d, 0) for d, n in counts.items() if n > 1)
-    orphans = sum(s for d, s in sizes.items() if d not in counts)
-    temp = 0
-    for p in store.temp_files():
-        try:
-            temp += p.stat().st_size
-        except OSError:
-            pass
+    users: dict[str, int] = {}
     per_model = []
     for entry in store.entries():
         try:
@@ -181,9 +173,23 @@ def disk_usage(settings: Settings) -> DiskUsage:
             continue
         blobs = {d.digest: d.size for d in manifest.blobs()}
         blobs[entry.descriptor.digest] = entry.descriptor.size
-        unique = sum(s for d, s in blobs.items() if counts.get(d, 0) <= 1)
-        per_model.append({"name": short(settings, entry.reference), "size": sum(blobs.values()), "unique": unique})
-    return DiskUsage(len(per_model), total + temp, total - shared - orphans, shared, orphans + temp, temp, per_model)
+        for digest in blobs:
+            users[digest] = users.get(digest, 0) + 1
+        per_model.append((short(settings, entry.reference), blobs))
+    temp = 0
+    for p in store.temp_files():
+        try:
+            temp += p.stat().st_size
+        except OSError:
+            pass
+    total = sum(sizes.values())
+    shared = sum(sizes.get(d, 0) for d, n in users.items() if n > 1)
+    orphans = sum(s for d, s in sizes.items() if d not in users)
+    rows = [
+        {"name": name, "size": sum(blobs.values()), "unique": sum(s for d, s in blobs.items() if users[d] == 1)}
+        for name, blobs in per_model
+    ]
+    return DiskUsage(len(rows), total + temp, total - shared - orphans, shared, orphans + temp, temp, rows)
 
 
 def prune(settings: Settings) -> GcResult:

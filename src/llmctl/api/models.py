@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmctl.artifact.model import Model, load
-from llmctl.errors import NotFound
+from llmctl.errors import LlmctlError, NotFound
 from llmctl.oci.layout import Store
 from llmctl.oci.reference import Reference, parse
 from llmctl.progress import Progress
@@ -46,12 +46,22 @@ def ensure_model(settings: Settings, name: str | Reference, progress: Progress |
         return get_model(settings, name, progress)
     except NotFound:
         ref = name if isinstance(name, Reference) else parse_name(settings, name)
+        if settings.offline and not is_loopback(ref.registry):
+            raise NotFound(
+                f"model {short(settings, ref)!r} not found locally, and LLMCTL_OFFLINE is set: not pulling from {ref.registry}"
+            ) from None
+        from llmctl.api.pull import pull  # the registry layer; imported late, it brings httpx
+
         try:
-            from llmctl.api.pull import pull  # the registry layer
-        except ImportError:
-            raise
-        pull(settings, str(ref), progress=progress)
+            pull(settings, str(ref), progress=progress)
+        except LlmctlError as exc:
+            raise type(exc)(f"model {short(settings, ref)!r} not found locally, and pulling it failed: {exc}") from None
         return get_model(settings, ref, progress)
+
+
+def is_loopback(registry: str) -> bool:
+    host = registry.rsplit(":", 1)[0] if not registry.startswith("[") else registry.split("]")[0] + "]"
+    return host in ("localhost", "[::1]") or host.startswith("127.")
 
 
 def stored_gguf_metadata(settings: Settings, name: str) -> tuple[dict[str, Any], int]:

@@ -13,6 +13,14 @@ from typing import Optional
 import click
 import typer
 
+try:  # typer >= 0.2x vendors its own click; catch both so usage errors never become tracebacks
+    from typer._click import exceptions as _typer_click
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _typer_click = click.exceptions
+
+CLICK_ERRORS = (click.exceptions.ClickException, _typer_click.ClickException)
+ABORTS = (click.exceptions.Abort, typer.Abort, KeyboardInterrupt)
+
 from llmctl import __version__
 from llmctl.errors import EXIT_INTERRUPTED, LlmctlError
 from llmctl.settings import Settings
@@ -81,11 +89,9 @@ def main(argv: list[str] | None = None) -> None:
 
             traceback.print_exc()
         _fail(str(exc), exc.exit_code)
-    except click.exceptions.Abort:
+    except ABORTS:
         _fail("interrupted", EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
-        _fail("interrupted", EXIT_INTERRUPTED)
-    except click.exceptions.ClickException as exc:
+    except CLICK_ERRORS as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except BrokenPipeError:
