@@ -172,3 +172,21 @@ def test_skopeo_reads_the_store(cli, home: Path, gemma_gguf: Path, tmp_path: Pat
     assert copied.returncode == 0, copied.stderr
     layer_digest = manifest["layers"][0]["digest"].split(":")[1]
     assert (out / "blobs" / "sha256" / layer_digest).stat().st_size == gemma_gguf.stat().st_size
+
+
+def test_two_packages_at_once_share_one_weights_blob(home: Path, gemma_gguf: Path, cli) -> None:
+    env = {**os.environ, "LLMCTL_HOME": str(home)}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "llmctl", "package", "--gguf", str(gemma_gguf), f"twin:{i}", "-q"],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    listed = {m["name"]: m for m in json.loads(cli("list", "--json").stdout)}
+    assert set(listed) == {"twin:0", "twin:1"}
+    store = Store(home / "store")
+    big = [p for _, p in store.blob_files() if p.stat().st_size > 1_000_000]
+    assert len(big) == 1
+    assert cli("verify").code == 0
