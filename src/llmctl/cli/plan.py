@@ -1,0 +1,170 @@
+"""`llmctl plan`: size and render a multi-node vLLM/SGLang deployment, validated offline before printing."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+
+def plan(
+    ctx: typer.Context,
+    model: str = typer.Argument(
+        ..., help="Hugging Face id, local folder with config.json, catalog name (llama3.1:405b) or stored model."
+    ),
+    gpu: str = typer.Option("h100-80gb", "--gpu", help="GPU profile: h100-80gb, h200, a100-80gb, l40s, b200."),
+    gpus_per_node: Optional[int] = typer.Option(None, "--gpus-per-node", help="GPUs per node [default: the profile's, 8]."),
+    nodes: Optional[int] = typer.Option(None, "--nodes", help="Use exactly this many nodes (extra replicas fill them)."),
+    max_nodes: Optional[int] = typer.Option(None, "--max-nodes", help="Use at most this many nodes [default: 8]."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="bf16 or fp8 (FP8 weights and KV) [default: checkpoint's]."),
+    isl: int = typer.Option(2048, "--isl", help="Input (prompt) tokens per request."),
+    osl: int = typer.Option(256, "--osl", help="Output tokens per request."),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Requests per second to size the pools for."),
+    ttft_slo: Optional[str] = typer.Option(None, "--ttft-slo", help="Time-to-first-token target, e.g. 500ms."),
+    tpot_slo: Optional[str] = typer.Option(None, "--tpot-slo", help="Time-per-output-token target, e.g. 50ms."),
+    disaggregate: str = typer.Option("auto", "--disaggregate", help="auto, on or off: separate prefill/decode pools."),
+    engine: str = typer.Option("vllm", "--engine", help="vllm or sglang."),
+    kv_connector: Optional[str] = typer.Option(
+        None, "--kv-connector", help="P/D KV transfer: NixlConnector (default), MooncakeConnector, LMCacheConnectorV1."
+    ),
+    tp: Optional[int] = typer.Option(None, "--tp", help="Force the tensor-parallel size."),
+    pp: Optional[int] = typer.Option(None, "--pp", help="Force the pipeline-parallel size."),
+    executor: str = typer.Option("mp", "--executor", help="Multi-node vLLM: mp (--nnodes/--node-rank) or ray."),
+    image: Optional[str] = typer.Option(None, "--image", help="Engine image [default: vllm/vllm-openai:v0.33.0]."),
+    router_image: Optional[str] = typer.Option(None, "--router-image", help="Router image for Kubernetes and compose."),
+    name: Optional[str] = typer.Option(None, "--name", help="Base name of Kubernetes objects [default: from the model]."),
+    namespace: str = typer.Option("default", "--namespace", help="Kubernetes namespace of the objects."),
+    fmt: str = typer.Option(
+        "explain", "--format", "-f", help="explain, json, shell, compose, lws, disaggregatedset or rbg."
+    ),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the files into this directory."),
+) -> None:
+    """Plan a vLLM/SGLang deployment: parallelism, prefill/decode pools, launch files. Offline; no GPU needed.
+
+    Every number in `--format explain` comes with its formula; every rendered file is validated (pinned
+    vLLM flags, CRD schemas, Kubernetes schemas) before it is printed.
+
+    Examples:
+
+      llmctl plan llama3.1:405b --gpu h100-80gb
+
+      llmctl plan meta-llama/Llama-3.1-70B-Instruct --rate 10 --ttft-slo 500ms --tpot-slo 50ms
+
+      llmctl plan llama3.1:405b --format lws -o deploy/
+
+      llmctl plan deepseek-r1 --gpu h200 --rate 20 --disaggregate on --format disaggregatedset
+    """
+    from llmctl.cli import render
+    from llmctl.errors import InvalidInput, UsageError
+    from llmctl.plan import load_gpu, solve
+    from llmctl.plan.render import render as render_plan
+    from llmctl.plan.render_common import FILE_FORMATS, FORMATS, RenderOptions
+    from llmctl.plan.resolve import resolve_model
+    from llmctl.plan.types import PlanRequest, Workload
+    from llmctl.plan.units import parse_duration
+
+    settings = ctx.obj
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}")
+    if nodes is not None and max_nodes is not None:
+        raise UsageError("pass --nodes or --max-nodes, not both")
+    if output is not None and fmt == "explain":
+        raise UsageError("--output writes files; use it with --format json or a file format")
+    if dtype is not None and dtype not in ("bf16", "fp8"):
+        raise InvalidInput("--dtype must be bf16 or fp8")
+
+    gpu_profile = load_gpu(gpu)
+    profile = resolve_model(model, offline=bool(getattr(settings, "offline", False)), gguf_lookup=_stored_lookup(settings))
+    workload = Workload(
+        isl=isl,
+        osl=osl,
+        rate=rate,
+        ttft_slo=parse_duration(ttft_slo, what="--ttft-slo") if ttft_slo else None,
+        tpot_slo=parse_duration(tpot_slo, what="--tpot-slo") if tpot_slo else None,
+    )
+    request = PlanRequest(
+        model=profile,
+        gpu=gpu_profile,
+        gpus_per_node=gpus_per_node or gpu_profile.default_gpus_per_node,
+        workload=workload,
+        nodes=nodes,
+        max_nodes=max_nodes or 8,
+        dtype=dtype,
+        disaggregate=disaggregate,
+        engine=engine,
+        kv_connector=kv_connector,
+        tp=tp,
+        pp=pp,
+        executor=executor,
+    )
+    result = solve(request)
+
+    if fmt == "explain":
+        from llmctl.plan.explain import renderables
+
+        for item in renderables(result):
+            render.stdout.print(item)
+        return
+    if fmt == "json":
+        if output is None:
+            render.print_json(result.to_dict())
+            return
+        import json
+
+        from llmctl.plan.render_common import RenderedFile
+
+        _write(output, [RenderedFile("plan.json", json.dumps(result.to_dict(), indent=2) + "\n")])
+        return
+
+    assert fmt in FILE_FORMATS
+    opts = RenderOptions(image=image, router_image=router_image, name=name, namespace=namespace)
+    files, report = render_plan(result, fmt, opts)
+    for note in report.skipped:
+        render.stderr.print(f"[yellow]not checked:[/yellow] {note}")
+    if output is not None:
+        _write(output, files)
+        return
+    import sys
+
+    for i, f in enumerate(files):
+        if len(files) > 1:
+            sys.stdout.write(("" if i == 0 else "\n") + f"# ==> {f.path} <==\n")
+        sys.stdout.write(f.content)
+    sys.stdout.flush()
+
+
+def _stored_lookup(settings: object):  # type: ignore[no-untyped-def]
+    """llmctl.api.stored_gguf_metadata bound to the settings, when that API exists in this build."""
+    try:
+        from llmctl.api import stored_gguf_metadata  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):
+        return None
+
+    def lookup(name: str) -> tuple[dict, int]:
+        return stored_gguf_metadata(settings, name)
+
+    return lookup
+
+
+def _write(directory: str, files: list) -> None:  # type: ignore[type-arg]
+    """Write each file atomically (temp file + rename) into `directory`, creating it; scripts get +x."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from llmctl.cli import render
+
+    out = Path(directory).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        target = out / f.path
+        fd, tmp = tempfile.mkstemp(prefix=f".{f.path}.", dir=out)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(f.content)
+            os.chmod(tmp, 0o755 if getattr(f, "executable", False) else 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        render.stderr.print(f"wrote {target}")

@@ -1,0 +1,183 @@
+"""Kubernetes building blocks shared by the LWS, DisaggregatedSet and RoleBasedGroup renderers: containers
+and pod templates close to the upstream LWS vLLM example, the router Deployment with its RBAC, Services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmctl.plan.launch import (
+    MOONCAKE_BOOTSTRAP_BASE,
+    NIXL_SIDE_CHANNEL_BASE,
+    ROUTER_PORT,
+    Rank,
+    engine_argv,
+    router_argv,
+)
+from llmctl.plan.render_common import RenderOptions, engine_image, router_command, router_image
+from llmctl.plan.types import Plan, Role
+
+ENGINE_PORT = 8000
+SHM_SIZE = "15Gi"  # as the upstream LWS vLLM example: NCCL and the engine's IPC use /dev/shm
+ROLE_LABEL = "llmctl.dev/role"
+NAME_LABEL = "app.kubernetes.io/name"
+RAY_SCRIPT = "/vllm-workspace/examples/online_serving/multi-node-serving.sh"  # shipped in vllm/vllm-openai
+
+
+def hf_token_env() -> dict[str, Any]:
+    return {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "token", "optional": True}}}
+
+
+def gpus_per_pod(plan: Plan, role: Role) -> int:
+    return role.shape.gpus if role.nodes_per_instance == 1 else plan.request.gpus_per_node
+
+
+def engine_container(
+    plan: Plan, role: Role, opts: RenderOptions, *, leader_addr: str, rank: str, group_size: str, leader: bool
+) -> dict[str, Any]:
+    """The engine container of one pod of an instance; `rank` is "0" or an env reference for workers."""
+    nnodes = role.nodes_per_instance
+    ray = plan.request.executor == "ray" and plan.engine == "vllm" and nnodes > 1
+    argv = engine_argv(plan, role, Rank(port=ENGINE_PORT, nnodes=nnodes, node_rank=rank if nnodes > 1 else 0,
+                                        head_addr=leader_addr, executor=plan.request.executor))
+    if ray:
+        script = (f"bash {RAY_SCRIPT} leader --ray_cluster_size={group_size}; exec " + _join(argv)) if leader else \
+            f"bash {RAY_SCRIPT} worker --ray_address={leader_addr}"
+        command = ["sh", "-c", script]
+    else:
+        command = argv
+    env: list[dict[str, Any]] = [hf_token_env()]
+    if plan.mode == "disaggregated" and plan.engine == "vllm":
+        env.append({"name": "VLLM_NIXL_SIDE_CHANNEL_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
+        if plan.kv_connector == "MooncakeConnector":
+            env.append({"name": "VLLM_MOONCAKE_BOOTSTRAP_PORT", "value": str(MOONCAKE_BOOTSTRAP_BASE)})
+        else:
+            env.append({"name": "VLLM_NIXL_SIDE_CHANNEL_PORT", "value": str(NIXL_SIDE_CHANNEL_BASE)})
+    gpus = str(gpus_per_pod(plan, role))
+    container: dict[str, Any] = {
+        "name": "engine",
+        "image": engine_image(plan, opts),
+        "command": command,
+        "env": env,
+        "resources": {
+            "limits": {plan.request.gpu.k8s_resource: gpus},
+            "requests": {plan.request.gpu.k8s_resource: gpus},
+        },
+        "volumeMounts": [{"mountPath": "/dev/shm", "name": "dshm"}],
+    }
+    if leader:
+        container["ports"] = [{"name": "http", "containerPort": ENGINE_PORT}]
+        container["readinessProbe"] = {
+            "httpGet": {"path": "/health", "port": ENGINE_PORT},
+            "initialDelaySeconds": 15,
+            "periodSeconds": 10,
+        }
+    return container
+
+
+def _join(argv: list[str]) -> str:
+    import shlex
+
+    return " ".join(a if a.startswith("$(") else shlex.quote(a) for a in argv)
+
+
+def pod_template(container: dict[str, Any], labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict:
+    meta: dict[str, Any] = {"labels": labels}
+    if annotations:
+        meta["annotations"] = annotations
+    return {
+        "metadata": meta,
+        "spec": {
+            "containers": [container],
+            "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}}],
+        },
+    }
+
+
+def bootstrap_annotations(plan: Plan, role: Role) -> dict[str, str] | None:
+    """Routers discovering prefill pods read the bootstrap port from this annotation (Mooncake / sglang)."""
+    if plan.mode != "disaggregated" or role.name != "prefill":
+        return None
+    if plan.engine == "sglang":
+        return {"sglang.ai/bootstrap-port": "8998"}
+    if plan.kv_connector == "MooncakeConnector":
+        return {"vllm.ai/bootstrap-port": str(MOONCAKE_BOOTSTRAP_BASE)}
+    return None
+
+
+def meta(name: str, namespace: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "namespace": namespace}
+    if labels:
+        out["labels"] = labels
+    return out
+
+
+def service(name: str, namespace: str, selector: dict[str, str], port: int, labels: dict[str, str]) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(name, namespace, labels),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [{"name": "http", "port": port, "protocol": "TCP", "targetPort": port}],
+        },
+    }
+
+
+def router_objects(plan: Plan, base: str, opts: RenderOptions, *, selectors: dict[str, list[str]] | None,
+                   endpoints: list | None = None) -> list[dict]:
+    """ServiceAccount + Role + RoleBinding (pod discovery) when routing by label selectors, the router
+    Deployment, and the Service clients use."""
+    ns = opts.namespace
+    name = f"{base}-router"
+    labels = {NAME_LABEL: base, ROLE_LABEL: "router"}
+    argv = router_argv(plan, endpoints, selectors=selectors, namespace=ns if selectors else None,
+                       worker_port=ENGINE_PORT)
+    image = router_image(plan, opts)
+    container = {
+        "name": "router",
+        "image": image,
+        "command": router_command(plan, argv, image),
+        "ports": [{"name": "http", "containerPort": ROUTER_PORT}],
+        "readinessProbe": {"tcpSocket": {"port": ROUTER_PORT}, "initialDelaySeconds": 5, "periodSeconds": 10},
+    }
+    pod_spec: dict[str, Any] = {"containers": [container]}
+    objs: list[dict] = []
+    if selectors is not None:
+        pod_spec["serviceAccountName"] = name
+        objs += [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(name, ns, labels)},
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": meta(name, ns, labels),
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": meta(name, ns, labels),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
+            },
+        ]
+    objs.append({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta(name, ns, labels),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    })
+    objs.append(service(base, ns, labels, ROUTER_PORT, {NAME_LABEL: base}))
+    return objs
+
+
+def pd_selectors(base: str) -> dict[str, list[str]]:
+    """Router label selectors: the leader pod (HTTP server) of each prefill / decode instance."""
+    return {
+        "--prefill-selector": [f"{NAME_LABEL}={base}", f"{ROLE_LABEL}=prefill", "role=leader"],
+        "--decode-selector": [f"{NAME_LABEL}={base}", f"{ROLE_LABEL}=decode", "role=leader"],
+    }

@@ -1,0 +1,91 @@
+"""`--format shell`: one bash script per node, plus router.sh for plans with a router.
+
+Nodes find each other through NODE<n>_ADDR variables the operator sets (an address every node can reach,
+e.g. the InfiniBand IP); each script refuses to start without the ones it uses.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from llmctl.plan.launch import Proc, processes
+from llmctl.plan.render_common import RenderedFile, RenderOptions, header_lines
+from llmctl.plan.types import ROUTER_VERSIONS, Plan
+
+_ADDR = re.compile(r"\$\{(NODE\d+_ADDR)\}")
+
+
+def node_addr(node: int) -> str:
+    return f"${{NODE{node}_ADDR}}"
+
+
+def quote(token: str) -> str:
+    """shlex quoting, except that ${NODEn_ADDR} stays expandable (double quotes)."""
+    if "${" in token:
+        return '"' + token.replace('"', '\\"') + '"'
+    return shlex.quote(token)
+
+
+def command_text(
+    argv: tuple[str, ...], env: tuple[tuple[str, str], ...] = (), *, suffix: str = "", exec_: bool = False
+) -> str:
+    """One command over several lines: env words and the program first, then one flag (and its values) per line."""
+    words = [f"{k}={quote(v)}" for k, v in env] + (["exec"] if exec_ else [])
+    head_end = 3 if argv[:1] == ("vllm",) or argv[:2] == ("python3", "-m") else 1
+    head = words + [quote(a) for a in argv[:head_end]]
+    lines = [" ".join(head)]
+    current: list[str] = []
+    for tok in argv[head_end:]:
+        if tok.startswith("-") and current:
+            lines.append("  " + " ".join(current))
+            current = []
+        current.append(quote(tok))
+    if current:
+        lines.append("  " + " ".join(current))
+    text = " \\\n".join(lines)
+    return text + suffix
+
+
+def _addr_checks(texts: list[str]) -> list[str]:
+    names = sorted({m.group(1) for t in texts for m in _ADDR.finditer(t)}, key=lambda s: int(s[4:-5]))
+    return [f': "${{{n}:?set {n} to the address of node {n[4:-5]}}}"' for n in names]
+
+
+def _script(title: str, procs: list[Proc], plan: Plan, notes: list[str]) -> str:
+    body: list[str] = []
+    single = len(procs) == 1
+    for p in procs:
+        body.append(f"# {p.name}: {p.role}" + (f", GPUs {','.join(map(str, p.gpu_ids))}" if p.gpu_ids else "")
+                    + (f", HTTP :{p.port}" if p.port else ""))
+        for cmd in p.before:
+            body.append(command_text(cmd))
+        if single:
+            body.append(command_text(p.argv, p.env, exec_=True))
+        else:
+            body.append(command_text(p.argv, p.env, suffix=" &"))
+    if not single:
+        body.append("wait")
+    head = ["#!/usr/bin/env bash", f"# {title}"] + [f"# {line}" for line in header_lines(plan) + notes]
+    checks = _addr_checks(body)
+    return "\n".join(head + ["set -euo pipefail"] + checks + [""] + body) + "\n"
+
+
+def render_shell(plan: Plan, opts: RenderOptions | None = None) -> list[RenderedFile]:
+    procs = processes(plan, node_addr)
+    files = []
+    for node in range(plan.nodes):
+        mine = [p for p in procs if p.node == node and p.role != "router"]
+        if not mine:
+            continue
+        title = f"node {node} of {plan.nodes}: run on the host whose address is NODE{node}_ADDR"
+        notes = ["Export NODE<n>_ADDR for every node before running (addresses the nodes reach each other at)."]
+        files.append(RenderedFile(f"node-{node}.sh", _script(title, mine, plan, notes), executable=True))
+    routers = [p for p in procs if p.role == "router"]
+    if routers:
+        pkg = "vllm-router" if plan.engine == "vllm" else "sglang-router"
+        notes = [(f"Needs `pip install {pkg}=={ROUTER_VERSIONS[plan.engine]}`; clients connect to this host on port "
+                  f"{routers[0].port}.")]
+        files.append(RenderedFile("router.sh", _script("router: the one endpoint clients use", routers, plan, notes),
+                                  executable=True))
+    return files

@@ -1,0 +1,125 @@
+"""`llmctl plan` on the command line: formats, files, and errors as one line with the right exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from llmctl.cli.plan import plan
+from llmctl.errors import LlmctlError, PlanError, UsageError
+from llmctl.settings import Settings
+
+
+def _app(home: Path) -> typer.Typer:
+    """The plan command alone, with the Settings callback the real app installs."""
+    app = typer.Typer(pretty_exceptions_enable=False)
+
+    @app.callback()
+    def _root(ctx: typer.Context) -> None:
+        ctx.obj = Settings.from_env({"LLMCTL_HOME": str(home)})
+
+    app.command("plan")(plan)
+    app.command("noop", hidden=True)(lambda: None)
+    return app
+
+
+def run(tmp_path: Path, *args: str):
+    return CliRunner().invoke(_app(tmp_path / "home"), ["plan", *args], catch_exceptions=True)
+
+
+def test_explain_prints_numbers_with_formulas(tmp_path):
+    res = run(tmp_path, "llama3.1:405b")
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "TP 8 x PP 2 = 16 GPUs on 2 node(s)" in out and "811.7 GB" in out
+    assert "[serve] weights" in out and "= (ceil(126/2) layers" in out
+    assert "prefill MFU" in out
+
+
+def test_json_format(tmp_path):
+    res = run(tmp_path, "llama3.1:8b", "--format", "json", "--rate", "20", "--tpot-slo", "50ms")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["gpus"] >= 1 and doc["workload"]["tpot_slo"] == 0.05 and doc["expected"]["tpot"] <= 0.05
+
+
+def test_shell_to_stdout_has_file_banners(tmp_path):
+    res = run(tmp_path, "llama3.1:405b", "--format", "shell")
+    assert res.exit_code == 0, res.output
+    assert "# ==> node-0.sh <==" in res.output and "# ==> node-1.sh <==" in res.output
+
+
+def test_output_dir_written_atomically_with_modes(tmp_path):
+    out = tmp_path / "deploy" / "nested"
+    res = run(tmp_path, "llama3.1:70b", "--rate", "10", "--ttft-slo", "500ms", "--tpot-slo", "50ms",
+              "--disaggregate", "on", "--format", "shell", "-o", str(out))
+    assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["node-0.sh", "node-1.sh", "router.sh"]
+    assert all(os.stat(out / n).st_mode & stat.S_IXUSR for n in names)
+    res = run(tmp_path, "llama3.1:70b", "--format", "lws", "--name", "chat", "-o", str(out))
+    assert res.exit_code == 0 and (out / "chat-lws.yaml").is_file()
+    res = run(tmp_path, "llama3.1:8b", "--format", "json", "-o", str(out))
+    assert res.exit_code == 0 and json.loads((out / "plan.json").read_text())["gpus"] == 1
+
+
+def test_errors_are_llmctl_errors(tmp_path):
+    res = run(tmp_path, "llama3.1:405b", "--max-nodes", "1")
+    assert isinstance(res.exception, PlanError) and "would fit" in str(res.exception)
+    res = run(tmp_path, "llama3.1:8b", "--nodes", "1", "--max-nodes", "2")
+    assert isinstance(res.exception, UsageError)
+    res = run(tmp_path, "llama3.1:8b", "--format", "helm")
+    assert isinstance(res.exception, UsageError)
+    res = run(tmp_path, "llama3.1:8b", "--tpot-slo", "fast")
+    assert isinstance(res.exception, LlmctlError) and "duration" in str(res.exception)
+    res = run(tmp_path, "acme/not-cached-anywhere")
+    assert isinstance(res.exception, LlmctlError) and "huggingface-cli download" in str(res.exception)
+    res = run(tmp_path, "llama3.1:405b", "--format", "compose")
+    assert isinstance(res.exception, PlanError) and "compose describes one host" in str(res.exception)
+
+
+def test_real_entry_point_prints_one_line_and_exit_code(tmp_path, monkeypatch, capsys):
+    """Through llmctl.cli.app.main when the whole CLI imports in this checkout."""
+    try:
+        from llmctl.cli import app as app_module
+    except Exception as exc:  # noqa: BLE001 - other areas of the CLI may be mid-change in a shared tree
+        pytest.skip(f"llmctl.cli.app does not import here: {exc}")
+    monkeypatch.setenv("LLMCTL_HOME", str(tmp_path / "home"))
+    with pytest.raises(SystemExit) as exc:
+        app_module.main(["plan", "llama3.1:405b", "--max-nodes", "1"])
+    assert exc.value.code == PlanError.exit_code
+    err = capsys.readouterr().err
+    assert err.startswith("llmctl: error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_plan_module_imports_nothing_heavy():
+    """cli/plan.py keeps heavy imports inside the function; plan/ imports no network library."""
+    import subprocess
+
+    code = ("import sys; import llmctl.cli.plan, llmctl.plan; "
+            "bad=[m for m in ('huggingface_hub','httpx','requests','jsonschema','kubernetes_validate') if m in sys.modules]; "
+            "print(','.join(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.stdout.strip() == ""
+
+
+def test_plan_a_stored_gguf_model(cli, tmp_path, gemma_gguf):
+    """A model in the llmctl store: its GGUF metadata gives the architecture and the parameter count."""
+    modelfile = tmp_path / "Modelfile"
+    modelfile.write_text(f"FROM {gemma_gguf}\n")
+    created = cli("create", "plan-gemma", "-f", str(modelfile))
+    if created.code != 0:
+        pytest.skip(f"llmctl create is not usable in this checkout: {created.stderr.strip()}")
+    res = cli("plan", "plan-gemma", "--format", "json")
+    assert res.code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["model"]["source"] == "gguf" and doc["model"]["architecture"] == "gemma3"
+    assert 2e8 < doc["model"]["parameters"] < 3.5e8 and doc["gpus"] == 1

@@ -1,0 +1,203 @@
+"""Model and GPU profiles: catalog data, parameter arithmetic, config.json and GGUF parsing, model resolution."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llmctl.errors import InvalidInput, NotFound, OfflineError
+from llmctl.plan import catalog, find_catalog, gpu_profiles, load_gpu, profile_from_config, profile_from_gguf
+from llmctl.plan.memory import kv_bytes_per_token, weight_bytes_total
+from llmctl.plan.resolve import resolve_model
+
+
+@pytest.mark.parametrize("entry", catalog(), ids=lambda e: e.name)
+def test_catalog_parameter_count_matches_the_model_card(entry):
+    """The count computed from config.json is within 1% of the size the model card states."""
+    total = entry.profile().params().total / 1e9
+    assert abs(total / entry.nominal_params_b - 1) < 0.01, (entry.name, total)
+
+
+def test_catalog_covers_the_models_the_issue_names():
+    names = {e.name for e in catalog()}
+    assert {"llama-3.1-8b-instruct", "llama-3.1-70b-instruct", "llama-3.1-405b-instruct"} <= names
+    assert {"qwen3-8b", "qwen3-32b", "qwen3-30b-a3b", "qwen3-235b-a22b", "deepseek-v3", "deepseek-r1"} <= names
+
+
+def test_catalog_entries_cite_their_source():
+    for e in catalog():
+        assert e.source.startswith("https://huggingface.co/") and e.hf_id in e.source
+
+
+def test_moe_active_parameters():
+    qwen = find_catalog("qwen3:235b").profile().params()
+    assert 21e9 < qwen.active < 23e9  # "A22B"
+    ds = find_catalog("deepseek-v3").profile().params()
+    assert 36e9 < ds.active < 39e9  # DeepSeek-V3: 37B activated
+
+
+def test_find_catalog_by_alias_hf_id_and_case():
+    assert find_catalog("llama3.1:405b").hf_id == "meta-llama/Llama-3.1-405B-Instruct"
+    assert find_catalog("META-LLAMA/LLAMA-3.1-405B-INSTRUCT").name == "llama-3.1-405b-instruct"
+    assert find_catalog("meta-llama/Meta-Llama-3.1-8B-Instruct").name == "llama-3.1-8b-instruct"
+    assert find_catalog("no-such-model") is None
+
+
+def test_kv_bytes_per_token_formula():
+    m = find_catalog("llama3.1:405b").profile()
+    assert kv_bytes_per_token(m, "bf16") == 126 * 2 * 8 * 128 * 2
+    assert kv_bytes_per_token(m, "fp8") == 126 * 2 * 8 * 128 * 1
+
+
+def test_mla_kv_is_the_latent_not_heads():
+    m = find_catalog("deepseek-r1").profile()
+    assert m.is_mla and m.native_dtype == "fp8"
+    assert kv_bytes_per_token(m, "bf16") == 61 * (512 + 64) * 2
+
+
+def test_405b_weights_are_810_gb_in_bf16():
+    m = find_catalog("llama3.1:405b").profile()
+    assert 805e9 < weight_bytes_total(m, "bf16") < 815e9
+    # FP8 halves the linear layers; embeddings stay 16-bit
+    assert 405e9 < weight_bytes_total(m, "fp8") < 412e9
+
+
+def test_gpu_profiles_load_with_sources():
+    from llmctl.plan import data
+
+    names = {g.name for g in gpu_profiles()}
+    assert {"h100-80gb", "h200", "a100-80gb", "l40s"} <= names
+    for fname in data.list_dir("gpus"):
+        text = data.read_text("gpus", fname)
+        assert "# sources:" in text and "https://" in text
+    h100 = load_gpu("h100")
+    assert h100.name == "h100-80gb" and h100.bf16_tflops == pytest.approx(989.5)
+    assert load_gpu("a100-80gb").fp8_tflops is None
+    assert load_gpu("a100-80gb").peak_flops("fp8") == load_gpu("a100-80gb").peak_flops("bf16")
+    with pytest.raises(NotFound, match="known: "):
+        load_gpu("tpu-v5")
+
+
+def test_profile_from_config_handles_text_config_and_missing_fields():
+    inner = find_catalog("llama3.1:8b").config
+    wrapped = {"architectures": ["LlavaForConditionalGeneration"], "text_config": inner}
+    p = profile_from_config(wrapped, name="x", serve_id="x", source="local")
+    assert p.num_layers == 32 and p.num_kv_heads == 8 and p.head_dim == 128
+    with pytest.raises(InvalidInput, match="lacks num_hidden_layers"):
+        profile_from_config({"hidden_size": 8}, name="bad", serve_id="bad", source="local")
+
+
+def test_profile_from_gguf_llama_keys():
+    kv = {
+        "general.architecture": "llama",
+        "general.name": "Llama 3.1 8B Instruct",
+        "llama.block_count": 32,
+        "llama.embedding_length": 4096,
+        "llama.attention.head_count": 32,
+        "llama.attention.head_count_kv": 8,
+        "llama.feed_forward_length": 14336,
+        "llama.context_length": 131072,
+        "tokenizer.ggml.tokens": ["t"] * 128256,
+    }
+    p = profile_from_gguf(kv, 8_030_261_248)
+    assert (p.num_layers, p.hidden_size, p.num_kv_heads, p.head_dim, p.vocab_size) == (32, 4096, 8, 128, 128256)
+    assert p.params().total == 8_030_261_248 and p.source == "gguf"
+    assert kv_bytes_per_token(p, "bf16") == 32 * 2 * 8 * 128 * 2
+
+
+def test_profile_from_gguf_moe_and_per_layer_arrays():
+    kv = {
+        "general.architecture": "qwen3moe",
+        "qwen3moe.block_count": 48,
+        "qwen3moe.embedding_length": 2048,
+        "qwen3moe.attention.head_count": 32,
+        "qwen3moe.attention.head_count_kv": [4] * 48,
+        "qwen3moe.attention.key_length": 128,
+        "qwen3moe.feed_forward_length": 6144,
+        "qwen3moe.expert_feed_forward_length": 768,
+        "qwen3moe.expert_count": 128,
+        "qwen3moe.expert_used_count": 8,
+        "qwen3moe.vocab_size": 151936,
+    }
+    p = profile_from_gguf(kv, None)
+    assert p.is_moe and p.num_kv_heads == 4 and p.experts_per_token == 8
+    assert abs(p.params().total / 30.5e9 - 1) < 0.01
+    with pytest.raises(InvalidInput):
+        profile_from_gguf({"llama.block_count": 1}, None)
+
+
+# -- resolution --------------------------------------------------------------------------------------
+
+
+def test_resolve_local_folder(tmp_path: Path):
+    cfg = find_catalog("qwen3:8b").config
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    p = resolve_model(str(tmp_path))
+    assert p.source == "local" and p.serve_id == str(tmp_path.resolve()) and p.num_layers == 36
+
+
+def test_resolve_folder_without_config(tmp_path: Path):
+    with pytest.raises(InvalidInput, match="no config.json"):
+        resolve_model(str(tmp_path))
+
+
+def test_resolve_catalog_before_cache():
+    p = resolve_model("meta-llama/Llama-3.1-405B-Instruct")
+    assert p.source == "catalog" and p.num_layers == 126
+
+
+def _fake_hf_cache(root: Path, repo: str, config: dict) -> None:
+    base = root / ("models--" + repo.replace("/", "--"))
+    (base / "refs").mkdir(parents=True)
+    (base / "refs" / "main").write_text("abc123")
+    snap = base / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text(json.dumps(config))
+
+
+def test_resolve_from_hugging_face_cache_without_network(tmp_path: Path, monkeypatch):
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = dict(find_catalog("llama3.1:8b").config, num_hidden_layers=16)
+    _fake_hf_cache(tmp_path, "acme/tiny-llama", cfg)
+    p = resolve_model("acme/tiny-llama", offline=True)
+    assert p.source == "hf-cache" and p.num_layers == 16 and p.serve_id == "acme/tiny-llama"
+
+
+def test_resolve_missing_repo_says_how_to_fetch(tmp_path: Path, monkeypatch):
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OfflineError, match="huggingface-cli download acme/absent config.json"):
+        resolve_model("acme/absent", offline=True)
+    with pytest.raises(NotFound, match="never downloads"):
+        resolve_model("acme/absent", offline=False)
+
+
+def test_resolve_stored_gguf_model_through_lookup():
+    kv = {
+        "general.architecture": "gemma3",
+        "gemma3.block_count": 18,
+        "gemma3.embedding_length": 640,
+        "gemma3.attention.head_count": 4,
+        "gemma3.attention.head_count_kv": 1,
+        "gemma3.attention.key_length": 256,
+        "gemma3.feed_forward_length": 2048,
+        "gemma3.context_length": 32768,
+        "gemma3.vocab_size": 262144,
+    }
+
+    def lookup(name: str):
+        if name == "gemma3:270m":
+            return kv, 268_098_176
+        raise NotFound(name)
+
+    p = resolve_model("gemma3:270m", gguf_lookup=lookup)
+    assert p.source == "gguf" and p.params().total == 268_098_176
+    with pytest.raises(NotFound, match="no model"):
+        resolve_model("nothing:here", gguf_lookup=lookup)
