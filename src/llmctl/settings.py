@@ -27,6 +27,15 @@ class Settings:
     llama_server: str | None = None
     docker_config: Path = field(default_factory=lambda: Path.home() / ".docker")
     offline: bool = False  # LLMCTL_OFFLINE=1: never contact a registry other than loopback ones
+    # registries: extra CA (LLMCTL_CA_CERT), registries allowed plain HTTP / unverified TLS
+    # (LLMCTL_INSECURE_REGISTRIES=host:port,...), attempts per request (LLMCTL_REGISTRY_RETRIES)
+    ca_cert: Path | None = None
+    insecure_registries: tuple[str, ...] = ()
+    registry_retries: int = 5
+    # Hugging Face (HF_ENDPOINT, HF_TOKEN, HF_HUB_CACHE/HF_HOME): None lets huggingface_hub decide
+    hf_endpoint: str | None = None
+    hf_token: str | None = None
+    hf_cache: Path | None = None
 
     @property
     def store_dir(self) -> Path:
@@ -69,4 +78,13 @@ class Settings:
             llama_server=env.get("LLMCTL_LLAMA_SERVER") or None,
             docker_config=docker_config,
             offline=env.get("LLMCTL_OFFLINE", "") not in ("", "0", "false"),
+            ca_cert=Path(env["LLMCTL_CA_CERT"]).expanduser() if env.get("LLMCTL_CA_CERT") else None,
+            insecure_registries=tuple(
+                r.strip() for r in env.get("LLMCTL_INSECURE_REGISTRIES", "").split(",") if r.strip()
+            ),
+            registry_retries=int(env["LLMCTL_REGISTRY_RETRIES"]) if env.get("LLMCTL_REGISTRY_RETRIES", "").isdigit() else 5,
+            hf_endpoint=(env.get("HF_ENDPOINT") or "").rstrip("/") or None,
+            hf_token=env.get("HF_TOKEN") or env.get("HUGGING_FACE_HUB_TOKEN") or None,
+            hf_cache=Path(env["HF_HUB_CACHE"]).expanduser() if env.get("HF_HUB_CACHE")
+            else Path(env["HF_HOME"]).expanduser() / "hub" if env.get("HF_HOME") else None,
         )

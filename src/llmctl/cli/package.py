@@ -19,6 +19,9 @@ def package(
     lora: List[Path] = typer.Option([], "--lora", help="GGUF LoRA adapter (repeatable)."),
     mmproj: Optional[Path] = typer.Option(None, "--mmproj", help="GGUF multimodal projector."),
     context_size: Optional[int] = typer.Option(None, "--context-size", help="Default context size to record."),
+    push: bool = typer.Option(False, "--push", help="Push the model to its registry once packaged."),
+    insecure: bool = typer.Option(False, "--insecure", help="With --push: allow plain HTTP and unverified TLS."),
+    ca_cert: Optional[Path] = typer.Option(None, "--ca-cert", help="With --push: extra CA certificate (PEM)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Package GGUF weights and their companions into a model artifact.
@@ -28,6 +31,8 @@ def package(
       llmctl package --gguf ./model.gguf --license ./LICENSE myorg/mymodel:q4
 
       llmctl package --gguf ./model-00001-of-00003.gguf big:latest
+
+      llmctl package --gguf ./model.gguf --push registry.example.com/team/model:q4
     """
     from llmctl.api.models import short
     from llmctl.api.package import PackageSpec, package as package_model
@@ -41,3 +46,11 @@ def package(
         result = package_model(settings, name, spec, progress)
     if not quiet:
         render.stderr.print(f"packaged {short(settings, result.reference)} ({result.digest[7:19]}, {render.human_size(result.size)})")
+    if push:
+        from llmctl.api.push import push as push_model
+        from llmctl.cli.push import print_pushed
+
+        with render.CliProgress(quiet=quiet) as progress:
+            pushed = push_model(settings, str(result.reference), progress=progress, insecure=insecure, ca_cert=ca_cert)
+        if not quiet:
+            print_pushed(pushed)

@@ -1,0 +1,97 @@
+"""`push NAME`: a stored model to its registry (`package --push` ends here too).
+
+Blobs that another repository of the same registry is known to hold (from the store's own tags on that
+registry, e.g. a model pulled from `reg/a` and re-tagged `reg/b`) are offered to the registry as
+cross-repository mounts, so they never cross the network again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmctl.api.pull import check_online, open_store, parse_name, short
+from llmctl.errors import IntegrityError, NotFound
+from llmctl.oci.layout import Store
+from llmctl.oci.reference import Reference
+from llmctl.oci.registry import RetryPolicy, connect
+from llmctl.oci.registry.push import CHUNK_SIZE, push_artifact
+from llmctl.oci.registry.transfer import Tracker
+from llmctl.progress import NullProgress, Progress
+from llmctl.settings import Settings
+
+MAX_MOUNT_SOURCES = 3
+
+
+@dataclass(frozen=True)
+class Pushed:
+    reference: Reference
+    name: str
+    digest: str
+    blobs: int
+    total: int
+    uploaded: int  # bytes sent this time (0 for an unchanged model)
+    skipped: int  # bytes the registry already had
+    mounted: int  # bytes mounted from another repository of the registry
+    seconds: float
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name, "reference": str(self.reference), "digest": self.digest, "blobs": self.blobs,
+            "total_bytes": self.total, "uploaded_bytes": self.uploaded, "skipped_bytes": self.skipped,
+            "mounted_bytes": self.mounted, "seconds": round(self.seconds, 3),
+        }
+
+
+def mount_sources(store: Store, target: Reference) -> dict[str, list[str]]:
+    """digest -> other repositories of the target's registry whose stored manifests reference it."""
+    out: dict[str, list[str]] = {}
+    for entry in store.entries():
+        ref = entry.reference
+        if ref.registry != target.registry or ref.repository == target.repository:
+            continue
+        try:
+            manifest = store.manifest(entry.descriptor)
+        except (NotFound, IntegrityError):
+            continue
+        for blob in manifest.blobs():
+            repos = out.setdefault(blob.digest, [])
+            if ref.repository not in repos and len(repos) < MAX_MOUNT_SOURCES:
+                repos.append(ref.repository)
+    return out
+
+
+def push(
+    settings: Settings,
+    name: str,
+    *,
+    progress: Progress | None = None,
+    concurrency: int = 3,
+    insecure: bool = False,
+    ca_cert: Path | None = None,
+    quiet: bool = False,
+    retry: RetryPolicy | None = None,
+    chunk_size: int = CHUNK_SIZE,
+) -> Pushed:
+    if quiet:
+        progress = NullProgress()
+    started = time.monotonic()
+    ref = parse_name(settings, name)
+    check_online(settings, ref.registry)
+    store = open_store(settings)
+    try:
+        desc = store.resolve(ref)
+    except NotFound:
+        from llmctl.api.models import get_model
+
+        get_model(settings, ref)  # installs the bundled default on first use, else NotFound with a hint
+        desc = store.resolve(ref)
+    tracker = Tracker(progress, "pushing")
+    with connect(settings, ref.registry, insecure=insecure, ca_cert=ca_cert, retry=retry) as client:
+        stats = push_artifact(client, store, ref, desc, tracker, concurrency=concurrency,
+                              mount_sources=mount_sources(store, ref), chunk_size=chunk_size)
+    return Pushed(
+        reference=ref, name=short(settings, ref), digest=stats.digest, blobs=stats.blobs, total=stats.total,
+        uploaded=stats.uploaded, skipped=stats.skipped, mounted=stats.mounted, seconds=time.monotonic() - started,
+    )

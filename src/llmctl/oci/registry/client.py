@@ -1,0 +1,405 @@
+"""The HTTP side of the distribution spec on httpx: scheme discovery, auth, retries, error mapping.
+
+Why httpx and not oras-py's transport: oras-py's push reads a whole blob into memory (273 MB RSS for a
+253 MB model), its pull does not verify digests, and it has no Range resume and no cross-repository mount.
+A streaming client is small when the store already does content addressing (docs/design-registry.md).
+
+One `RegistryClient` per registry and command; it is shared by the transfer threads (httpx's pool is
+thread-safe). Every request names the token scopes it needs, so auth happens before a body is sent:
+a 253 MB upload is never sent twice because of a 401.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+from urllib.parse import urlencode
+
+import httpx
+
+from llmctl import __version__
+from llmctl.errors import AuthError, NotFound, RegistryError
+from llmctl.oci.registry.auth import (
+    Challenge,
+    Credentials,
+    TokenCache,
+    merge_scopes,
+    parse_challenge,
+    token_from_response,
+)
+from llmctl.oci.registry.tls import TlsOptions, tls_hint
+from llmctl.oci.registry.transfer import Cancelled
+
+USER_AGENT = f"llmctl/{__version__}"
+
+# httpcore reads sockets 64 KiB at a time; every read then passes through h11, httpx and our hash/write loop.
+# 1 MiB reads cut the CPU of a 253 MB pull by a quarter (user 0.34 -> 0.26 s, sys 0.17 -> 0.12 s, measured
+# here), which is wall time on a busy 2-core machine. Memory stays constant: one buffer per connection.
+try:
+    from httpcore._sync.http11 import HTTP11Connection as _H11
+
+    if getattr(_H11, "READ_NUM_BYTES", None) == 64 * 1024:
+        _H11.READ_NUM_BYTES = 1024 * 1024
+except ImportError:  # a different httpcore layout: keep its default
+    pass
+RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+Body = bytes | Callable[[], Iterable[bytes]] | None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter for connection failures, 429 and 5xx; `Retry-After` is honoured."""
+
+    attempts: int = 5
+    base: float = 0.5
+    cap: float = 10.0
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        if retry_after and retry_after.strip().isdigit():
+            return min(float(retry_after), 60.0)
+        return min(self.cap, self.base * (2**attempt)) * (0.5 + random.random() / 2)
+
+
+def api_host(registry: str) -> str:
+    """Docker Hub's name and its API endpoint differ; every other registry is its own endpoint."""
+    return "registry-1.docker.io" if registry == "docker.io" else registry
+
+
+def registry_message(resp: httpx.Response) -> str:
+    """The `errors[]` of a distribution error body, as `CODE: message`; empty when there is none."""
+    try:
+        data = json.loads(resp.read()[:65536] or b"null")
+        errors = data.get("errors") if isinstance(data, dict) else None
+        if errors:
+            return "; ".join(f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors[:3])
+    except (ValueError, AttributeError, httpx.HTTPError):
+        pass
+    return ""
+
+
+def _is_tls_error(exc: BaseException) -> bool:
+    """A TLS handshake failure: not transient, so never retried."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _is_cert_error(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class RegistryClient:
+    """Talks to one registry. Use as a context manager; `request()` is the only way out."""
+
+    def __init__(
+        self,
+        registry: str,
+        *,
+        credentials: Credentials | None = None,
+        tls: TlsOptions | None = None,
+        retry: RetryPolicy | None = None,
+        tokens: TokenCache | None = None,
+        timeout: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.registry = registry
+        self.credentials = credentials
+        self.tls = tls or TlsOptions()
+        self.retry = retry or RetryPolicy()
+        self.tokens = tokens or TokenCache()
+        self._sleep = sleep
+        self._http = httpx.Client(
+            verify=self.tls.ssl_context(registry),
+            timeout=httpx.Timeout(timeout, connect=15.0),
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            trust_env=False,
+        )
+        self._base: str | None = None
+        self._challenge: Challenge | None = None
+        self._lock = threading.Lock()
+        self._token_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "RegistryClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- endpoint and auth ---------------------------------------------------------------------------
+    @property
+    def base(self) -> str:
+        with self._lock:
+            if self._base is None:
+                self._ping()
+            assert self._base is not None
+            return self._base
+
+    def _ping(self) -> None:
+        """`GET /v2/` over HTTPS (then HTTP where allowed): learns the scheme and the auth challenge."""
+        host = api_host(self.registry)
+        schemes = ["https", "http"] if self.tls.allows_http(self.registry) else ["https"]
+        first_error: BaseException | None = None
+        for scheme in schemes:
+            try:
+                # TLS spoken to a plain-HTTP port fails at once and for good: no retries before the fallback.
+                resp = self._send_retrying("GET", f"{scheme}://{host}/v2/", headers={}, body=None, stream=False,
+                                           attempts=1 if scheme != schemes[-1] else None)
+            except httpx.TransportError as exc:
+                if _is_cert_error(exc):
+                    raise RegistryError(f"TLS certificate of {self.registry} is not trusted: {_reason(exc)}",
+                                        hint=tls_hint(self.registry)) from None
+                first_error = first_error or exc
+                continue
+            if resp.status_code == 401:
+                self._challenge = parse_challenge(resp.headers.get("WWW-Authenticate"))
+            elif resp.status_code >= 400 and resp.status_code != 404:
+                raise self.error(resp, f"{self.registry}/v2/")
+            self._base = f"{scheme}://{host}"
+            return
+        assert first_error is not None
+        raise self.transport_error(first_error)
+
+    def _auth_header(self, scopes: tuple[str, ...], *, stale: str | None = None) -> str | None:
+        """The Authorization value for a request needing `scopes`; `stale` is a header the registry just
+        refused, which must not be offered again."""
+        ch = self._challenge
+        if ch is None:
+            return None
+        if ch.scheme == "basic":
+            return self.credentials.basic_header() if self.credentials and self.credentials.username else None
+        if ch.scheme != "bearer" or not ch.realm:
+            return None
+        scopes = merge_scopes(scopes)
+        key = TokenCache.key(ch, scopes)
+        token = self.tokens.get(key)
+        if token is None or f"Bearer {token}" == stale:
+            with self._token_lock:  # parallel transfers wait for one token instead of each fetching one
+                token = self.tokens.get(key)
+                if token is None or f"Bearer {token}" == stale:
+                    token, expires_in = self._fetch_token(ch, scopes)
+                    self.tokens.put(key, token, expires_in)
+        return f"Bearer {token}"
+
+    def _fetch_token(self, ch: Challenge, scopes: tuple[str, ...]) -> tuple[str, float]:
+        creds = self.credentials
+        params: list[tuple[str, str]] = []
+        if ch.params.get("service"):
+            params.append(("service", ch.params["service"]))
+        params += [("scope", s) for s in scopes]
+        try:
+            if creds and creds.identity_token:
+                form = [("grant_type", "refresh_token"), ("refresh_token", creds.identity_token),
+                        ("client_id", "llmctl"), *params]
+                resp = self._http.post(ch.realm or "", content=urlencode(form),
+                                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+            else:
+                if creds and creds.username:
+                    params.append(("account", creds.username))
+                auth = (creds.username, creds.password) if creds and creds.username else None
+                resp = self._http.get(ch.realm or "", params=params, auth=auth)
+        except httpx.TransportError as exc:
+            raise RegistryError(f"cannot reach the token server of {self.registry} ({ch.realm}): {_reason(exc)}") from None
+        if resp.status_code in (401, 403):
+            if creds:
+                raise AuthError(f"{self.registry} refused the credentials of {creds.username or 'this login'}",
+                                hint=f"check them and run `llmctl login {self.registry}` again")
+            raise AuthError(f"{self.registry} requires authentication", hint=f"run `llmctl login {self.registry}`")
+        if resp.status_code >= 400:
+            raise RegistryError(f"the token server of {self.registry} answered {resp.status_code}")
+        try:
+            return token_from_response(resp.json())
+        except ValueError:
+            raise AuthError(f"the token server of {self.registry} answered something that is not JSON") from None
+
+    def check_credentials(self) -> bool:
+        """What `docker login` does: prove the credentials work. Returns False when the registry asks for
+        none. Raises AuthError when they are refused."""
+        _ = self.base
+        ch = self._challenge
+        if ch is None:
+            return False
+        if ch.scheme == "bearer":
+            self._fetch_token(ch, ())  # the token server checks the password; no scope needed
+            return True
+        resp = self.request("GET", "/v2/")
+        resp.close()
+        if resp.status_code == 401:
+            raise AuthError(f"{self.registry} refused the username or password")
+        if resp.status_code >= 400:
+            raise self.error(resp, "/v2/")
+        return True
+
+    # -- requests ------------------------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else f"{self.base}{path}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scopes: tuple[str, ...] = (),
+        headers: dict[str, str] | None = None,
+        body: Body = None,
+        stream: bool = False,
+        follow_redirects: bool = False,
+        retry: bool = True,
+        raw_errors: bool = False,
+    ) -> httpx.Response:
+        """Send with auth and retries. Returns any final response; callers map statuses with `error()`.
+
+        A 401 with a cached token renews it once (the token expired or was revoked early); a 401 after
+        that is returned to the caller, which reports it as an AuthError. Connection failures that outlast
+        the retries become RegistryError, unless `raw_errors` (transfers that resume or restart themselves).
+        """
+        try:
+            return self._request(method, path, scopes=scopes, headers=headers, body=body, stream=stream,
+                                 follow_redirects=follow_redirects, retry=retry)
+        except httpx.TransportError as exc:
+            if raw_errors:
+                raise
+            raise self.transport_error(exc) from None
+
+    def _request(self, method: str, path: str, *, scopes: tuple[str, ...], headers: dict[str, str] | None,
+                 body: Body, stream: bool, follow_redirects: bool, retry: bool) -> httpx.Response:
+        url = self.url(path)
+        renewed = False
+        auth: str | None = None
+        while True:
+            h = dict(headers or {})
+            auth = self._auth_header(scopes, stale=auth if renewed else None)
+            if auth:
+                h["Authorization"] = auth
+            resp = self._send_retrying(method, url, headers=h, body=body, stream=stream,
+                                       follow_redirects=follow_redirects, attempts=None if retry else 1)
+            if resp.status_code != 401 or renewed:
+                return resp
+            challenge = parse_challenge(resp.headers.get("WWW-Authenticate"))
+            if challenge is None:
+                return resp
+            wanted = challenge.params.get("scope")
+            if wanted:
+                scopes = merge_scopes((*scopes, *wanted.split(" ")))  # a scope we did not think of
+            if self._challenge is None or challenge.scheme != self._challenge.scheme:
+                self._challenge = challenge  # /v2/ was open but this repository is not
+            elif not (auth and challenge.scheme == "bearer"):
+                return resp  # basic credentials refused, or none to offer: the caller says "login"
+            resp.close()
+            renewed = True
+
+    def _send_retrying(
+        self, method: str, url: str, *, headers: dict[str, str], body: Body, stream: bool,
+        follow_redirects: bool = False, attempts: int | None = None,
+    ) -> httpx.Response:
+        """Retry connection failures, 429 and 5xx; `attempts=1` for requests that must not repeat
+        (an upload whose body may have been half-consumed by the registry)."""
+        attempts = attempts or self.retry.attempts
+        attempt = 0
+        while True:
+            content = body() if callable(body) else body
+            try:
+                req = self._http.build_request(method, url, headers=headers, content=content)
+                resp = self._http.send(req, stream=stream, follow_redirects=follow_redirects)
+            except httpx.TransportError as exc:
+                if _is_tls_error(exc) or attempt + 1 >= attempts:
+                    raise
+                self._sleep(self.retry.delay(attempt))
+                attempt += 1
+                continue
+            if resp.status_code in RETRY_STATUS and attempt + 1 < attempts:
+                retry_after = resp.headers.get("Retry-After")
+                resp.close()
+                self._sleep(self.retry.delay(attempt, retry_after))
+                attempt += 1
+                continue
+            return resp
+
+    def backoff(self, attempt: int) -> None:
+        """Wait before retry number `attempt` (0-based) of a transfer that failed mid-stream."""
+        self._sleep(self.retry.delay(attempt))
+
+    # -- errors --------------------------------------------------------------------------------------
+    def error(self, resp: httpx.Response, what: str) -> Exception:
+        """A typed, one-line error for a response that is not what the caller needed."""
+        status = resp.status_code
+        detail = registry_message(resp)
+        suffix = f": {detail}" if detail else ""
+        if status == 401:
+            if self.credentials:
+                return AuthError(f"{self.registry} refused the credentials for {what}{suffix}",
+                                 hint=f"run `llmctl login {self.registry}` with an account that has access")
+            return AuthError(f"{self.registry} requires authentication for {what}",
+                             hint=f"run `llmctl login {self.registry}`")
+        if status == 403:
+            return AuthError(f"access to {what} denied by {self.registry}{suffix}",
+                             hint="the account lacks permission for this repository")
+        if status == 404:
+            return NotFound(f"{what} not found on {self.registry}{suffix}")
+        if status == 429:
+            return RegistryError(f"{self.registry} is rate limiting requests (429) after {self.retry.attempts} attempts",
+                                 hint="wait and try again")
+        if status >= 500:
+            return RegistryError(f"{self.registry} failed with {status} {resp.reason_phrase} after "
+                                 f"{self.retry.attempts} attempts{suffix}")
+        return RegistryError(f"{self.registry} answered {status} {resp.reason_phrase} for {what}{suffix}")
+
+    def transport_error(self, exc: BaseException) -> RegistryError:
+        if _is_cert_error(exc):
+            return RegistryError(f"TLS certificate of {self.registry} is not trusted: {_reason(exc)}",
+                                 hint=tls_hint(self.registry))
+        if isinstance(exc, httpx.ConnectError):
+            return RegistryError(f"registry {self.registry} is unreachable: {_reason(exc)}")
+        if isinstance(exc, httpx.TimeoutException):
+            return RegistryError(f"registry {self.registry} timed out: {type(exc).__name__}")
+        return RegistryError(f"connection to {self.registry} lost: {_reason(exc)}")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if "Connection refused" in text or "[Errno 111]" in text:
+        return "connection refused"
+    if "Name or service not known" in text or "nodename nor servname" in text or "[Errno -2]" in text:
+        return "unknown host"
+    return text.splitlines()[0][:200]
+
+
+def iter_file(path: "object", start: int = 0, length: int | None = None, chunk: int = 4 * 1024 * 1024,
+              on_bytes: Callable[[int], None] | None = None,
+              cancelled: Callable[[], bool] | None = None) -> Callable[[], Iterator[bytes]]:
+    """A re-startable body: each call opens the file again and streams `length` bytes from `start`."""
+
+    def gen() -> Iterator[bytes]:
+        remaining = length
+        with open(path, "rb") as f:  # type: ignore[call-overload]
+            f.seek(start)
+            while remaining is None or remaining > 0:
+                if cancelled is not None and cancelled():
+                    raise Cancelled()
+                data = f.read(chunk if remaining is None else min(chunk, remaining))
+                if not data:
+                    break
+                if remaining is not None:
+                    remaining -= len(data)
+                if on_bytes:
+                    on_bytes(len(data))
+                yield data
+
+    return gen

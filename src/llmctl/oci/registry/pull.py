@@ -1,0 +1,272 @@
+"""Pull an artifact from a registry into the store, verifying every byte before the store admits it.
+
+Order: manifest (by tag or digest, digest checked), then the blobs the store lacks, in parallel, largest
+first, then the manifest is stored and tagged; a reader never sees a model whose blobs are missing.
+
+Each blob streams into `ingest/<hex>.partial` through `BlobWriter`, which hashes while writing; an
+interrupted download (network, registry crash, Ctrl-C, disk full) keeps that file and the next pull asks
+for the rest with `Range`. A blob whose bytes do not hash to its digest is deleted and the pull fails with
+IntegrityError; when a resumed file fails, it is fetched once more from byte 0 first, since the old
+partial bytes, not the registry, may be the culprit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+import httpx
+
+from llmctl.errors import IntegrityError, InvalidModel, RegistryError
+from llmctl.oci import mediatypes as mt
+from llmctl.oci.descriptor import Descriptor, Manifest
+from llmctl.oci.blobs import BlobWriter
+from llmctl.oci.layout import Store
+from llmctl.oci.reference import Reference
+from llmctl.oci.registry.auth import repo_scope
+from llmctl.oci.registry.client import RegistryClient
+from llmctl.oci.registry.transfer import Tracker, disk_error, run_parallel
+
+MANIFEST_ACCEPT = ", ".join([mt.OCI_MANIFEST, mt.OCI_INDEX, mt.DOCKER_MANIFEST_V2, mt.DOCKER_MANIFEST_LIST])
+MAX_MANIFEST = 4 * 1024 * 1024
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+@dataclass(frozen=True)
+class PulledManifest:
+    raw: bytes
+    media_type: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class PullStats:
+    digest: str
+    media_type: str
+    blobs: int
+    downloaded: int  # bytes that crossed the network
+    resumed: int  # bytes of partial files reused
+    skipped: int  # bytes already in the store
+    total: int  # bytes of all blobs
+
+
+def fetch_manifest(client: RegistryClient, ref: Reference, *, what: str) -> PulledManifest:
+    """GET a manifest by tag or digest; an index resolves to its first image manifest."""
+    pulled = _get_manifest(client, ref.repository, ref.digest or ref.tag or "latest", what=what,
+                           expected=ref.digest)
+    if pulled.media_type in mt.INDEX_TYPES or _looks_like_index(pulled.raw):
+        chosen = choose_from_index(pulled.raw, what)
+        pulled = _get_manifest(client, ref.repository, chosen, what=what, expected=chosen)
+    return pulled
+
+
+def _get_manifest(client: RegistryClient, repository: str, reference: str, *, what: str,
+                  expected: str | None) -> PulledManifest:
+    resp = client.request("GET", f"/v2/{repository}/manifests/{reference}", scopes=(repo_scope(repository, "pull"),),
+                          headers={"Accept": MANIFEST_ACCEPT}, stream=True)
+    try:
+        if resp.status_code != 200:
+            if resp.status_code == 404:
+                raise client.error(resp, f"model {what}")
+            raise client.error(resp, f"the manifest of {what}")
+        raw = bytearray()
+        for chunk in resp.iter_raw():
+            raw += chunk
+            if len(raw) > MAX_MANIFEST:
+                raise RegistryError(f"{client.registry}: the manifest of {what} is larger than 4 MiB")
+    finally:
+        resp.close()
+    raw_bytes = bytes(raw)
+    digest = "sha256:" + hashlib.sha256(raw_bytes).hexdigest()
+    if expected and digest != expected:
+        raise IntegrityError(f"the manifest {client.registry} served for {what} hashes to {digest}, not {expected}")
+    announced = resp.headers.get("Docker-Content-Digest", "")
+    if announced.startswith("sha256:") and announced != digest:
+        raise IntegrityError(f"the manifest of {what} hashes to {digest}, but {client.registry} says {announced}")
+    media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+    try:
+        declared = json.loads(raw_bytes).get("mediaType")
+    except (ValueError, AttributeError):
+        raise InvalidModel(f"the manifest of {what} is not JSON") from None
+    if declared in (*mt.MANIFEST_TYPES, *mt.INDEX_TYPES):
+        media_type = declared
+    elif media_type not in (*mt.MANIFEST_TYPES, *mt.INDEX_TYPES):
+        media_type = mt.OCI_MANIFEST
+    return PulledManifest(raw_bytes, media_type, digest)
+
+
+def _looks_like_index(raw: bytes) -> bool:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and "manifests" in data and "config" not in data
+
+
+def choose_from_index(raw: bytes, what: str) -> str:
+    """The digest of the manifest to use from an index: the first image manifest, preferring linux/amd64
+    (or no platform at all, as model artifacts have)."""
+    try:
+        entries = json.loads(raw).get("manifests") or []
+    except (ValueError, AttributeError):
+        raise InvalidModel(f"the index of {what} is not JSON") from None
+    candidates = [e for e in entries if isinstance(e, dict) and e.get("mediaType", mt.OCI_MANIFEST) in mt.MANIFEST_TYPES]
+    if not candidates:
+        raise InvalidModel(f"the index of {what} lists no image manifest")
+
+    def rank(e: dict) -> int:
+        platform = e.get("platform") or {}
+        if not platform:
+            return 0
+        return 1 if (platform.get("os"), platform.get("architecture")) == ("linux", "amd64") else 2
+
+    best = sorted(candidates, key=rank)[0]
+    return Descriptor.from_json(best).digest
+
+
+def download_blob(client: RegistryClient, store: Store, repository: str, desc: Descriptor, tracker: Tracker) -> tuple[int, int]:
+    """Fetch one blob into the store; returns (bytes resumed from a partial file, bytes downloaded)."""
+    for fresh in (False, True):
+        try:
+            return _download_once(client, store, repository, desc, tracker, fresh=fresh)
+        except _ResumedCorrupt:
+            continue  # the partial file was bad: delete done by commit(); fetch again from byte 0
+    raise AssertionError("unreachable")
+
+
+class _ResumedCorrupt(Exception):
+    pass
+
+
+def _download_once(client: RegistryClient, store: Store, repository: str, desc: Descriptor, tracker: Tracker,
+                   *, fresh: bool) -> tuple[int, int]:
+    where = f"blob {desc.digest}"
+    tracker.check()  # a transfer that failed elsewhere stops the queued ones before they create files
+    try:
+        writer = store.writer(partial_name=store.partial_name(desc.digest))
+    except OSError as exc:
+        raise disk_error(exc, where) from None
+    try:
+        return _fill(client, store, repository, desc, tracker, writer, fresh=fresh)
+    except OSError as exc:  # also from closing the partial file on the way out
+        raise disk_error(exc, f"{where} to {store.root}") from None
+    finally:
+        if writer.size == 0:
+            writer.path.unlink(missing_ok=True)  # an empty partial file resumes nothing
+
+
+def _fill(client: RegistryClient, store: Store, repository: str, desc: Descriptor, tracker: Tracker,
+          writer: BlobWriter, *, fresh: bool) -> tuple[int, int]:
+    where = f"blob {desc.digest}"
+    with writer:
+        if fresh or writer.size > desc.size:
+            writer.truncate()
+        resumed = writer.size
+        key = tracker.start(desc.digest, desc.size, resumed)
+        counted = resumed
+        failures = 0
+        while writer.size < desc.size:
+            tracker.check()
+            before = writer.size
+            headers = {"Accept-Encoding": "identity"}
+            if writer.size:
+                headers["Range"] = f"bytes={writer.size}-"
+            try:
+                resp = client.request("GET", f"/v2/{repository}/blobs/{desc.digest}", headers=headers, stream=True,
+                                      scopes=(repo_scope(repository, "pull"),), follow_redirects=True,
+                                      raw_errors=True)
+                try:
+                    if resp.status_code == 206:
+                        m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+                        if not m or int(m.group(1)) != writer.size:
+                            raise RegistryError(f"{client.registry} answered a Range request for {where} with "
+                                                f"the wrong range ({resp.headers.get('Content-Range')})")
+                    elif resp.status_code == 200:
+                        if writer.size:  # the server ignored Range: take the whole blob again
+                            tracker.rewind(key, counted)
+                            counted = 0
+                            writer.truncate()
+                    elif resp.status_code == 416:
+                        tracker.rewind(key, counted)
+                        counted = 0
+                        writer.truncate()
+                        continue
+                    else:
+                        raise client.error(resp, where)
+                    for chunk in resp.iter_raw():
+                        tracker.check()
+                        if writer.size + len(chunk) > desc.size:
+                            chunk = chunk[: desc.size - writer.size + 1]  # one byte too many is enough to fail
+                            writer.write(chunk)
+                            break
+                        writer.write(chunk)
+                        counted += len(chunk)
+                        tracker.advance(key, len(chunk))
+                finally:
+                    resp.close()
+                if writer.size > desc.size:
+                    break
+                if writer.size < desc.size:
+                    raise httpx.RemoteProtocolError("the connection closed before the blob was complete")
+            except httpx.TransportError as exc:
+                failures = 1 if writer.size > before else failures + 1  # progress made: a fresh budget
+                if failures >= client.retry.attempts:
+                    raise client.transport_error(exc) from None
+                client.backoff(failures - 1)
+        try:
+            writer.commit(desc.digest, desc.size)
+        except IntegrityError:
+            tracker.rewind(key, counted)
+            if resumed and not fresh:
+                raise _ResumedCorrupt() from None
+            raise IntegrityError(f"{client.registry}/{repository} served a corrupt {where}: its bytes do not "
+                                 f"match the digest; nothing was stored") from None
+        tracker.finish(key, "resumed" if resumed else "done")
+        return resumed, writer.size - resumed
+
+
+def pull_blobs(client: RegistryClient, store: Store, repository: str, manifest: Manifest, tracker: Tracker,
+               concurrency: int) -> tuple[int, int, int]:
+    """Download what the store lacks; returns (downloaded, resumed, skipped) bytes."""
+    seen: set[str] = set()
+    missing: list[Descriptor] = []
+    skipped = 0
+    for blob in manifest.blobs():
+        if blob.digest in seen:
+            continue
+        seen.add(blob.digest)
+        if store.has_blob(blob.digest, blob.size):
+            skipped += blob.size
+        else:
+            missing.append(blob)
+    missing.sort(key=lambda d: -d.size)
+    tracker.start_total(sum(d.size for d in missing), len(missing))
+    results = run_parallel([lambda d=d: download_blob(client, store, repository, d, tracker) for d in missing],
+                           concurrency, tracker)
+    tracker.finish_total("up to date" if not missing else None)
+    resumed = sum(r for r, _ in results)
+    return tracker.transferred, resumed, skipped
+
+
+def pull_artifact(client: RegistryClient, store: Store, ref: Reference, tags: list[Reference], tracker: Tracker,
+                  *, concurrency: int = 3, what: str | None = None) -> PullStats:
+    """The whole pull: manifest, blobs, then the manifest into the store under `tags`."""
+    what = what or str(ref)
+    pulled = fetch_manifest(client, ref, what=what)
+    try:
+        manifest = Manifest.from_bytes(pulled.raw)
+    except InvalidModel as exc:
+        raise InvalidModel(f"{what}: {exc}") from None
+    with store.writing():
+        downloaded, resumed, skipped = pull_blobs(client, store, ref.repository, manifest, tracker, concurrency)
+        try:
+            store.put_raw_manifest(pulled.raw, pulled.media_type, tags)
+        except OSError as exc:
+            raise disk_error(exc, f"the manifest of {what}") from None
+    return PullStats(pulled.digest, pulled.media_type, len(manifest.blobs()), downloaded, resumed, skipped,
+                     sum(b.size for b in manifest.blobs()))
+
+
+__all__ = ["PullStats", "choose_from_index", "fetch_manifest", "pull_artifact", "pull_blobs"]

@@ -1,0 +1,81 @@
+"""How a registry is reached: scheme, certificate trust, and Docker's rules for insecure registries.
+
+TLS is verified by default against the system store (which honours `SSL_CERT_FILE`/`SSL_CERT_DIR`), plus
+an extra CA from `--ca-cert`/`LLMCTL_CA_CERT`, plus Docker's per-registry `certs.d/<host>/ca.crt`, so a
+private CA that already works for `docker pull` works here. `--insecure` (or the registry in
+`LLMCTL_INSECURE_REGISTRIES`) allows plain HTTP and unverified TLS. Loopback registries may fall back from
+HTTPS to plain HTTP the way Docker treats them, but a loopback HTTPS registry is still verified: a bad
+certificate is an error, never a silent downgrade.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmctl.errors import UsageError
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def split_host(registry: str) -> tuple[str, int | None]:
+    """`host[:port]` (IPv6 in brackets) -> (host, port)."""
+    if registry.startswith("["):
+        host, _, rest = registry[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = registry.partition(":")
+    return host, int(port) if port.isdigit() else None
+
+
+def is_loopback(registry: str) -> bool:
+    host, _ = split_host(registry)
+    if host.lower() in LOOPBACK_NAMES or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    """What the user said about transport security for one command."""
+
+    insecure: bool = False
+    ca_cert: Path | None = None
+    insecure_registries: tuple[str, ...] = ()
+    docker_config: Path | None = None
+
+    def allows_http(self, registry: str) -> bool:
+        """Plain HTTP is tried only here: --insecure, a listed insecure registry, or loopback."""
+        return self.insecure or registry in self.insecure_registries or is_loopback(registry)
+
+    def skips_verification(self, registry: str) -> bool:
+        return self.insecure or registry in self.insecure_registries
+
+    def ssl_context(self, registry: str) -> ssl.SSLContext | bool:
+        """The `verify=` value for httpx: False when verification is off, else a context with our CAs."""
+        if self.skips_verification(registry):
+            return False
+        ctx = ssl.create_default_context()
+        extra = [self.ca_cert] if self.ca_cert else []
+        if self.docker_config is not None:
+            per_host = self.docker_config / "certs.d" / registry / "ca.crt"
+            if per_host.is_file():
+                extra.append(per_host)
+        for cafile in extra:
+            try:
+                ctx.load_verify_locations(cafile=str(cafile))
+            except FileNotFoundError:
+                raise UsageError(f"--ca-cert {cafile}: no such file") from None
+            except ssl.SSLError as exc:
+                raise UsageError(f"--ca-cert {cafile}: not a PEM certificate ({exc.reason or exc})") from None
+        return ctx
+
+
+def tls_hint(registry: str) -> str:
+    return (f"pass --ca-cert FILE with the CA that signed {registry}'s certificate (or set SSL_CERT_FILE), "
+            "or --insecure to skip verification")
