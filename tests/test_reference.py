@@ -27,6 +27,8 @@ DIGEST = "sha256:" + "a" * 64
         ("my-model_v2.1", "docker.io/library/my-model_v2.1:latest"),
         ("a__b", "docker.io/library/a__b:latest"),
         ("REGISTRY.EXAMPLE.COM/team/m", "registry.example.com/team/m:latest"),
+        ("hf.co/Org/Model-GGUF:Q4_K_M", "hf.co/org/model-gguf:Q4_K_M"),
+        ("huggingface.co/bartowski/Llama-3.2-1B-GGUF", "huggingface.co/bartowski/llama-3.2-1b-gguf:latest"),
     ],
 )
 def test_parse_fills_defaults(text: str, expected: str) -> None:
@@ -59,6 +61,8 @@ def test_parse_fills_defaults(text: str, expected: str) -> None:
         ("x-", "must be lowercase letters"),
         ("x..y", "must be lowercase letters"),
         ("bad_host-.com/x", "invalid registry"),
+        ("hf.co/Org/../x", "'..' is not allowed"),
+        ("hf.co/Org/x..y", "lowercase"),
     ],
 )
 def test_bad_names_are_rejected_with_a_reason(text: str, reason: str) -> None:

@@ -53,7 +53,8 @@ def ensure_model(settings: Settings, name: str | Reference, progress: Progress |
         from llmctl.api.pull import pull  # the registry layer; imported late, it brings httpx
 
         try:
-            pull(settings, str(ref), progress=progress)
+            # the name as typed: a Hugging Face repo id keeps its capitals for the Hub
+            pull(settings, name if isinstance(name, str) else str(ref), progress=progress)
         except LlmctlError as exc:
             raise type(exc)(f"model {short(settings, ref)!r} not found locally, and pulling it failed: {exc}") from None
         return get_model(settings, ref, progress)
@@ -65,9 +66,9 @@ def is_loopback(registry: str) -> bool:
 
 
 def stored_gguf_metadata(settings: Settings, name: str) -> tuple[dict[str, Any], int]:
-    """GGUF key/values and parameter count of a stored model's weights (used by `plan`)."""
+    """GGUF key/values and parameter count of a stored model's weights (used by `plan`; pulls if missing)."""
     from llmctl.artifact.gguf_meta import read_gguf
 
-    model = get_model(settings, name)
+    model = ensure_model(settings, name)
     infos = [read_gguf(p) for p in model.weights]
     return dict(infos[0].kv), sum(i.parameter_count for i in infos)

@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         _fail(f"unexpected {type(exc).__name__}: {exc} (set LLMCTL_DEBUG=1 for a traceback)", 1)
+    if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C inside a command into a return code
+        _fail("interrupted", EXIT_INTERRUPTED)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -134,11 +134,8 @@ def plan(
 
 
 def _stored_lookup(settings: object):  # type: ignore[no-untyped-def]
-    """llmctl.api.stored_gguf_metadata bound to the settings, when that API exists in this build."""
-    try:
-        from llmctl.api import stored_gguf_metadata  # type: ignore[attr-defined]
-    except (ImportError, AttributeError):
-        return None
+    """llmctl.api.stored_gguf_metadata bound to the settings (pulls a missing model, as `run` does)."""
+    from llmctl.api.models import stored_gguf_metadata
 
     def lookup(name: str) -> tuple[dict, int]:
         return stored_gguf_metadata(settings, name)

@@ -20,6 +20,10 @@ PATH_COMPONENT = re.compile(rf"^{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*$")
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 DOMAIN = re.compile(rf"^{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$")
 TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+# Hugging Face repo ids may have capitals (`hf.co/Org/Repo-GGUF`, Ollama's syntax): accepted there, and
+# stored lowercased (the Hub resolves repo ids case-insensitively), so every spelling finds the same model.
+HF_DOMAINS = ("hf.co", "huggingface.co")
+HF_COMPONENT = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
 DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 MAX_NAME_LENGTH = 255
 DEFAULT_TAG = "latest"
@@ -121,6 +125,9 @@ def parse(text: str, *, registry: str = DEFAULT_REGISTRY, namespace: str = DEFAU
     for component in path:
         if component in (".", ".."):
             raise InvalidReference(f"invalid model name {original!r}: '{component}' is not allowed")
+    if domain in HF_DOMAINS and all(HF_COMPONENT.match(c) and ".." not in c for c in path):
+        path = [c.lower() for c in path]
+    for component in path:
         if component != component.lower():
             raise InvalidReference(f"invalid model name {original!r}: repository names must be lowercase")
         if not PATH_COMPONENT.match(component):
