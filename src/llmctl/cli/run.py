@@ -1,0 +1,115 @@
+"""`llmctl run NAME [PROMPT]`."""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import typer
+
+from llmctl.cli import render
+
+
+def run(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Model name, e.g. gemma3:270m."),
+    prompt: Optional[List[str]] = typer.Argument(None, help="The prompt. Without one: stdin if piped, else a chat."),
+    param: List[str] = typer.Option([], "--param", "-p", metavar="NAME=VALUE",
+                                    help="Override a Modelfile PARAMETER, e.g. temperature=0 (repeatable)."),
+    lora: List[str] = typer.Option([], "--lora", metavar="FILE[:SCALE]",
+                                   help="Apply a GGUF LoRA adapter, scale 1.0 unless given (repeatable)."),
+    system: Optional[str] = typer.Option(None, "--system", help="System prompt, instead of the model's SYSTEM."),
+    json_: bool = typer.Option(False, "--json", help="Print the whole response with timings as JSON at the end."),
+    verbose: bool = typer.Option(False, "--verbose", help="Print timings to stderr after the answer."),
+    backend: str = typer.Option("auto", "--backend",
+                                help="auto (a running `llmctl serve`, else a llama-server child, else "
+                                     "llama-cpp-python), gateway, llama-server or llama-cpp-python."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output on stderr."),
+) -> None:
+    """Run a model: answer PROMPT, or chat interactively.
+
+    The answer streams to stdout. Piped stdin is the prompt (before PROMPT words, if any). Without a prompt
+    on a terminal, an interactive chat starts (/? for its commands). The model's SYSTEM, TEMPLATE,
+    PARAMETERs, MESSAGEs and ADAPTERs apply; --param and --lora add to them. When a `llmctl serve` gateway
+    answers at LLMCTL_HOST, run uses it; otherwise it starts its own llama-server for the run.
+
+    Examples:
+
+      llmctl run gemma3:270m "Why is the sky blue?"
+
+      echo "Summarize: ..." | llmctl run gemma3:270m
+
+      llmctl run gemma3:270m --param temperature=0 --param seed=42 --json "hi"
+
+      llmctl run mymodel --lora ./adapter.gguf:0.5 "hello"
+    """
+    from llmctl.api.run import parse_lora, parse_params, run as run_once
+    from llmctl.errors import UsageError
+
+    settings = ctx.obj
+    params = parse_params(param)
+    adapters = [parse_lora(x) for x in lora]
+    words = " ".join(prompt or []).strip()
+    piped = not sys.stdin.isatty()
+    if piped:
+        data = sys.stdin.read().strip()
+        words = " ".join(x for x in (data, words) if x)
+    if not words:
+        if piped:
+            raise UsageError("no prompt: stdin was empty and no PROMPT was given")
+        if json_:
+            raise UsageError("--json needs a prompt")
+        _chat(settings, name, params, adapters, system, backend, verbose, quiet)
+        return
+
+    with render.CliProgress(quiet=quiet) as progress:
+        with _loading(quiet, f"loading {name}"):
+            reply = run_once(settings, name, words, params=params, lora=adapters, system=system, backend=backend,
+                             progress=progress)
+    if json_:
+        reply.read()
+        render.print_json(reply.to_json())
+        return
+    out = sys.stdout
+    for chunk in reply:
+        out.write(chunk)
+        out.flush()
+    out.write("\n")
+    out.flush()
+    if verbose:
+        from llmctl.runtime.chat import stats_lines
+
+        render.stderr.print("\n".join(stats_lines(reply.stats)), markup=False)
+
+
+class _loading:
+    """A transient spinner on stderr while the engine loads (terminals only)."""
+
+    def __init__(self, quiet: bool, text: str) -> None:
+        self.status = None
+        if not quiet and render.stderr.is_terminal:
+            self.status = render.stderr.status(text, spinner="dots")
+
+    def __enter__(self) -> None:
+        if self.status is not None:
+            self.status.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status is not None:
+            self.status.__exit__(*exc)
+
+
+def _chat(settings, name, params, adapters, system, backend, verbose, quiet) -> None:  # type: ignore[no-untyped-def]
+    from llmctl.api.run import Session
+    from llmctl.runtime.chat import repl
+
+    def make(model_name: str) -> Session:
+        with render.CliProgress(quiet=quiet) as progress, _loading(quiet, f"loading {model_name}"):
+            return Session(settings, model_name, params=params, lora=adapters, system=system, backend=backend,
+                           progress=progress).start()
+
+    session = make(name)
+    try:
+        repl(session, history=settings.home / "history", verbose=verbose, make_session=make)
+    finally:
+        session.close()

@@ -1,0 +1,389 @@
+"""One llama-server child process: start it on a loopback port, wait until it is healthy, talk to it, stop it.
+
+Failures become `EngineError`s that say what happened and end with the tail of the engine's log: a busy port
+(`Conflict`), a model that does not load, a process that exits or is killed, and SIGILL, which on these
+machines almost always means the AMX trap (see `llmctl.runtime.cpu`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from llmctl.errors import Conflict, EngineError, LlmctlError
+from llmctl.runtime import cpu
+from llmctl.runtime.engine import Engine, find_engine
+from llmctl.runtime.prompt import JINJA, CompletionRequest, Delta, load_params, parse_event, prompt_mode
+from llmctl.settings import Settings
+
+DEFAULT_CTX = 4096
+LOG_TAIL_LINES = 15
+_BIND_FAILED = re.compile(r"couldn't bind|address already in use|failed to bind", re.I)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How to start llama-server for one model.
+
+    ctx_size is the context of each request: llama-server gets `-c ctx_size * parallel` so each of its
+    `parallel` slots holds a full context, as Ollama sizes OLLAMA_NUM_PARALLEL x num_ctx. Default: the model's
+    num_ctx PARAMETER, else min(model context, 4096). The model's ADAPTER layers are always applied (scale
+    1.0) unless `lora` lists the same file with another scale.
+    """
+
+    ctx_size: int | None = None
+    parallel: int = 4
+    threads: int | None = None
+    gpu_layers: int | None = None
+    lora: tuple[tuple[Path, float], ...] = ()
+    extra_args: tuple[str, ...] = ()
+
+    @classmethod
+    def for_model(cls, model: Any, params: dict[str, Any] | None = None, **overrides: Any) -> "EngineOptions":
+        """Options from the model's PARAMETERs and `params` (num_ctx, num_thread, num_gpu, num_batch)."""
+        merged = {**(getattr(model, "parameters", None) or {}), **(params or {})}
+        values: dict[str, Any] = load_params(merged)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_busy(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def read_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80] or "model"
+
+
+def _prune_logs(logs: Path, keep_seconds: float = 3 * 86400) -> None:
+    now = time.time()
+    for p in logs.glob("engine-*-p*.log"):
+        try:
+            if now - p.stat().st_mtime > keep_seconds:
+                p.unlink()
+        except OSError:
+            pass
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """The same adapter bytes: same path, or same size and content (a store blob is named by its sha256)."""
+    try:
+        if a.resolve() == b.resolve():
+            return True
+        if a.stat().st_size != b.stat().st_size:
+            return False
+    except OSError:
+        return False
+    import hashlib
+
+    def digest(p: Path) -> str:
+        if re.fullmatch(r"[0-9a-f]{64}", p.name):
+            return p.name
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+
+    return digest(a) == digest(b)
+
+
+def merge_lora(adapters: Any, lora: Any) -> list[tuple[Path, float]]:
+    """The model's ADAPTER files at scale 1.0, then `lora`; a `lora` entry for the same bytes sets its scale."""
+    out: list[tuple[Path, float]] = [(Path(p), 1.0) for p in adapters]
+    for path, scale in lora:
+        path = Path(path)
+        for i, (have, _) in enumerate(out):
+            if _same_file(have, path):
+                out[i] = (have, float(scale))
+                break
+        else:
+            out.append((path, float(scale)))
+    return out
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+@dataclass
+class EngineProcess:
+    engine: Engine
+    model: Any
+    options: EngineOptions
+    host: str
+    port: int
+    log_path: Path
+    command: list[str]
+    prompt_mode: str
+    proc: subprocess.Popen[bytes]
+    started_at: float = field(default_factory=time.time)
+    ready_seconds: float = 0.0
+
+    # -- starting -------------------------------------------------------------------------------------------
+    @classmethod
+    def start(cls, settings: Settings, model: Any, options: EngineOptions | None = None, *, host: str = "127.0.0.1",
+              port: int | None = None, log_path: Path | None = None, timeout: float = 120,
+              engine: Engine | None = None, die_with_parent: bool = False) -> "EngineProcess":
+        """Start llama-server for `model` and wait until GET /health answers 200.
+
+        A free loopback port is chosen when `port` is None (and another one tried if it is taken meanwhile).
+        `die_with_parent` makes the kernel stop the engine if the calling thread's process dies (one-shot runs).
+        """
+        options = options or EngineOptions()
+        engine = engine or find_engine(settings)
+        if port is not None and port_busy(host, port):
+            raise Conflict(f"port {port} on {host} is already in use; choose another port or stop what listens there")
+        attempts = 3 if port is None else 1
+        for attempt in range(attempts):
+            chosen = port if port is not None else free_port(host)
+            try:
+                return cls._start_once(settings, model, options, engine, host, chosen, log_path, timeout,
+                                       die_with_parent)
+            except _PortTaken:
+                if attempt == attempts - 1:
+                    raise Conflict(f"port {chosen} on {host} is already in use") from None
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _start_once(cls, settings: Settings, model: Any, options: EngineOptions, engine: Engine, host: str,
+                    port: int, log_path: Path | None, timeout: float, die_with_parent: bool) -> "EngineProcess":
+        mode = prompt_mode(model)
+        cmd = cls.build_command(settings, model, options, engine, host, port, mode)
+        name = _slug(str(getattr(model, "reference", "model")))
+        if log_path is None:
+            settings.logs_dir.mkdir(parents=True, exist_ok=True)
+            _prune_logs(settings.logs_dir)
+            log_path = settings.logs_dir / f"engine-{name}-p{port}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.monotonic()
+        with open(log_path, "wb") as log:
+            log.write(("$ " + " ".join(cmd) + "\n").encode())
+            log.flush()
+            try:
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        env=engine.environ(), start_new_session=True,
+                                        preexec_fn=_die_with_parent if die_with_parent else None)
+            except OSError as exc:
+                raise EngineError(f"cannot start {engine.path}: {exc.strerror or exc}") from None
+        ep = cls(engine, model, options, host, port, log_path, cmd, mode, proc)
+        try:
+            ep._wait_healthy(timeout)
+        except BaseException:
+            ep.stop(timeout=2)
+            raise
+        ep.ready_seconds = time.monotonic() - t0
+        return ep
+
+    @staticmethod
+    def build_command(settings: Settings, model: Any, options: EngineOptions, engine: Engine, host: str, port: int,
+                      mode: str) -> list[str]:
+        params = getattr(model, "parameters", None) or {}
+        ctx = options.ctx_size or (int(params["num_ctx"]) if params.get("num_ctx") else None)
+        if not ctx:
+            model_ctx = getattr(getattr(model, "facts", None), "context_size", None)
+            ctx = min(int(model_ctx), DEFAULT_CTX) if model_ctx else DEFAULT_CTX
+        parallel = max(1, int(options.parallel))
+        cmd = [str(engine.path), "-m", str(model.weights[0]), "--host", host, "--port", str(port),
+               "-np", str(parallel), "-c", str(ctx * parallel), "--no-webui", "--metrics",
+               "--alias", str(getattr(model, "reference", "model"))]
+        if options.threads:
+            cmd += ["-t", str(options.threads)]
+        gpu_layers = options.gpu_layers
+        if gpu_layers is None and engine.kind == "cuda":
+            gpu_layers = 999
+        if gpu_layers is not None:
+            cmd += ["-ngl", str(gpu_layers)]
+        for path, scale in merge_lora(getattr(model, "adapters", ()) or (), options.lora):
+            cmd += ["--lora-scaled", f"{path}:{scale:g}"]
+        if getattr(model, "projector", None):
+            cmd += ["--mmproj", str(model.projector)]
+        if mode == JINJA:
+            cmd.append("--jinja")
+            if getattr(model, "chat_template", None):
+                settings.run_dir.mkdir(parents=True, exist_ok=True)
+                tpl = settings.run_dir / f"chat-template-{str(getattr(model, 'digest', 'x')).split(':')[-1][:16]}.jinja"
+                tpl.write_text(model.chat_template)
+                cmd += ["--chat-template-file", str(tpl)]
+        return cmd + list(options.extra_args)
+
+    def _wait_healthy(self, timeout: float) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        url = f"{self.base_url}/health"
+        with httpx.Client(timeout=2.0) as client:
+            while True:
+                if self.proc.poll() is not None:
+                    tail = read_tail(self.log_path, 200)
+                    if self.proc.returncode not in (None,) and _BIND_FAILED.search(tail):
+                        raise _PortTaken()
+                    raise self.exit_error(starting=True) or EngineError("llama-server exited")
+                try:
+                    r = client.get(url)
+                    if r.status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise EngineError(
+                        f"llama-server did not become ready within {timeout:.0f}s"
+                        + self._tail_text()
+                    )
+                time.sleep(0.05)
+
+    # -- state ----------------------------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def _tail_text(self) -> str:
+        tail = read_tail(self.log_path)
+        return f"\n--- last lines of {self.log_path} ---\n{tail}" if tail else f" (log: {self.log_path})"
+
+    def exit_error(self, *, starting: bool = False) -> EngineError | None:
+        """The error that explains why the engine is gone, or None while it runs."""
+        rc = self.proc.poll()
+        if rc is None:
+            return None
+        sig = cpu.signal_name(rc)
+        when = "while starting" if starting else "while serving"
+        if rc == -signal.SIGILL:
+            msg = cpu.sigill_message()
+        elif sig:
+            msg = f"llama-server (pid {self.pid}) was killed by {sig} {when}"
+        else:
+            msg = f"llama-server (pid {self.pid}) exited with status {rc} {when}"
+            tail = read_tail(self.log_path, 200)
+            m = re.search(r"(failed to load model|error loading model[^\n]*|unknown argument[^\n]*|"
+                          r"failed to open[^\n]*|out of memory[^\n]*|failed to apply lora[^\n]*)", tail, re.I)
+            if m:
+                msg += f": {m.group(1).strip()}"
+        return EngineError(msg + self._tail_text())
+
+    def check(self) -> None:
+        err = self.exit_error()
+        if err:
+            raise err
+
+    # -- talking --------------------------------------------------------------------------------------------
+    def complete(self, req: CompletionRequest, *, timeout: float | None = None) -> Iterator[Delta]:
+        """Send `req` and yield Deltas as llama-server streams them (one Delta when not streaming).
+
+        Closing the generator early closes the connection, which makes llama-server cancel the request.
+        """
+        import httpx
+
+        url = self.base_url + req.endpoint
+        try:
+            with httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0)) as client:
+                with client.stream("POST", url, json=req.body) as r:
+                    if r.status_code != 200:
+                        r.read()
+                        raise EngineError(f"llama-server answered {r.status_code}: {_error_text(r.text)}")
+                    if not req.body.get("stream"):
+                        r.read()
+                        yield parse_event(req.endpoint, r.json())
+                        return
+                    for line in r.iter_lines():
+                        if line.startswith("error:"):
+                            raise EngineError(f"llama-server: {_error_text(line[6:])}")
+                        if not line.startswith("data:"):
+                            continue
+                        data = line[5:].strip()
+                        if data == "[DONE]":
+                            return
+                        obj = json.loads(data)
+                        if isinstance(obj, dict) and "error" in obj:
+                            raise EngineError(f"llama-server: {_error_text(data)}")
+                        yield parse_event(req.endpoint, obj)
+        except (httpx.TransportError, ValueError) as exc:
+            raise self._lost(exc) from None
+
+    def _lost(self, exc: Exception) -> LlmctlError:
+        try:
+            self.proc.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            pass
+        err = self.exit_error()
+        if err:
+            return err
+        return EngineError(f"lost the connection to llama-server (pid {self.pid}): {exc}" + self._tail_text())
+
+    # -- stopping -------------------------------------------------------------------------------------------
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeout)
+            except ProcessLookupError:
+                pass
+
+    def __enter__(self) -> "EngineProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _PortTaken(Exception):
+    pass
+
+
+def _error_text(text: str) -> str:
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return text.strip()[:500]
+    if isinstance(obj, dict):
+        err = obj.get("error", obj)
+        if isinstance(err, dict):
+            return str(err.get("message") or err)
+        return str(err)
+    return str(obj)

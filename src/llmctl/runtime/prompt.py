@@ -1,0 +1,359 @@
+"""From chat messages and Ollama parameters to the request llama-server needs, in each prompt mode.
+
+A model is served in one of three prompt modes (`prompt_mode`):
+
+- "jinja": the model has a chat template (a chat-template layer, or `tokenizer.chat_template` in the GGUF):
+  llama-server applies it (`--jinja`), we send `/v1/chat/completions`;
+- "template": the model has an Ollama Go TEMPLATE (and no chat-template layer): we render the prompt here,
+  with Ollama's semantics (`render_template`), and send `/completion`;
+- "completion": a base model with neither: we write a plain "Q:/A:" transcript that makes a
+  base model answer, with stop strings and a token limit, and send `/completion`.
+
+Ollama's parameter names map to llama-server's in `sampling_params`. Pure: no I/O except reading a GGUF
+header once per file (to see whether it carries a chat template).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from llmctl.errors import InvalidInput
+from llmctl.runtime import gotemplate
+
+JINJA, TEMPLATE, COMPLETION = "jinja", "template", "completion"
+PROMPT_MODES = (JINJA, TEMPLATE, COMPLETION)
+
+# Base-model transcript: what the model sees, and where its answer ends. "Q:/A:" measured best on Gemma 3 270M
+# (greedy, 8 everyday prompts): no empty answer, against 2 of 8 for "Question:/Answer:".
+COMPLETION_USER, COMPLETION_ASSISTANT = "Q:", "A:"
+COMPLETION_STOPS = ("\n\n", "\nQ:", "\nA:")  # an answer is one paragraph
+COMPLETION_MAX_TOKENS = 128  # a base model rambles past a paragraph; Ollama's -1 (unlimited) is no default here
+COMPLETION_REPEAT_PENALTY = 1.1  # Ollama's default; llama-server's is 1.0, which lets a 270M base model loop
+
+# Ollama option -> llama-server field (the same names on /completion and /v1/chat/completions).
+_SAMPLING = {
+    "temperature": "temperature",
+    "top_k": "top_k",
+    "top_p": "top_p",
+    "min_p": "min_p",
+    "typical_p": "typical_p",
+    "repeat_penalty": "repeat_penalty",
+    "repeat_last_n": "repeat_last_n",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+    "seed": "seed",
+    "num_keep": "n_keep",
+    "mirostat": "mirostat",
+    "mirostat_tau": "mirostat_tau",
+    "mirostat_eta": "mirostat_eta",
+}
+# llama-server's own names, passed through as they are (a gateway may forward them).
+_PASSTHROUGH = frozenset({
+    "n_predict", "max_tokens", "ignore_eos", "logit_bias", "grammar", "json_schema", "response_format",
+    "dry_multiplier", "dry_base", "dry_allowed_length", "dry_penalty_last_n", "xtc_probability",
+    "xtc_threshold", "top_n_sigma", "n_probs", "min_keep", "cache_prompt", "n_keep", "samplers",
+})
+# Fixed when the engine starts (EngineOptions), or no longer meaningful: never sent per request.
+LOAD_PARAMETERS = frozenset({"num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread", "numa",
+                             "use_mlock", "low_vram", "f16_kv", "vocab_only", "logits_all", "draft_num_predict"})
+IGNORED_PARAMETERS = frozenset({"penalize_newline", "tfs_z"})
+
+
+def sampling_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Ollama options (PARAMETER names) -> llama-server request fields. Unknown names are dropped.
+
+    `num_predict` becomes both `n_predict` and `max_tokens` (llama-server reads either); `stop` is always a
+    list. Load-time options (num_ctx, num_thread, num_gpu...) are not per request; see `load_params`.
+    """
+    out: dict[str, Any] = {}
+    for key, value in (params or {}).items():
+        if value is None:
+            continue
+        if key in _SAMPLING:
+            out[_SAMPLING[key]] = value
+        elif key == "num_predict":
+            out["n_predict"] = out["max_tokens"] = int(value)
+        elif key == "stop":
+            stops = [value] if isinstance(value, str) else [str(s) for s in value]
+            out["stop"] = [s for s in stops if s]
+        elif key in _PASSTHROUGH:
+            out[key] = value
+    if "seed" in out:
+        out["seed"] = int(out["seed"])
+    return out
+
+
+def load_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The load-time options among Ollama parameters, as EngineOptions field names."""
+    p = params or {}
+    out: dict[str, Any] = {}
+    if p.get("num_ctx"):
+        out["ctx_size"] = int(p["num_ctx"])
+    if p.get("num_thread"):
+        out["threads"] = int(p["num_thread"])
+    if p.get("num_gpu") is not None:
+        out["gpu_layers"] = int(p["num_gpu"])
+    if p.get("num_batch"):
+        out["extra_args"] = ("-b", str(int(p["num_batch"])))
+    return out
+
+
+# -- prompt mode --------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=64)
+def _gguf_chat_template(path: str, mtime: float) -> str | None:
+    from llmctl.artifact.gguf_meta import read_gguf
+
+    value = read_gguf(Path(path)).kv.get("tokenizer.chat_template")
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def gguf_chat_template(path: Path) -> str | None:
+    """The chat template a GGUF file carries (`tokenizer.chat_template`), or None."""
+    try:
+        return _gguf_chat_template(str(path), Path(path).stat().st_mtime)
+    except (OSError, InvalidInput):  # an unreadable file: the engine will say what is wrong with it
+        return None
+
+
+def prompt_mode(model: Any) -> str:
+    """"jinja", "template" or "completion" for a Model (see the module docstring for the order)."""
+    if getattr(model, "chat_template", None):
+        return JINJA
+    if getattr(model, "template", None):
+        return TEMPLATE
+    if model.weights and gguf_chat_template(model.weights[0]):
+        return JINJA
+    return COMPLETION
+
+
+# -- messages -----------------------------------------------------------------------------------------------
+def _msg(m: Any) -> dict[str, Any]:
+    if isinstance(m, Mapping):
+        d = {str(k): v for k, v in m.items() if v is not None}
+    else:
+        d = {"role": getattr(m, "role"), "content": getattr(m, "content")}
+    d["role"] = str(d.get("role", "user"))
+    content = d.get("content")
+    if isinstance(content, list):  # OpenAI content parts: keep the text
+        d["content"] = "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
+    else:
+        d["content"] = "" if content is None else str(content)
+    return d
+
+
+def conversation(model: Any, messages: Iterable[Any], system: str | None = None) -> list[dict[str, Any]]:
+    """Modelfile MESSAGEs + the given messages, with SYSTEM first unless the messages bring their own.
+
+    This is Ollama's chat handler: `system` (if given) replaces the model's SYSTEM.
+    """
+    given = [_msg(m) for m in messages]
+    msgs = [_msg(m) for m in (getattr(model, "messages", None) or ())] + given
+    system = system if system is not None else getattr(model, "system", None)
+    if system and not (given and given[0]["role"] == "system"):
+        msgs.insert(0, {"role": "system", "content": system})
+    return msgs
+
+
+def _collate(msgs: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """Ollama's collate: all system texts joined; consecutive same-role messages merged (tool excepted)."""
+    system: list[str] = []
+    out: list[dict[str, Any]] = []
+    for m in msgs:
+        m = dict(m)
+        if m["role"] == "system":
+            system.append(m["content"])
+        if out and out[-1]["role"] == m["role"] and m["role"] != "tool":
+            out[-1]["content"] += "\n\n" + m["content"]
+        else:
+            out.append(m)
+    return "\n\n".join(system), out
+
+
+def _go_message(m: dict[str, Any]) -> dict[str, Any]:
+    d = {"Role": m["role"], "Content": m["content"]}
+    for src, dst in (("tool_calls", "ToolCalls"), ("thinking", "Thinking"), ("tool_name", "ToolName"),
+                     ("tool_call_id", "ToolCallID"), ("images", "Images")):
+        if m.get(src) is not None:
+            d[dst] = m[src]
+    return d
+
+
+@functools.lru_cache(maxsize=32)
+def _parse(template: str) -> gotemplate.Template:
+    t = gotemplate.parse(template)
+    names = t.identifiers()
+    if "messages" not in names and "response" not in names:
+        t.append_response()
+    return t
+
+
+def render_template(template: str, *, system: str | None, messages: Iterable[Any], prompt: str | None = None,
+                    response: str = "", tools: Any = None, think: bool | None = None) -> str:
+    """Render an Ollama Go TEMPLATE exactly as Ollama's `template.Execute` does.
+
+    `messages` are dicts or objects with role/content; `system` is prepended as a system message unless the
+    messages start with one; `prompt` appends a user turn and `response` an assistant turn to continue.
+    Templates that use `.Messages` get the whole conversation; older ones (`.System`/`.Prompt`/`.Response`)
+    are rendered once per turn and the last render is cut after `.Response`, as Ollama does.
+    """
+    msgs = [_msg(m) for m in messages]
+    if system and not (msgs and msgs[0]["role"] == "system"):
+        msgs.insert(0, {"role": "system", "content": system})
+    if prompt:
+        msgs.append({"role": "user", "content": prompt})
+    if response:
+        msgs.append({"role": "assistant", "content": response})
+    try:
+        tmpl = _parse(template)
+    except InvalidInput as exc:
+        raise InvalidInput(f"TEMPLATE does not parse: {exc}") from None
+    sys_text, collated = _collate(msgs)
+    think_vars = {"Think": bool(think), "IsThinkSet": think is not None}
+    names = tmpl.identifiers()
+    try:
+        if "messages" in names or "document" in names:
+            return tmpl.execute({"System": sys_text, "Messages": [_go_message(m) for m in collated],
+                                 "Tools": tools, "Response": "", **think_vars})
+        out: list[str] = []
+        state = {"System": "", "Prompt": "", "Response": ""}
+
+        def flush() -> None:
+            out.append(tmpl.execute({**state, **think_vars}))
+            state.update(System="", Prompt="", Response="")
+
+        for m in collated:
+            if m["role"] == "system":
+                if state["Prompt"] or state["Response"]:
+                    flush()
+                state["System"] = m["content"]
+            elif m["role"] == "user":
+                if state["Response"]:
+                    flush()
+                state["Prompt"] = m["content"]
+            elif m["role"] == "assistant":
+                state["Response"] = m["content"]
+        out.append(tmpl.cut_after_response().execute({**state, **think_vars}))
+        return "".join(out)
+    except InvalidInput as exc:
+        raise InvalidInput(f"TEMPLATE failed: {exc}") from None
+
+
+def completion_prompt(messages: Iterable[Any]) -> str:
+    """A plain transcript a base model continues with an answer: system text, then Q:/A: turns.
+
+    Ends with "A:" when the last turn is the user's, or inside the answer when it is an assistant's
+    (a continuation).
+    """
+    system_text, msgs = _collate([_msg(m) for m in messages])
+    out = system_text.strip() + "\n\n" if system_text.strip() else ""
+    turns = [m for m in msgs if m["role"] != "system"]
+    for i, m in enumerate(turns):
+        text = m["content"].strip()
+        if m["role"] == "assistant":
+            out += f" {text}"
+        else:
+            out += ("\n\n" if i else "") + f"{COMPLETION_USER} {text}\n{COMPLETION_ASSISTANT}"
+    return out
+
+
+# -- requests -----------------------------------------------------------------------------------------------
+@dataclass
+class CompletionRequest:
+    """What to send to llama-server: `POST endpoint` with `body`."""
+
+    mode: str
+    endpoint: str  # "/v1/chat/completions" or "/completion"
+    body: dict[str, Any]
+    prompt: str | None = None  # the rendered prompt (template and completion modes)
+    messages: list[dict[str, Any]] = field(default_factory=list)  # the full conversation sent
+
+    def fallback(self) -> "CompletionRequest | None":
+        """A retry for an empty answer: same prompt, end-of-text ignored, no transcript stops, few tokens."""
+        body = dict(self.body)
+        if body.get("ignore_eos"):
+            return None
+        body["ignore_eos"] = True
+        user_stops = [s for s in body.get("stop", []) if s not in COMPLETION_STOPS]
+        body["stop"] = user_stops
+        limit = body.get("n_predict", -1)
+        body["n_predict"] = body["max_tokens"] = 48 if limit is None or limit < 0 else min(int(limit), 48)
+        return CompletionRequest(self.mode, self.endpoint, body, self.prompt, self.messages)
+
+
+def build_completion(model: Any, messages: Iterable[Any], params: Mapping[str, Any] | None = None, *,
+                     stream: bool = True, mode: str | None = None, system: str | None = None) -> CompletionRequest:
+    """The llama-server request for `messages` (history + the new user turn) on `model`.
+
+    The model's SYSTEM (or `system`), MESSAGEs and PARAMETERs apply; `params` (request options, Ollama names)
+    override the model's PARAMETERs key by key.
+    """
+    mode = mode or prompt_mode(model)
+    if mode not in PROMPT_MODES:
+        raise InvalidInput(f"unknown prompt mode {mode!r}")
+    msgs = conversation(model, messages, system)
+    effective = {**(getattr(model, "parameters", None) or {}), **(params or {})}
+    sampling = sampling_params(effective)
+    if mode == JINJA:
+        body: dict[str, Any] = {"messages": msgs, "stream": stream, **sampling}
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        return CompletionRequest(mode, "/v1/chat/completions", body, None, msgs)
+    if mode == TEMPLATE:
+        prompt = render_template(model.template, system=None, messages=msgs)
+    else:
+        prompt = completion_prompt(msgs)
+        sampling["stop"] = list(dict.fromkeys([*sampling.get("stop", []), *COMPLETION_STOPS]))
+        if int(sampling.get("n_predict", -1)) < 0:
+            sampling["n_predict"] = sampling["max_tokens"] = COMPLETION_MAX_TOKENS
+        sampling.setdefault("repeat_penalty", COMPLETION_REPEAT_PENALTY)
+    body = {"prompt": prompt, "stream": stream, "cache_prompt": True, **sampling}
+    return CompletionRequest(mode, "/completion", body, prompt, msgs)
+
+
+# -- responses ----------------------------------------------------------------------------------------------
+@dataclass
+class Delta:
+    """One streamed event from llama-server, in either API's shape."""
+
+    text: str = ""
+    done: bool = False
+    finish_reason: str | None = None  # "stop" | "length"
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    timings: dict[str, Any] | None = None
+    prompt: str | None = None  # what the engine says it evaluated (/completion only)
+
+
+_STOP_TYPES = {"eos": "stop", "word": "stop", "limit": "length", "none": None}
+
+
+def parse_event(endpoint: str, data: Mapping[str, Any]) -> Delta:
+    """Turn one llama-server JSON object (a stream event or a whole response) into a Delta."""
+    if endpoint == "/completion" or "content" in data and "choices" not in data:
+        done = bool(data.get("stop"))
+        return Delta(
+            text=str(data.get("content") or ""),
+            done=done,
+            finish_reason=_STOP_TYPES.get(str(data.get("stop_type", "none")), "stop") if done else None,
+            prompt_tokens=data.get("tokens_evaluated") if done else None,
+            completion_tokens=data.get("tokens_predicted") if done else None,
+            timings=data.get("timings") if done else None,
+            prompt=data.get("prompt") if done else None,
+        )
+    choices = data.get("choices") or []
+    d = Delta()
+    if choices:
+        c = choices[0]
+        part = c.get("delta") or c.get("message") or {}
+        d.text = str(part.get("content") or "")
+        d.finish_reason = c.get("finish_reason")
+    usage = data.get("usage")
+    if usage:
+        d.prompt_tokens, d.completion_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if data.get("timings"):
+        d.timings = data["timings"]
+    d.done = bool(usage) or (bool(choices) and "message" in choices[0])
+    return d
