@@ -23,7 +23,7 @@ def _app(home: Path) -> typer.Typer:
 
     @app.callback()
     def _root(ctx: typer.Context) -> None:
-        ctx.obj = Settings.from_env({"LLMCTL_HOME": str(home)})
+        ctx.obj = Settings.from_env({"LLMCTL_HOME": str(home), "LLMCTL_OFFLINE": "1"})
 
     app.command("plan")(plan)
     app.command("noop", hidden=True)(lambda: None)

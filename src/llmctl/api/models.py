@@ -65,10 +65,10 @@ def is_loopback(registry: str) -> bool:
     return host in ("localhost", "[::1]") or host.startswith("127.")
 
 
-def stored_gguf_metadata(settings: Settings, name: str) -> tuple[dict[str, Any], int]:
-    """GGUF key/values and parameter count of a stored model's weights (used by `plan`; pulls if missing)."""
+def stored_gguf_metadata(settings: Settings, name: str, *, pull: bool = True) -> tuple[dict[str, Any], int]:
+    """GGUF key/values and parameter count of a stored model's weights (used by `plan`)."""
     from llmctl.artifact.gguf_meta import read_gguf
 
-    model = ensure_model(settings, name)
+    model = ensure_model(settings, name) if pull else get_model(settings, name)
     infos = [read_gguf(p) for p in model.weights]
     return dict(infos[0].kv), sum(i.parameter_count for i in infos)

@@ -134,11 +134,19 @@ def plan(
 
 
 def _stored_lookup(settings: object):  # type: ignore[no-untyped-def]
-    """llmctl.api.stored_gguf_metadata bound to the settings (pulls a missing model, as `run` does)."""
+    """A stored model's GGUF metadata; pulls first only for names that point at a registry.
+
+    `org/name` is a Hugging Face id to `plan` before it is a Docker Hub repository, so a bare name is only
+    looked up locally; `registry.example.com/team/m` or a configured LLMCTL_REGISTRY pulls, as `run` does.
+    """
     from llmctl.api.models import stored_gguf_metadata
+    from llmctl.settings import DEFAULT_REGISTRY
 
     def lookup(name: str) -> tuple[dict, int]:
-        return stored_gguf_metadata(settings, name)
+        head = name.split("/", 1)[0] if "/" in name else ""
+        explicit = "." in head or ":" in head or head == "localhost"
+        pull = explicit or settings.registry != DEFAULT_REGISTRY  # type: ignore[attr-defined]
+        return stored_gguf_metadata(settings, name, pull=pull)
 
     return lookup
 
