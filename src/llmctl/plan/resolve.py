@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llmctl.errors import InvalidInput, NotFound, OfflineError
-from llmctl.plan.catalog import find_catalog
+from llmctl.plan.catalog import catalog, find_catalog
 from llmctl.plan.profiles import ModelProfile, profile_from_config, profile_from_gguf
 
 GgufLookup = Callable[[str], tuple[dict, int]]
@@ -88,4 +88,4 @@ def resolve_model(spec: str, *, offline: bool = False, gguf_lookup: GgufLookup |
         raise NotFound(f"{spec}: config.json is not in the local Hugging Face cache (llmctl plan never downloads)",
                        hint=hint)
     raise NotFound(f"no model {spec!r}: not a folder, a catalog model, a cached Hugging Face id or a stored model",
-                   hint="see `llmctl plan --list-models` for the catalog")
+                   hint="built-in catalog: " + ", ".join(e.aliases[0] if e.aliases else e.name for e in catalog()))
