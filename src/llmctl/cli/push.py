@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
-
 import typer
 
 from llmctl.cli import render
+from llmctl.cli.options import CaCert, Concurrency, Insecure, Json, Quiet
 
 
 def push(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Stored model; its name says where it goes (registry/namespace/name:tag)."),
-    concurrency: int = typer.Option(3, "--concurrency", "-j", min=1, max=32, help="Blobs transferred in parallel."),
-    insecure: bool = typer.Option(False, "--insecure", help="Allow plain HTTP and unverified TLS for this registry."),
-    ca_cert: Optional[Path] = typer.Option(None, "--ca-cert", help="Extra CA certificate (PEM) to trust."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
-    json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    concurrency: Concurrency = 3,
+    insecure: Insecure = False,
+    ca_cert: CaCert = None,
+    quiet: Quiet = False,
+    json_: Json = False,
 ) -> None:
     """Push a model to an OCI registry. Blobs the registry already has are not sent again.
 
