@@ -25,6 +25,13 @@ def run(
                                 help="auto (a running `llmctl serve`, else a llama-server child, else "
                                      "llama-cpp-python), gateway, llama-server or llama-cpp-python."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output on stderr."),
+    num_gpu: Optional[int] = typer.Option(None, "--num-gpu", help="Layers to offload to the GPU (Ollama's num_gpu; "
+                                          "default: as many as fit in free VRAM; 0: CPU only; -1: all)."),
+    gpus: Optional[str] = typer.Option(None, "--gpus", help="GPUs to use: all (default), none, or indexes/UUIDs like "
+                                       "0,1 (sets CUDA_VISIBLE_DEVICES for the engine)."),
+    split_mode: Optional[str] = typer.Option(None, "--split-mode", help="Several GPUs: layer (default), row or none."),
+    tensor_split: Optional[str] = typer.Option(None, "--tensor-split", metavar="3,1",
+                                               help="Several GPUs: share of the model per GPU."),
 ) -> None:
     """Run a model: answer PROMPT, or chat interactively.
 
@@ -48,6 +55,11 @@ def run(
 
     settings = ctx.obj
     params = parse_params(param)
+    if num_gpu is not None:
+        params["num_gpu"] = num_gpu
+    gpu_options(gpus, split_mode, tensor_split)
+    if backend != "gateway":
+        _processor_line(settings, verbose, quiet)
     adapters = [parse_lora(x) for x in lora]
     words = " ".join(prompt or []).strip()
     piped = not sys.stdin.isatty()
@@ -80,6 +92,34 @@ def run(
         from llmctl.runtime.chat import stats_lines
 
         render.stderr.print("\n".join(stats_lines(reply.stats)), markup=False)
+
+
+def gpu_options(gpus: Optional[str], split_mode: Optional[str], tensor_split: Optional[str]) -> None:
+    """--gpus/--split-mode/--tensor-split: checked here, passed to every engine this process starts."""
+    import os
+
+    from llmctl.runtime import gpu
+
+    gpu.parse_gpus(gpus)
+    gpu.split_args(split_mode, gpu.parse_tensor_split(tensor_split))
+    for name, value in (("LLMCTL_GPUS", gpus), ("LLMCTL_SPLIT_MODE", split_mode), ("LLMCTL_TENSOR_SPLIT", tensor_split)):
+        if value is not None:
+            os.environ[name] = value
+
+
+def _processor_line(settings, verbose: bool, quiet: bool) -> None:  # type: ignore[no-untyped-def]
+    """One line on stderr when a GPU could be used but is not (and why); with --verbose, always where."""
+    if quiet:
+        return
+    from llmctl.errors import EngineError
+    from llmctl.runtime.engine import find_engine, processor_note
+
+    try:
+        note = processor_note(find_engine(settings), verbose=verbose)
+    except EngineError:
+        return
+    if note:
+        render.stderr.print(note, markup=False)
 
 
 class _loading:

@@ -26,7 +26,8 @@ def install(
     source: Optional[Path] = typer.Option(None, "--source", help="A llama-cpp-python sdist or source tree, or a "
                                                                   "llama.cpp tree, instead of `pip download`."),
     cuda_archs: Optional[str] = typer.Option(None, "--cuda-archs", help="CMAKE_CUDA_ARCHITECTURES, e.g. 90 "
-                                                                         "(default: native with a GPU)."),
+                                                                         "(default: each GPU's compute_cap from "
+                                                                         "nvidia-smi, e.g. 90 on an H100)."),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
@@ -77,6 +78,8 @@ def list_(
     from llmctl.runtime.build import installed
     from llmctl.runtime.engine import find_engine, list_engines
 
+    from llmctl.runtime import gpu
+
     settings = ctx.obj
     engines = list_engines(settings)
     try:
@@ -93,6 +96,7 @@ def list_(
             "selected": chosen.to_json() if chosen else None,
             "error": problem,
             "machine": machine,
+            "gpu_devices": [g.to_json() for g in gpu.query_gpus()],
         })
         return
     from rich.table import Table
@@ -109,7 +113,15 @@ def list_(
         render.stdout.print("no llama-server found; run `llmctl runtime install`", markup=False)
     if problem and engines:
         render.stderr.print(f"llmctl: {problem}", markup=False)
-    gpus = ", ".join(machine["gpus"]) or "none"  # type: ignore[arg-type]
+    if chosen is not None:
+        from llmctl.runtime.engine import processor_note
+
+        note = processor_note(chosen, verbose=True)
+        if note:
+            render.stdout.print(note, markup=False)
+    probed = gpu.query_gpus()
+    gpus = (", ".join(f"{g.index}: {g.name} ({gpu.gib(g.free)} free of {gpu.gib(g.total)}, compute {g.compute_cap})"
+                      for g in probed) or ", ".join(machine["gpus"]) or "none")  # type: ignore[arg-type]
     amx = " (AMX advertised: builds here disable it)" if machine["amx_advertised"] else ""
     render.stdout.print(
         f"\nmachine: {machine['cpu']}, {machine['cores']} cores, {' '.join(machine['simd'])}{amx}\n"  # type: ignore[arg-type]

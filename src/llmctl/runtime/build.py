@@ -63,6 +63,7 @@ def cmake_args(kind: str, install_prefix: Path | None = None, cuda_archs: str | 
         "-DLLAMA_BUILD_TOOLS=ON",
         "-DLLAMA_BUILD_TESTS=OFF",
         "-DLLAMA_BUILD_EXAMPLES=OFF",
+        "-DLLAMA_BUILD_APP=OFF",  # the unified `llama` binary: not needed, and pruned trees lack app/
         "-DLLAMA_BUILD_UI=OFF",
         "-DLLAMA_USE_PREBUILT_UI=OFF",  # never download the web UI at build time
         "-DLLAMA_OPENSSL=OFF",
@@ -73,12 +74,20 @@ def cmake_args(kind: str, install_prefix: Path | None = None, cuda_archs: str | 
         args += [f"-DCMAKE_C_FLAGS={flags}", f"-DCMAKE_CXX_FLAGS={flags}"]
     if kind == "cuda":
         nvcc = cpu.nvcc()
-        args += ["-DGGML_CUDA=ON", f"-DCMAKE_CUDA_ARCHITECTURES={cuda_archs or ('native' if cpu.gpu_present() else CUDA_ARCHS_DEFAULT)}"]
+        args += ["-DGGML_CUDA=ON", f"-DCMAKE_CUDA_ARCHITECTURES={cuda_archs or detected_cuda_archs()}"]
         if nvcc:
             args.append(f"-DCMAKE_CUDA_COMPILER={nvcc}")
     if install_prefix:
         args.append(f"-DCMAKE_INSTALL_PREFIX={install_prefix}")
     return args
+
+
+def detected_cuda_archs() -> str:
+    """CMAKE_CUDA_ARCHITECTURES for this machine: nvidia-smi's compute_cap of each GPU ("90", "86;90"); with no
+    GPU to ask, Turing to Hopper (a portable, slower build)."""
+    from llmctl.runtime import gpu
+
+    return gpu.cuda_archs(gpu.query_gpus()) or ("native" if cpu.gpu_present() else CUDA_ARCHS_DEFAULT)
 
 
 def _is_x86() -> bool:

@@ -193,3 +193,31 @@ def find_engine(settings: Settings) -> Engine:
     if p:
         return p
     raise EngineError(NO_ENGINE)
+
+
+def processor_note(engine: Engine, *, verbose: bool = False) -> str | None:
+    """The one line that says where models run and, on the CPU, why not on a GPU.
+
+    Returned when it matters: a GPU (or a CUDA build) exists but the CPU is used; with `verbose`, always.
+    """
+    from llmctl.runtime import gpu
+
+    if engine.kind == "cuda":
+        gpus = gpu.query_gpus()
+        if not gpus:
+            return f"CUDA build {engine.version} found but no NVIDIA GPU answers ({gpu.no_gpu_reason()}): it may not start"
+        if not verbose:
+            return None
+        names = ", ".join(f"{g.index}: {g.name} ({gpu.gib(g.free)} free)" for g in gpus)
+        return f"running on the GPU: llama-server {engine.version} (CUDA, {engine.path}) on {names}"
+    why = gpu.no_gpu_reason()
+    names = ", ".join(cpu.gpus())
+    if why is None or names:
+        if cpu.nvcc() is None:
+            return (f"running on the CPU: a GPU is present ({names or 'NVIDIA'}) but this llama-server is a CPU build "
+                    f"and nvcc (the CUDA toolkit) is not on PATH or in CUDA_HOME to build a CUDA one")
+        return (f"running on the CPU: a GPU is present ({names or 'NVIDIA'}) but this llama-server is a CPU build; "
+                f"`llmctl runtime install --cuda` builds a CUDA one")
+    if verbose:
+        return f"running on the CPU: {why}"
+    return None

@@ -42,9 +42,12 @@ class EngineOptions:
     ctx_size: int | None = None
     parallel: int = 4
     threads: int | None = None
-    gpu_layers: int | None = None
+    gpu_layers: int | None = None  # -ngl; None: planned from free VRAM on a CUDA engine (llmctl.runtime.gpu)
     lora: tuple[tuple[Path, float], ...] = ()
     extra_args: tuple[str, ...] = ()
+    gpus: str | None = None  # "all" (None), "0,2", "none": CUDA_VISIBLE_DEVICES for the engine
+    split_mode: str | None = None  # several GPUs: "layer" (llama.cpp's default), "row", "none"
+    tensor_split: tuple[float, ...] | None = None  # several GPUs: proportions, e.g. (3, 1)
 
     @classmethod
     def for_model(cls, model: Any, params: dict[str, Any] | None = None, **overrides: Any) -> "EngineOptions":
@@ -154,6 +157,12 @@ class EngineProcess:
     proc: subprocess.Popen[bytes]
     started_at: float = field(default_factory=time.time)
     ready_seconds: float = 0.0
+    placement: Any = None  # llmctl.runtime.gpu.GpuPlacement for CUDA engines, else None
+
+    @property
+    def processor(self) -> str:
+        """Ollama's PROCESSOR column for this engine: "100% GPU", "48%/52% CPU/GPU", "100% CPU"."""
+        return self.placement.processor if self.placement is not None else "100% CPU"
 
     # -- starting -------------------------------------------------------------------------------------------
     @classmethod
@@ -184,7 +193,8 @@ class EngineProcess:
     def _start_once(cls, settings: Settings, model: Any, options: EngineOptions, engine: Engine, host: str,
                     port: int, log_path: Path | None, timeout: float, die_with_parent: bool) -> "EngineProcess":
         mode = prompt_mode(model)
-        cmd = cls.build_command(settings, model, options, engine, host, port, mode)
+        placement = cls.place(model, options, engine)
+        cmd = cls.build_command(settings, model, options, engine, host, port, mode, placement=placement)
         name = _slug(str(getattr(model, "reference", "model")))
         if log_path is None:
             settings.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -197,11 +207,12 @@ class EngineProcess:
             log.flush()
             try:
                 proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        env=engine.environ(), start_new_session=True,
+                                        env={**engine.environ(), **(placement.env if placement else {})},
+                                        start_new_session=True,
                                         preexec_fn=_die_with_parent if die_with_parent else None)
             except OSError as exc:
                 raise EngineError(f"cannot start {engine.path}: {exc.strerror or exc}") from None
-        ep = cls(engine, model, options, host, port, log_path, cmd, mode, proc)
+        ep = cls(engine, model, options, host, port, log_path, cmd, mode, proc, placement=placement)
         try:
             ep._wait_healthy(timeout)
         except BaseException:
@@ -211,13 +222,33 @@ class EngineProcess:
         return ep
 
     @staticmethod
-    def build_command(settings: Settings, model: Any, options: EngineOptions, engine: Engine, host: str, port: int,
-                      mode: str) -> list[str]:
+    def context(model: Any, options: EngineOptions) -> int:
+        """Context per slot: options, else the model's num_ctx, else min(model context, DEFAULT_CTX)."""
         params = getattr(model, "parameters", None) or {}
         ctx = options.ctx_size or (int(params["num_ctx"]) if params.get("num_ctx") else None)
         if not ctx:
             model_ctx = getattr(getattr(model, "facts", None), "context_size", None)
             ctx = min(int(model_ctx), DEFAULT_CTX) if model_ctx else DEFAULT_CTX
+        return int(ctx)
+
+    @classmethod
+    def place(cls, model: Any, options: EngineOptions, engine: Engine) -> Any:
+        """GPU placement (which GPUs, how many layers) for a CUDA engine; None for a CPU engine."""
+        if engine.kind != "cuda":
+            return None
+        from llmctl.runtime import gpu
+
+        parallel = max(1, int(options.parallel))
+        env = os.environ  # `llmctl run|serve --gpus/--split-mode/--tensor-split` set these for every engine
+        return gpu.place(model, cls.context(model, options) * parallel, num_gpu=options.gpu_layers,
+                         gpus=options.gpus or env.get("LLMCTL_GPUS") or None,
+                         split_mode=options.split_mode or env.get("LLMCTL_SPLIT_MODE") or None,
+                         tensor_split=options.tensor_split or gpu.parse_tensor_split(env.get("LLMCTL_TENSOR_SPLIT")))
+
+    @classmethod
+    def build_command(cls, settings: Settings, model: Any, options: EngineOptions, engine: Engine, host: str,
+                      port: int, mode: str, *, placement: Any = None) -> list[str]:
+        ctx = cls.context(model, options)
         parallel = max(1, int(options.parallel))
         cmd = [str(engine.path), "-m", str(model.weights[0]), "--host", host, "--port", str(port),
                "-np", str(parallel), "-c", str(ctx * parallel), "--no-webui", "--metrics",
@@ -225,7 +256,10 @@ class EngineProcess:
         if options.threads:
             cmd += ["-t", str(options.threads)]
         gpu_layers = options.gpu_layers
-        if gpu_layers is None and engine.kind == "cuda":
+        if placement is not None and placement.plan is not None:
+            gpu_layers = placement.plan.gpu_layers
+            cmd += list(placement.args)
+        elif gpu_layers is None and engine.kind == "cuda":
             gpu_layers = 999
         if gpu_layers is not None:
             cmd += ["-ngl", str(gpu_layers)]
@@ -302,7 +336,20 @@ class EngineProcess:
                           r"failed to open[^\n]*|out of memory[^\n]*|failed to apply lora[^\n]*)", tail, re.I)
             if m:
                 msg += f": {m.group(1).strip()}"
+            if self.engine.kind == "cuda" and re.search(r"out of memory|cudaMalloc failed|failed to allocate", tail, re.I):
+                msg += "; " + self.oom_message()
         return EngineError(msg + self._tail_text())
+
+    def oom_message(self) -> str:
+        """GPU out of memory: what was asked and what would fit now."""
+        from llmctl.runtime import gpu
+
+        plan = self.placement.plan if self.placement is not None else None
+        asked = f"{plan.offloaded}/{plan.layers} layers" if plan and plan.layers else "the requested layers"
+        ctx = self.context(self.model, self.options) * max(1, int(self.options.parallel))
+        picked = {g.index for g in self.placement.gpus} if self.placement is not None and self.placement.gpus else None
+        free = [g.free for g in gpu.query_gpus() if picked is None or g.index in picked]
+        return f"out of GPU memory with {asked} at ctx {ctx}; " + gpu.oom_hint(gpu.model_shape(self.model), ctx, free)
 
     def check(self) -> None:
         err = self.exit_error()
