@@ -15,9 +15,18 @@ import pytest
 
 from llmctl.settings import Settings
 
-pytest_plugins = ["fixtures_registry", "fixtures_runtime"]
+pytest_plugins = ["fixtures_registry", "fixtures_runtime", "fixtures_gateway"]
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No test reaches the internet: names that would be pulled from a public registry fail at once.
+
+    Loopback registries (the docker-registry fixtures) stay reachable; Hugging Face tests point
+    HF_ENDPOINT at a local stand-in.
+    """
+    os.environ["LLMCTL_OFFLINE"] = "1"
 
 
 @pytest.fixture(scope="session")

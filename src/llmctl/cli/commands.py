@@ -37,7 +37,40 @@ COMMANDS += [
 ]
 
 # -- registries ------------------------------------------------------------------------------------
+from llmctl.cli.login import login  # noqa: E402
+from llmctl.cli.logout import logout  # noqa: E402
+from llmctl.cli.pull import pull  # noqa: E402
+from llmctl.cli.push import push  # noqa: E402
+
+COMMANDS += [
+    ("pull", pull, ()),
+    ("push", push, ()),
+    ("login", login, ()),
+    ("logout", logout, ()),
+]
 
 # -- local runtime ---------------------------------------------------------------------------------
+from llmctl.cli.load import load  # noqa: E402
+from llmctl.cli.logs import logs  # noqa: E402
+from llmctl.cli.ps import ps  # noqa: E402
+from llmctl.cli.run import run  # noqa: E402
+from llmctl.cli.runtime import runtime_app  # noqa: E402
+from llmctl.cli.serve import serve  # noqa: E402
+from llmctl.cli.status import status  # noqa: E402
+from llmctl.cli.unload import unload  # noqa: E402
+
+COMMANDS += [
+    ("run", run, ()),
+    ("serve", serve, ()),
+    ("ps", ps, ()),
+    ("load", load, ()),
+    ("unload", unload, ("stop",)),
+    ("status", status, ()),
+    ("logs", logs, ()),
+]
+GROUPS += [("runtime", runtime_app)]
 
 # -- launch plans ----------------------------------------------------------------------------------
+from llmctl.cli.plan import plan  # noqa: E402
+
+COMMANDS.append(("plan", plan, ()))

@@ -1,0 +1,53 @@
+"""`llmctl serve`: the OpenAI- and Ollama-compatible gateway, in the foreground."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from llmctl.cli import render
+
+
+def serve(
+    ctx: typer.Context,
+    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default: from LLMCTL_HOST, else 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port (default: from LLMCTL_HOST, else 11434); 0 picks a free one."),
+    parallel: int = typer.Option(4, "--parallel", "-np", min=1, help="Slots per engine: concurrent requests per model."),
+    keep_alive: str = typer.Option("5m", "--keep-alive", help="How long an idle model stays loaded: 5m, 1h, 30s, 0, -1 (forever)."),
+    max_loaded: int = typer.Option(3, "--max-loaded", min=1, help="Models loaded at once; the least recently used idle one goes first."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="LLMCTL_API_KEY", help="Require `Authorization: Bearer KEY`."),
+    ctx_size: Optional[int] = typer.Option(None, "--ctx-size", "-c", min=1, help="Context per request (each slot); default: the model's num_ctx, else min(its context, 4096)."),
+    threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="CPU threads per engine."),
+    gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", "-ngl", help="Layers to offload to the GPU (CUDA engines)."),
+) -> None:
+    """Serve stored models over the OpenAI and Ollama HTTP APIs until Ctrl-C.
+
+    Models load on their first request (one llama-server per model, --parallel slots with continuous
+    batching), stay loaded for --keep-alive after their last request, and the least recently used one is
+    unloaded beyond --max-loaded. Logs: $LLMCTL_HOME/logs (see `llmctl logs`).
+
+    Examples:
+
+      llmctl serve
+
+      llmctl serve --port 8080 --parallel 8 --keep-alive 30m
+
+      curl localhost:11434/v1/chat/completions -d '{"model":"gemma3:270m","messages":[{"role":"user","content":"Hi"}]}'
+    """
+    from llmctl.runtime.daemon import GatewayState, serve as run_gateway, split_host
+    from llmctl.runtime.gateway.app import GatewayOptions
+    from llmctl.runtime.scheduler import parse_keep_alive
+
+    settings = ctx.obj
+    default_host, default_port = split_host(settings.host)
+    options = GatewayOptions(
+        host=host or default_host, port=default_port if port is None else port, parallel=parallel,
+        keep_alive=parse_keep_alive(keep_alive, 300.0), max_loaded=max_loaded, api_key=api_key or None,
+        ctx_size=ctx_size, threads=threads, gpu_layers=gpu_layers,
+    )
+
+    def ready(state: GatewayState) -> None:
+        render.stderr.print(f"llmctl gateway listening on {state.url}  (Ctrl-C to stop)")
+
+    run_gateway(settings, options, on_ready=ready)

@@ -1,0 +1,361 @@
+"""Ollama API: /api/generate, /api/chat (NDJSON streams), /api/embed, /api/tags, /api/ps, /api/show, /api/version.
+
+Shapes follow Ollama's docs/api.md so ollama-python, Open WebUI and friends work unchanged: streams are
+one JSON object per line; the final one carries `done_reason`, `total_duration`, `load_duration`,
+`prompt_eval_count`, `prompt_eval_duration`, `eval_count`, `eval_duration` (nanoseconds). An empty prompt
+(or empty messages) loads the model; with `keep_alive: 0` it unloads it instead (`ollama stop`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from llmctl import __version__
+from llmctl.runtime.gateway import errors, translate
+from llmctl.runtime.gateway.app import Gateway
+from llmctl.runtime.gateway.errors import GatewayError
+from llmctl.runtime.gateway.proxy import (
+    ClientGone, EventStream, Piece, UpstreamError, UpstreamStream, open_stream, parse_piece, post_json,
+    until_disconnect,
+)
+from llmctl.runtime.scheduler import EMBED, GENERATE, Lease, Runner
+
+log = logging.getLogger("llmctl.gateway")
+router = APIRouter()
+NDJSON = "application/x-ndjson"
+FOREVER = "9999-12-31T23:59:59Z"
+CLIENT_CLOSED = 499
+
+
+def _gw(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+@router.get("/api/version")
+async def version() -> Response:
+    return JSONResponse({"version": __version__})
+
+
+@router.get("/api/tags")
+async def tags(request: Request) -> Response:
+    gw = _gw(request)
+    return JSONResponse({"models": await asyncio.to_thread(_tags, gw)})
+
+
+def _tags(gw: Gateway) -> list[dict[str, Any]]:
+    from llmctl.api.manage import list_models
+    from llmctl.api.models import get_model
+
+    out = []
+    for m in list_models(gw.settings):
+        try:
+            details = _details(get_model(gw.settings, m.reference))
+        except Exception:  # a damaged entry still lists, as `llmctl list` does
+            details = {}
+        out.append({"name": m.name, "model": m.name, "modified_at": _iso(m.modified), "size": m.size,
+                    "digest": m.digest.split(":", 1)[-1], "details": details})
+    return out
+
+
+@router.get("/api/ps")
+async def ps(request: Request) -> Response:
+    gw = _gw(request)
+    return JSONResponse({"models": [_ps_row(gw, r) for r in gw.scheduler.runners()]})
+
+
+def _ps_row(gw: Gateway, r: Runner) -> dict[str, Any]:
+    size = _rss(r.process.pid) or r.model.size
+    gpu = gw.scheduler.processor(r) != "100% CPU"
+    return {
+        "name": r.name, "model": r.name, "size": size, "digest": r.model.digest.split(":", 1)[-1],
+        "details": _details(r.model), "expires_at": _iso(r.expires_at) if r.expires_at is not None else FOREVER,
+        "size_vram": size if gpu else 0, "context_length": gw.options.ctx_size or r.model.facts.context_size or 0,
+        # llmctl additions (Ollama clients ignore unknown fields)
+        "id": r.model.id, "mode": r.mode, "port": r.process.port, "pid": r.process.pid,
+        "processor": gw.scheduler.processor(r), "active": r.active, "requests": r.requests,
+        "loaded_at": _iso(r.loaded_at), "load_duration": int(r.load_seconds * 1e9),
+        "keep_alive_forever": r.expires_at is None, "log": str(getattr(r.process, "log_path", "") or ""),
+        "prompt_mode": r.prompt_mode,
+    }
+
+
+@router.post("/api/show")
+async def show(request: Request) -> Response:
+    from llmctl.api.manage import modelfile_text, show_json
+
+    gw = _gw(request)
+    body = await gw.read_json(request)
+    name = body.get("model") or body.get("name")
+    if not isinstance(name, str) or not name:
+        raise GatewayError(400, "model is required")
+    model = await gw.scheduler.resolve(name)
+    info = show_json(gw.settings, model)
+    params = "\n".join(f"{k:<30} {json.dumps(v) if isinstance(v, str) else v}" for k, vs in model.parameters.items()
+                       for v in (vs if isinstance(vs, list) else [vs]))
+    return JSONResponse({
+        "modelfile": modelfile_text(gw.settings, model), "parameters": params,
+        "template": model.template or model.chat_template or "", "system": model.system or "",
+        "license": "\n".join(model.licenses), "details": _details(model),
+        "model_info": {f"{model.facts.architecture or 'general'}.context_length": model.facts.context_size,
+                       "general.architecture": model.facts.architecture, "general.parameter_count": info["parameters"]},
+        "capabilities": ["completion"], "modified_at": model.created or "",
+    })
+
+
+@router.post("/api/generate")
+async def generate(request: Request) -> Response:
+    started = time.monotonic()
+    gw = _gw(request)
+    body = await gw.read_json(request)
+    name = request.state.model = translate.model_name(body)
+    prompt = body.get("prompt") or ""
+    if not isinstance(prompt, str):
+        raise GatewayError(400, "prompt must be a string")
+    if body.get("images"):
+        raise GatewayError(400, "images are not supported by llmctl serve yet")
+    if body.get("suffix"):
+        raise GatewayError(400, "suffix (fill-in-the-middle) is not supported by llmctl serve yet")
+    stream = translate.flag(body, "stream", True)
+    raw = translate.flag(body, "raw", False)
+    ka = gw.keep_alive(body.get("keep_alive"))
+    if not prompt:
+        return await _load_or_unload(gw, name, ka, "/api/generate", chat=False, started=started)
+    system = body.get("system")
+    lease = await gw.lease(name, keep_alive=ka, mode=GENERATE)
+    try:
+        options = translate.ollama_options(body.get("options"))
+        if raw:
+            endpoint, upstream = translate.ollama_raw(lease.runner.model, prompt, options, body.get("format"))
+        else:
+            endpoint, upstream = translate.ollama_chat(lease.runner, [{"role": "user", "content": prompt}], options,
+                                                       body.get("format"), system=system if isinstance(system, str) else None)
+    except BaseException:
+        gw.scheduler.release(lease)
+        raise
+    return await _respond(gw, request, lease, "/api/generate", name, endpoint, upstream, stream, started, chat=False)
+
+
+@router.post("/api/chat")
+async def chat(request: Request) -> Response:
+    started = time.monotonic()
+    gw = _gw(request)
+    body = await gw.read_json(request)
+    name = request.state.model = translate.model_name(body)
+    messages = translate.messages_of(body, allow_empty=True)
+    if any(m.get("images") for m in messages):
+        raise GatewayError(400, "images are not supported by llmctl serve yet")
+    if body.get("tools"):
+        raise GatewayError(400, "tools are not supported on /api/chat yet; use /v1/chat/completions")
+    stream = translate.flag(body, "stream", True)
+    ka = gw.keep_alive(body.get("keep_alive"))
+    if not messages:
+        return await _load_or_unload(gw, name, ka, "/api/chat", chat=True, started=started)
+    lease = await gw.lease(name, keep_alive=ka, mode=GENERATE)
+    try:
+        options = translate.ollama_options(body.get("options"))
+        endpoint, upstream = translate.ollama_chat(lease.runner, messages, options, body.get("format"))
+    except BaseException:
+        gw.scheduler.release(lease)
+        raise
+    return await _respond(gw, request, lease, "/api/chat", name, endpoint, upstream, stream, started, chat=True)
+
+
+@router.post("/api/embed")
+async def embed(request: Request) -> Response:
+    started = time.monotonic()
+    gw = _gw(request)
+    body = await gw.read_json(request)
+    name = request.state.model = translate.model_name(body)
+    inp = body.get("input")
+    if not (isinstance(inp, str) or (isinstance(inp, list) and inp and all(isinstance(s, str) for s in inp))):
+        raise GatewayError(400, "input must be a string or a non-empty list of strings")
+    lease = await gw.lease(name, keep_alive=gw.keep_alive(body.get("keep_alive")), mode=EMBED)
+    gw.metrics.in_flight.inc()
+    code, kind = 200, None
+    try:
+        data = await until_disconnect(request, post_json(gw.client, lease.runner.base_url + "/v1/embeddings",
+                                                         {"input": inp}))
+    except ClientGone:
+        code, kind = CLIENT_CLOSED, "cancelled"
+        return Response(status_code=code)
+    except UpstreamError as exc:
+        err = await gw.upstream_error(lease, exc)
+        code, kind = err.status, "engine"
+        return errors.response(err, False)
+    finally:
+        gw.metrics.in_flight.dec()
+        gw.scheduler.release(lease)
+        gw.finish("/api/embed", name, code, kind)
+    vectors = [d["embedding"] for d in sorted(data.get("data", []), key=lambda d: d.get("index", 0))]
+    return JSONResponse({"model": name, "embeddings": vectors, "total_duration": _ns(time.monotonic() - started),
+                         "load_duration": _ns(lease.load_seconds),
+                         "prompt_eval_count": (data.get("usage") or {}).get("prompt_tokens", 0)})
+
+
+async def _load_or_unload(gw: Gateway, name: str, ka: float | None, route: str, *, chat: bool,
+                          started: float) -> Response:
+    stopped: list[Runner] = []
+    if ka == 0:
+        stopped = await gw.scheduler.unload(name)
+        reason = "unload"
+        load_seconds = 0.0
+    else:
+        lease = await gw.lease(name, keep_alive=ka, mode=GENERATE)
+        gw.scheduler.release(lease)  # loaded and idle: the keep-alive starts now
+        reason, load_seconds = "load", lease.load_seconds
+    gw.finish(route, name, 200)
+    out: dict[str, Any] = {"model": name, "created_at": translate.now_rfc3339()}
+    if chat:
+        out["message"] = {"role": "assistant", "content": ""}
+    else:
+        out["response"] = ""
+    out.update(done=True, done_reason=reason)
+    if reason == "load":
+        out.update(total_duration=_ns(time.monotonic() - started), load_duration=_ns(load_seconds))
+    else:
+        out["unloaded"] = [r.name for r in stopped]  # llmctl addition: what stopped (empty: nothing was loaded)
+    return JSONResponse(out)
+
+
+async def _respond(gw: Gateway, request: Request, lease: Lease, route: str, name: str, endpoint: str,
+                   upstream: dict[str, Any], stream: bool, started: float, *, chat: bool) -> Response:
+    gw.metrics.in_flight.inc()
+    try:
+        resp = await open_stream(lease.runner.base_url + endpoint, upstream)
+    except UpstreamError as exc:
+        err = await gw.upstream_error(lease, exc)
+        _end(gw, lease, route, name, err.status, "engine" if err.status >= 500 else "client")
+        return errors.response(err, False)
+    state: dict[str, Any] = {"kind": None, "text": [], "final": None}
+    lines = _lines(gw, lease, resp, name, started, chat, state)
+    if stream:
+        def on_close(cancelled: bool) -> None:
+            _end(gw, lease, route, name, CLIENT_CLOSED if cancelled else 200, "cancelled" if cancelled else state["kind"])
+
+        return EventStream(lines, media_type=NDJSON, on_close=on_close)
+
+    async def collect() -> None:
+        async for _ in lines:
+            pass
+
+    try:
+        await until_disconnect(request, collect())
+    except ClientGone:
+        _end(gw, lease, route, name, CLIENT_CLOSED, "cancelled")
+        return Response(status_code=CLIENT_CLOSED)
+    if state["kind"] or state["final"] is None:
+        err = state.get("error") or GatewayError(502, "the engine stopped without finishing the answer")
+        log.warning("%s %s: %s", route, name, err.message)
+        _end(gw, lease, route, name, err.status, "engine")
+        return errors.response(err, False)
+    _end(gw, lease, route, name, 200)
+    final = state["final"]
+    text = "".join(state["text"])
+    if chat:
+        final["message"]["content"] = text
+    else:
+        final["response"] = text
+    return JSONResponse(final)
+
+
+async def _lines(gw: Gateway, lease: Lease, resp: UpstreamStream, name: str, started: float, chat: bool,
+                 state: dict[str, Any]) -> AsyncIterator[bytes]:
+    """Engine events -> Ollama NDJSON lines: one per token, then the final one with the timings.
+
+    The final line is written when the engine's stream ends: in jinja mode the finish reason and the
+    token counts arrive in two different events.
+    """
+    first_at = None
+    finish: str | None = None
+    counts = Piece()
+    try:
+        async for payload in resp.events():
+            if payload == b"[DONE]":
+                continue
+            p = parse_piece(json.loads(payload))
+            if p.text:
+                first_at = first_at or time.monotonic()
+                state["text"].append(p.text)
+                yield _line(name, p.text, chat)
+            finish = p.finish or finish
+            for key in ("prompt_tokens", "completion_tokens", "prompt_ms", "predicted_ms"):
+                if getattr(p, key) is not None:
+                    setattr(counts, key, getattr(p, key))
+    except UpstreamError as exc:
+        err = await gw.upstream_error(lease, exc)
+        state["kind"], state["error"] = "engine", err
+        yield errors.stream_error_line(err, False)
+        return
+    finally:
+        await resp.aclose()
+    if finish is None:
+        return
+    gw.metrics.observe_generation(
+        name, ttft=None if first_at is None else first_at - started, prompt_tokens=counts.prompt_tokens,
+        completion_tokens=counts.completion_tokens, generation_seconds=(counts.predicted_ms or 0) / 1000 or None)
+    final: dict[str, Any] = {"model": name, "created_at": translate.now_rfc3339()}
+    if chat:
+        final["message"] = {"role": "assistant", "content": ""}
+    else:
+        final["response"] = ""
+    final.update(
+        done=True, done_reason=finish, total_duration=_ns(time.monotonic() - started),
+        load_duration=_ns(lease.load_seconds), prompt_eval_count=counts.prompt_tokens or 0,
+        prompt_eval_duration=_ns((counts.prompt_ms or 0) / 1000), eval_count=counts.completion_tokens or 0,
+        eval_duration=_ns((counts.predicted_ms or 0) / 1000),
+    )
+    state["final"] = final
+    yield json.dumps(final, separators=(",", ":")).encode() + b"\n"
+
+
+def _line(name: str, text: str, chat: bool) -> bytes:
+    key = '"message":{"role":"assistant","content":' if chat else '"response":'
+    tail = "}" if chat else ""
+    return (f'{{"model":{json.dumps(name)},"created_at":"{translate.now_rfc3339()}",{key}'
+            f'{json.dumps(text, ensure_ascii=False)}{tail},"done":false}}\n').encode()
+
+
+def _end(gw: Gateway, lease: Lease, route: str, name: str, code: int, kind: str | None = None) -> None:
+    gw.metrics.in_flight.dec()
+    gw.scheduler.release(lease)
+    gw.finish(route, name, code, kind)
+
+
+def _details(model: Any) -> dict[str, Any]:
+    f = model.facts
+    family = f.architecture or ""
+    return {"parent_model": "", "format": f.format or "gguf", "family": family, "families": [family] if family else None,
+            "parameter_size": f.parameters or "", "quantization_level": f.quantization or ""}
+
+
+def _iso(ts: float | None) -> str:
+    if not ts:
+        return ""
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1e9)
+
+
+def _rss(pid: int | None) -> int | None:
+    """Resident memory of an engine (Linux); what Ollama's SIZE column means: memory the model takes."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None

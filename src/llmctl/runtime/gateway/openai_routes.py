@@ -1,0 +1,265 @@
+"""OpenAI API: /v1/models, /v1/completions, /v1/chat/completions, /v1/embeddings.
+
+In the common case (an engine in jinja mode) a request goes to llama-server's own OpenAI endpoint and
+the answer comes back byte for byte, except the `model` field, which says the name the client asked
+for. Streams are relayed event by event as they arrive; the first content event gives TTFT, the last one
+(llama-server's `timings`) gives token counts and speed for /metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any, AsyncIterator
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from llmctl.runtime.gateway import errors, translate
+from llmctl.runtime.gateway.app import Gateway
+from llmctl.runtime.gateway.errors import GatewayError
+from llmctl.runtime.gateway.proxy import (
+    SSE_HEADERS, ClientGone, EventStream, UpstreamError, UpstreamStream, open_stream, parse_piece, post_json,
+    until_disconnect,
+)
+from llmctl.runtime.scheduler import EMBED, GENERATE, Lease
+
+router = APIRouter()
+CLIENT_CLOSED = 499  # nginx's code for "client closed request": only ever seen in metrics
+
+
+def _gw(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> Response:
+    from llmctl.api.manage import list_models as stored
+
+    gw = _gw(request)
+    models = await asyncio.to_thread(stored, gw.settings)
+    return JSONResponse({"object": "list", "data": [
+        {"id": m.name, "object": "model", "created": int(m.modified), "owned_by": "llmctl"} for m in models]})
+
+
+@router.get("/v1/models/{name:path}")
+async def get_model(request: Request, name: str) -> Response:
+    gw = _gw(request)
+    model = await gw.scheduler.resolve(name)
+    created = model.created or ""
+    return JSONResponse({"id": name, "object": "model", "created": _epoch(created), "owned_by": "llmctl"})
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    started = time.monotonic()
+    gw = _gw(request)
+    body = await gw.read_json(request)
+    name = request.state.model = translate.model_name(body)
+    translate.messages_of(body)
+    stream = translate.flag(body, "stream", False)
+    translate.check_sampling(body)
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise GatewayError(400, "stream_options must be an object", param="stream_options")
+    include_usage = bool(stream and options and options.get("include_usage"))
+    lease = await gw.lease(name, mode=GENERATE)
+    try:
+        endpoint, upstream = translate.openai_chat(lease.runner, body)
+    except BaseException:
+        gw.scheduler.release(lease)
+        raise
+    route = "/v1/chat/completions"
+    if endpoint == translate.CHAT:
+        return await relay(gw, request, lease, route, name, endpoint, upstream, stream, started)
+    return await _translated_chat(gw, request, lease, route, name, endpoint, upstream, stream, include_usage, started)
+
+
+@router.post("/v1/completions")
+async def completions(request: Request) -> Response:
+    started = time.monotonic()
+    gw = _gw(request)
+    body = await gw.read_json(request)
+    name = request.state.model = translate.model_name(body)
+    prompt = body.get("prompt")
+    if not isinstance(prompt, (str, list)):
+        raise GatewayError(400, "prompt must be a string or a list", param="prompt")
+    stream = translate.flag(body, "stream", False)
+    translate.check_sampling(body)
+    lease = await gw.lease(name, mode=GENERATE)
+    try:
+        endpoint, upstream = translate.openai_completion(lease.runner, body)
+    except BaseException:
+        gw.scheduler.release(lease)
+        raise
+    return await relay(gw, request, lease, "/v1/completions", name, endpoint, upstream, stream, started)
+
+
+@router.post("/v1/embeddings")
+async def embeddings(request: Request) -> Response:
+    started = time.monotonic()
+    gw = _gw(request)
+    body = await gw.read_json(request)
+    name = request.state.model = translate.model_name(body)
+    inp = body.get("input")
+    if not (isinstance(inp, str) or (isinstance(inp, list) and inp)):
+        raise GatewayError(400, "input must be a string or a non-empty list", param="input")
+    lease = await gw.lease(name, mode=EMBED)
+    return await relay(gw, request, lease, "/v1/embeddings", name, "/v1/embeddings", dict(body), False, started)
+
+
+async def relay(gw: Gateway, request: Request, lease: Lease, route: str, name: str, endpoint: str,
+                upstream: dict[str, Any], stream: bool, started: float) -> Response:
+    """Forward to the engine's own OpenAI endpoint; the lease is released however this ends."""
+    url = lease.runner.base_url + endpoint
+    gw.metrics.in_flight.inc()
+    if not stream:
+        try:
+            data = await until_disconnect(request, post_json(gw.client, url, upstream))
+        except ClientGone:
+            _end(gw, lease, route, name, CLIENT_CLOSED, "cancelled")
+            return Response(status_code=CLIENT_CLOSED)
+        except UpstreamError as exc:
+            err = await gw.upstream_error(lease, exc)
+            _end(gw, lease, route, name, err.status, "engine" if err.status >= 500 else "client")
+            return errors.response(err, True)
+        data["model"] = name
+        p = parse_piece(data)
+        gw.metrics.observe_generation(name, ttft=None, prompt_tokens=p.prompt_tokens,
+                                      completion_tokens=p.completion_tokens,
+                                      generation_seconds=(p.predicted_ms or 0) / 1000 or None)
+        _end(gw, lease, route, name, 200)
+        return JSONResponse(data)
+    try:
+        resp = await open_stream(url, upstream)
+    except UpstreamError as exc:
+        err = await gw.upstream_error(lease, exc)
+        _end(gw, lease, route, name, err.status, "engine" if err.status >= 500 else "client")
+        return errors.response(err, True)
+    state: dict[str, Any] = {"kind": None}
+    body = _relay_events(gw, lease, resp, name, started, state)
+
+    def on_close(cancelled: bool) -> None:
+        kind = "cancelled" if cancelled else state["kind"]
+        _end(gw, lease, route, name, CLIENT_CLOSED if cancelled else 200, kind)
+
+    return EventStream(body, media_type="text/event-stream", on_close=on_close, headers=SSE_HEADERS)
+
+
+async def _relay_events(gw: Gateway, lease: Lease, resp: UpstreamStream, name: str, started: float,
+                        state: dict[str, Any]) -> AsyncIterator[bytes]:
+    """SSE relay: bytes pass through; only the first content event and the timings event are parsed.
+
+    However it ends (done, client gone, engine error), the engine connection is closed on the way out.
+    """
+    new_model = b'"model":' + json.dumps(name, ensure_ascii=False).encode()
+    old_model: bytes | None = gw.upstream_model(lease.runner)
+    first_at: float | None = None
+    try:
+        async for payload in resp.events():
+            if payload == b"[DONE]":
+                yield b"data: [DONE]\n\n"
+                continue
+            if old_model is None or first_at is None or b'"timings"' in payload:
+                data = json.loads(payload)
+                if old_model is None and isinstance(data.get("model"), str):
+                    old_model = b'"model":' + json.dumps(data["model"], ensure_ascii=False).encode()
+                    gw.upstream_names[lease.runner.key] = old_model
+                p = parse_piece(data)
+                if first_at is None and p.text:
+                    first_at = time.monotonic()
+                if "timings" in data:
+                    gw.metrics.observe_generation(
+                        name, ttft=None if first_at is None else first_at - started,
+                        prompt_tokens=p.prompt_tokens, completion_tokens=p.completion_tokens,
+                        generation_seconds=(p.predicted_ms or 0) / 1000 or None)
+            if old_model is not None:
+                payload = payload.replace(old_model, new_model, 1)
+            yield b"data: " + payload + b"\n\n"
+    except UpstreamError as exc:
+        err = await gw.upstream_error(lease, exc)
+        state["kind"] = "engine"
+        yield errors.stream_error_line(err, True)
+    finally:
+        await resp.aclose()
+
+
+async def _translated_chat(gw: Gateway, request: Request, lease: Lease, route: str, name: str, endpoint: str,
+                           upstream: dict[str, Any], stream: bool, include_usage: bool, started: float) -> Response:
+    """Template/completion-mode engines: their text events become OpenAI chat chunks."""
+    out = translate.OpenAIChunks(name)
+    upstream["stream"] = True
+    gw.metrics.in_flight.inc()
+    try:
+        resp = await open_stream(lease.runner.base_url + endpoint, upstream)
+    except UpstreamError as exc:
+        err = await gw.upstream_error(lease, exc)
+        _end(gw, lease, route, name, err.status, "engine" if err.status >= 500 else "client")
+        return errors.response(err, True)
+    state: dict[str, Any] = {"kind": None, "text": [], "finish": None, "usage": (0, 0)}
+
+    async def chunks() -> AsyncIterator[bytes]:
+        first_at = None
+        try:
+            yield out.chunk({"role": "assistant", "content": ""})
+            async for payload in resp.events():
+                if payload == b"[DONE]":
+                    continue
+                p = parse_piece(json.loads(payload))
+                if p.text:
+                    first_at = first_at or time.monotonic()
+                    state["text"].append(p.text)
+                    yield out.chunk({"content": p.text})
+                if p.finish:
+                    state["finish"] = p.finish
+                    state["usage"] = (p.prompt_tokens or 0, p.completion_tokens or 0)
+                    gw.metrics.observe_generation(
+                        name, ttft=None if first_at is None else first_at - started, prompt_tokens=p.prompt_tokens,
+                        completion_tokens=p.completion_tokens, generation_seconds=(p.predicted_ms or 0) / 1000 or None)
+            yield out.chunk({}, state["finish"] or "stop")
+            if include_usage:
+                yield out.usage_chunk(*state["usage"])
+            yield b"data: [DONE]\n\n"
+        except UpstreamError as exc:
+            state["kind"] = "engine"
+            yield errors.stream_error_line(await gw.upstream_error(lease, exc), True)
+        finally:
+            await resp.aclose()
+
+    if stream:
+        def on_close(cancelled: bool) -> None:
+            _end(gw, lease, route, name, CLIENT_CLOSED if cancelled else 200, "cancelled" if cancelled else state["kind"])
+
+        return EventStream(chunks(), media_type="text/event-stream", on_close=on_close, headers=SSE_HEADERS)
+
+    async def collect() -> None:
+        async for _ in chunks():
+            pass
+
+    try:
+        await until_disconnect(request, collect())
+    except ClientGone:
+        _end(gw, lease, route, name, CLIENT_CLOSED, "cancelled")
+        return Response(status_code=CLIENT_CLOSED)
+    if state["kind"]:
+        _end(gw, lease, route, name, 502, "engine")
+        return errors.response(GatewayError(502, "the engine failed during generation"), True)
+    _end(gw, lease, route, name, 200)
+    return JSONResponse(out.completion("".join(state["text"]), state["finish"], *state["usage"]))
+
+
+def _end(gw: Gateway, lease: Lease, route: str, name: str, code: int, kind: str | None = None) -> None:
+    gw.metrics.in_flight.dec()
+    gw.scheduler.release(lease)
+    gw.finish(route, name, code, kind)
+
+
+def _epoch(text: str) -> int:
+    from datetime import datetime
+
+    try:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return 0

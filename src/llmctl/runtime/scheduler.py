@@ -1,0 +1,395 @@
+"""Which engines run: load on demand, keep alive, evict least-recently-used, restart after a crash.
+
+One llama-server child per (model digest, mode) on a free loopback port. Two names for the same digest
+share an engine; embeddings get their own engine (llama-server needs `--embeddings` at start). The rules
+follow Ollama's scheduler so its users meet no surprises:
+
+- a request for a model that is loading waits for that one load (a lock per model), it never fails or
+  starts a second engine;
+- after its last request an engine stays for the request's `keep_alive` (default: `serve --keep-alive`):
+  0 unloads as soon as the model is idle, a negative value keeps it forever;
+- beyond `max_loaded` engines the least recently used idle one is stopped first; if every engine is busy
+  the new load waits for one to become idle;
+- an engine that dies is dropped (requests in flight fail with a clear error) and the next request for
+  its model starts a fresh one.
+
+Everything here runs on the gateway's event loop; the blocking parts (starting and stopping a process,
+reading the store) go to worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from llmctl.artifact.model import Model
+from llmctl.errors import EngineError, InvalidInput
+from llmctl.settings import Settings
+
+log = logging.getLogger("llmctl.scheduler")
+
+GENERATE = "generate"
+EMBED = "embed"
+_DEFAULT: Any = object()
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+def parse_keep_alive(value: object, default: float | None = None) -> float | None:
+    """Ollama's keep_alive: seconds as a number, or a Go duration string ("5m", "1h30m", "300ms").
+
+    Returns seconds, or None for "forever" (any negative value). A plain number in a string counts as
+    seconds, as `OLLAMA_KEEP_ALIVE=300` does. None or "" means `default`.
+    """
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise InvalidInput(f"keep_alive must be a duration like '5m' or a number of seconds, not {value!r}")
+    if isinstance(value, (int, float)):
+        return None if value < 0 else float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            pass
+        else:
+            return None if number < 0 else number
+        sign, body = (-1, text[1:]) if text.startswith("-") else (1, text.lstrip("+"))
+        pos, total = 0, 0.0
+        for match in _PART.finditer(body):
+            if match.start() != pos:
+                break
+            total += float(match.group(1)) * _UNITS[match.group(2)]
+            pos = match.end()
+        if body and pos == len(body):
+            return None if sign < 0 and total > 0 else total
+    raise InvalidInput(f"keep_alive must be a duration like '5m', '1h', '30s', a number of seconds or -1; got {value!r}")
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    parallel: int = 4
+    keep_alive: float | None = 300.0
+    max_loaded: int = 3
+    ctx_size: int | None = None
+    threads: int | None = None
+    gpu_layers: int | None = None
+    load_timeout: float = 120.0
+    host: str = "127.0.0.1"
+
+
+@dataclass
+class Runner:
+    """One running engine and the bookkeeping around it."""
+
+    key: str
+    name: str
+    model: Model
+    mode: str
+    process: Any  # llmctl.runtime.process.EngineProcess
+    load_seconds: float
+    loaded_at: float
+    expires_at: float | None = None  # wall clock; None = forever
+    last_used: float = field(default_factory=time.monotonic)
+    active: int = 0
+    requests: int = 0
+
+    @property
+    def base_url(self) -> str:
+        return str(self.process.base_url).rstrip("/")
+
+    @property
+    def prompt_mode(self) -> str:
+        return str(getattr(self.process, "prompt_mode", "jinja"))
+
+
+@dataclass
+class Lease:
+    """A request's hold on a runner: while held, the runner is not evicted or expired."""
+
+    runner: Runner
+    load_seconds: float
+    keep_alive: float | None
+    released: bool = False
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, config: SchedulerConfig, *, engine: Any = None,
+                 on_event: Callable[..., None] | None = None) -> None:
+        self.settings = settings
+        self.config = config
+        self.engine = engine  # llmctl.runtime.engine.Engine; None: found at each start
+        self.engine_kind = str(getattr(engine, "kind", "cpu"))
+        self._starter = ThreadPoolExecutor(max_workers=4, thread_name_prefix="llmctl-engine-start")
+        self._on_event = on_event or (lambda *a, **k: None)
+        self._runners: dict[str, Runner] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._loading: set[str] = set()
+        self._models: dict[str, tuple[tuple[int, int, int], Model]] = {}
+        self._idle = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._reaper: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._reaper = asyncio.create_task(self._reap_loop(), name="llmctl-keepalive")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            try:
+                await self._reaper
+            except asyncio.CancelledError:
+                pass
+        runners = list(self._runners.values())
+        self._runners.clear()
+        await asyncio.gather(*(self._stop(r, "shutdown") for r in runners), return_exceptions=True)
+        self._starter.shutdown(wait=False, cancel_futures=True)
+
+    # -- requests -----------------------------------------------------------------------------------------
+    async def resolve(self, name: str) -> Model:
+        """The stored model for `name` (the bundled default installs itself); NotFound otherwise.
+
+        Cached per name while the store's index.json is unchanged (it is replaced atomically on every tag
+        change, and blobs never change under a digest), so a request costs one stat, not a store read.
+        """
+        from llmctl.api.models import get_model
+
+        stamp = self._index_stamp()
+        hit = self._models.get(name)
+        if hit is not None and stamp is not None and hit[0] == stamp:
+            return hit[1]
+        model = await asyncio.to_thread(get_model, self.settings, name)
+        if stamp is not None:
+            self._models[name] = (stamp, model)
+        return model
+
+    def _index_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = (self.settings.store_dir / "index.json").stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    async def acquire(self, name: str, *, keep_alive: Any = _DEFAULT, mode: str = GENERATE,
+                      model: Model | None = None) -> Lease:
+        """Hold a running engine for `name`, loading it first if needed. Pair with `release`."""
+        ka = self.config.keep_alive if keep_alive is _DEFAULT else keep_alive
+        model = model or await self.resolve(name)
+        key = f"{model.digest}/{mode}"
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            runner = self._runners.get(key)
+            if runner is not None and not runner.process.alive():
+                await self._drop(runner, "crashed")
+                runner = None
+            waited = 0.0
+            if runner is None:
+                runner = await self._load(key, name, model, mode)
+                waited = runner.load_seconds
+            # no await between the lookup above and here: the reaper cannot stop it in between
+            runner.active += 1
+            runner.requests += 1
+            runner.last_used = time.monotonic()
+            runner.expires_at = None if ka is None else time.time() + ka
+        return Lease(runner, waited, ka)
+
+    def release(self, lease: Lease) -> None:
+        """End a request's hold. Idempotent; keep_alive 0 unloads as soon as the engine is idle."""
+        if lease.released:
+            return
+        lease.released = True
+        runner = lease.runner
+        runner.active -= 1
+        runner.last_used = time.monotonic()
+        runner.expires_at = None if lease.keep_alive is None else time.time() + lease.keep_alive
+        if runner.active == 0:
+            self._idle.set()
+            self._wake.set()  # the reaper recomputes its next deadline
+
+    async def engine_failed(self, runner: Runner) -> str | None:
+        """After an upstream error: if the engine died, drop it and say how; None if it is still alive."""
+        for _ in range(20):  # a dying child may need a moment before its exit status is visible
+            if not runner.process.alive():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            return None
+        how = _exit_reason(runner.process)
+        if self._runners.get(runner.key) is runner:
+            await self._drop(runner, "crashed")
+        return f"the engine for {runner.name} (pid {runner.process.pid}) {how}; it restarts on the next request"
+
+    async def unload(self, name: str) -> list[Runner]:
+        """Stop every engine of `name` now, idle or not (requests in flight fail). Returns what stopped."""
+        model = await self.resolve(name)
+        stopped = [r for r in list(self._runners.values()) if r.model.digest == model.digest]
+        for runner in stopped:
+            lock = self._locks.setdefault(runner.key, asyncio.Lock())
+            async with lock:
+                if self._runners.get(runner.key) is runner:
+                    await self._drop(runner, "unload")
+        return stopped
+
+    def runners(self) -> list[Runner]:
+        return sorted(self._runners.values(), key=lambda r: r.loaded_at)
+
+    def processor(self, runner: Runner) -> str:
+        """Ollama's PROCESSOR column: where the weights live."""
+        if self.engine_kind == "cpu" or self.config.gpu_layers == 0:
+            return "100% CPU"
+        layers = _block_count(runner.model)
+        gl = self.config.gpu_layers
+        if gl is None or gl < 0 or not layers or gl >= layers:
+            return "100% GPU"
+        gpu = round(100 * gl / layers)
+        return f"{100 - gpu}%/{gpu}% CPU/GPU"
+
+    # -- internals ----------------------------------------------------------------------------------------
+    async def _load(self, key: str, name: str, model: Model, mode: str) -> Runner:
+        await self._make_room(key)
+        self._loading.add(key)
+        try:
+            from llmctl.runtime.process import EngineOptions, EngineProcess
+
+            extra: tuple[str, ...] = ()
+            if mode == EMBED:
+                extra = ("--embeddings",) + (() if _has_pooling(model) else ("--pooling", "mean"))
+            c = self.config
+            options = EngineOptions.for_model(model, ctx_size=c.ctx_size, parallel=c.parallel, threads=c.threads,
+                                              gpu_layers=c.gpu_layers, extra_args=extra or None)
+            log.info("loading %s (%s) for %s", name, model.id, mode)
+            started = time.monotonic()
+            loop = asyncio.get_running_loop()
+            # die_with_parent: the kernel stops the engine if the gateway dies (even by SIGKILL); that
+            # signal follows the thread that started the child, so starts run on long-lived threads.
+            start = functools.partial(EngineProcess.start, self.settings, model, options, host=c.host,
+                                      timeout=c.load_timeout, engine=self.engine, die_with_parent=True)
+            try:
+                process = await loop.run_in_executor(self._starter, start)
+            except EngineError as exc:
+                log.error("loading %s failed: %s", name, exc)
+                raise EngineError(_first_line(str(exc)), hint=_log_hint(str(exc))) from None
+            seconds = time.monotonic() - started
+        finally:
+            self._loading.discard(key)
+        from llmctl.api.models import short
+
+        runner = Runner(key, short(self.settings, model.reference), model, mode, process, seconds, time.time())
+        if self._closing:
+            await asyncio.to_thread(process.stop)
+            raise EngineError("the gateway is shutting down")
+        self._runners[key] = runner
+        log.info("loaded %s on port %s in %.2fs (pid %s, %s mode, log %s)", name, process.port, seconds,
+                 process.pid, process.prompt_mode, process.log_path)
+        self._on_event("loaded", runner)
+        return runner
+
+    async def _make_room(self, key: str) -> None:
+        deadline = time.monotonic() + self.config.load_timeout
+        while len(self._runners) + len(self._loading) >= max(1, self.config.max_loaded):
+            idle = [r for r in self._runners.values() if r.active == 0]
+            if idle:
+                victim = min(idle, key=lambda r: r.last_used)
+                log.info("evicting %s (least recently used, max-loaded %d)", victim.name, self.config.max_loaded)
+                await self._drop(victim, "evicted")
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise EngineError(
+                    f"all {self.config.max_loaded} loaded models are busy; raise `serve --max-loaded` or retry"
+                )
+            self._idle.clear()
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout=min(left, 1.0))
+            except TimeoutError:
+                pass
+
+    async def _drop(self, runner: Runner, reason: str) -> None:
+        if self._runners.get(runner.key) is runner:
+            del self._runners[runner.key]
+        await self._stop(runner, reason)
+
+    async def _stop(self, runner: Runner, reason: str) -> None:
+        log.info("unloading %s (%s)", runner.name, reason)
+        self._on_event("unloaded", runner, reason=reason)
+        try:
+            await asyncio.to_thread(runner.process.stop)
+        except Exception as exc:  # a process that will not stop must not take the gateway down
+            log.warning("stopping the engine of %s: %s", runner.name, exc)
+
+    async def _reap_loop(self) -> None:
+        """Sleep until the next expiry (at most 1 s, to notice dead engines), or until woken by a release."""
+        while True:
+            now = time.time()
+            due = [r.expires_at - now for r in self._runners.values() if r.active == 0 and r.expires_at is not None]
+            delay = max(0.01, min([1.0, *due]))
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self._reap_once()
+            except Exception:  # keep the timer alive whatever one pass meets
+                log.exception("keep-alive pass failed")
+
+    async def _reap_once(self) -> None:
+        now = time.time()
+        for runner in list(self._runners.values()):
+            if runner.active:
+                continue
+            lock = self._locks.setdefault(runner.key, asyncio.Lock())
+            if lock.locked():
+                continue
+            if not runner.process.alive():
+                log.warning("the engine of %s (pid %s) %s", runner.name, runner.process.pid, _exit_reason(runner.process))
+                await self._drop(runner, "crashed")
+            elif runner.expires_at is not None and runner.expires_at <= now:
+                await self._drop(runner, "expired")
+
+
+def _exit_reason(process: Any) -> str:
+    from llmctl.runtime.cpu import signal_name
+
+    code = process.proc.poll()
+    sig = signal_name(code)
+    if sig:
+        return f"was killed by {sig}"
+    return f"exited with status {code}" if code is not None else "stopped answering"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "the engine failed"
+
+
+def _log_hint(text: str) -> str | None:
+    m = re.search(r"--- last lines of (.+?) ---|\(log: (.+?)\)", text)
+    return f"engine log: {m.group(1) or m.group(2)}" if m else None
+
+
+def _gguf_kv(model: Model) -> dict[str, str]:
+    return dict(model.facts.gguf or {})
+
+
+def _has_pooling(model: Model) -> bool:
+    return any(k.endswith(".pooling_type") for k in _gguf_kv(model))
+
+
+def _block_count(model: Model) -> int | None:
+    for k, v in _gguf_kv(model).items():
+        if k.endswith(".block_count"):
+            try:
+                return int(v)
+            except (TypeError, ValueError):
+                return None
+    return None
