@@ -244,7 +244,10 @@ class Scheduler:
         return sorted(self._runners.values(), key=lambda r: r.loaded_at)
 
     def processor(self, runner: Runner) -> str:
-        """Ollama's PROCESSOR column: where the weights live."""
+        """Ollama's PROCESSOR column: where the engine really put the weights (its planned offload)."""
+        label = getattr(runner.process, "processor", None)
+        if isinstance(label, str) and label:
+            return label
         if self.engine_kind == "cpu" or self.config.gpu_layers == 0:
             return "100% CPU"
         layers = _block_count(runner.model)
