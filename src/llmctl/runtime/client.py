@@ -30,10 +30,17 @@ def host_url(host: str) -> str:
 
 
 def gateway_url(settings: Settings, timeout: float = PROBE_TIMEOUT) -> str | None:
-    """The gateway's base URL if one answers `GET /api/version` at settings.host, else None."""
+    """The gateway's base URL if one answers `GET /api/version`, else None.
+
+    Where to ask: the gateway this LLMCTL_HOME started (its state file knows a `serve --port N`), else
+    settings.host.
+    """
     import httpx
 
-    url = host_url(settings.host)
+    from llmctl.runtime.daemon import read_state
+
+    state = read_state(settings)
+    url = state.url.rstrip("/") if state is not None else host_url(settings.host)
     try:
         r = httpx.get(url + "/api/version", timeout=timeout)
         if r.status_code == 200 and "version" in r.json():
