@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llmctl import __version__
 from llmctl.errors import LlmctlError
-from llmctl.runtime.gateway import errors
+from llmctl.runtime.gateway import errors, translate
 from llmctl.runtime.gateway.errors import GatewayError
 from llmctl.runtime.gateway.metrics import CONTENT_TYPE, Metrics
 from llmctl.runtime.gateway.proxy import UpstreamError, make_client
@@ -229,3 +229,17 @@ def _count_error(request: Request, status: int) -> None:
     # no model label on 404s: names a client made up must not grow the label set
     model = "" if status == 404 else getattr(request.state, "model", "") or ""
     gw.finish(route, model, status, "client" if status < 500 else "server")
+
+
+def gateway_of(request: Request) -> "Gateway":
+    """The Gateway this app serves; routes reach it through the request, never a global."""
+    return request.app.state.gateway
+
+
+async def begin_model_request(request: Request) -> tuple[float, "Gateway", dict[str, Any], str]:
+    """What every model route does first: start the clock, read the JSON body, name the model it asks for."""
+    started = time.monotonic()
+    gw = gateway_of(request)
+    body = await gw.read_json(request)
+    name = request.state.model = translate.model_name(body)
+    return started, gw, body, name

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from llmctl import __version__
 from llmctl.runtime.gateway import errors, translate
-from llmctl.runtime.gateway.app import Gateway
+from llmctl.runtime.gateway.app import Gateway, begin_model_request, gateway_of
 from llmctl.runtime.gateway.errors import GatewayError
 from llmctl.runtime.gateway.proxy import (
     ClientGone, EventStream, Piece, UpstreamError, UpstreamStream, open_stream, parse_piece, post_json,
@@ -36,10 +36,6 @@ FOREVER = "9999-12-31T23:59:59Z"
 CLIENT_CLOSED = 499
 
 
-def _gw(request: Request) -> Gateway:
-    return request.app.state.gateway
-
-
 @router.get("/api/version")
 async def version() -> Response:
     return JSONResponse({"version": __version__})
@@ -47,7 +43,7 @@ async def version() -> Response:
 
 @router.get("/api/tags")
 async def tags(request: Request) -> Response:
-    gw = _gw(request)
+    gw = gateway_of(request)
     return JSONResponse({"models": await asyncio.to_thread(_tags, gw)})
 
 
@@ -68,7 +64,7 @@ def _tags(gw: Gateway) -> list[dict[str, Any]]:
 
 @router.get("/api/ps")
 async def ps(request: Request) -> Response:
-    gw = _gw(request)
+    gw = gateway_of(request)
     return JSONResponse({"models": [_ps_row(gw, r) for r in gw.scheduler.runners()]})
 
 
@@ -92,7 +88,7 @@ def _ps_row(gw: Gateway, r: Runner) -> dict[str, Any]:
 async def show(request: Request) -> Response:
     from llmctl.api.manage import modelfile_text, show_json
 
-    gw = _gw(request)
+    gw = gateway_of(request)
     body = await gw.read_json(request)
     name = body.get("model") or body.get("name")
     if not isinstance(name, str) or not name:
@@ -113,10 +109,7 @@ async def show(request: Request) -> Response:
 
 @router.post("/api/generate")
 async def generate(request: Request) -> Response:
-    started = time.monotonic()
-    gw = _gw(request)
-    body = await gw.read_json(request)
-    name = request.state.model = translate.model_name(body)
+    started, gw, body, name = await begin_model_request(request)
     prompt = body.get("prompt") or ""
     if not isinstance(prompt, str):
         raise GatewayError(400, "prompt must be a string")
@@ -146,10 +139,7 @@ async def generate(request: Request) -> Response:
 
 @router.post("/api/chat")
 async def chat(request: Request) -> Response:
-    started = time.monotonic()
-    gw = _gw(request)
-    body = await gw.read_json(request)
-    name = request.state.model = translate.model_name(body)
+    started, gw, body, name = await begin_model_request(request)
     messages = translate.messages_of(body, allow_empty=True)
     if any(m.get("images") for m in messages):
         raise GatewayError(400, "images are not supported by llmctl serve yet")
@@ -171,10 +161,7 @@ async def chat(request: Request) -> Response:
 
 @router.post("/api/embed")
 async def embed(request: Request) -> Response:
-    started = time.monotonic()
-    gw = _gw(request)
-    body = await gw.read_json(request)
-    name = request.state.model = translate.model_name(body)
+    started, gw, body, name = await begin_model_request(request)
     inp = body.get("input")
     if not (isinstance(inp, str) or (isinstance(inp, list) and inp and all(isinstance(s, str) for s in inp))):
         raise GatewayError(400, "input must be a string or a non-empty list of strings")

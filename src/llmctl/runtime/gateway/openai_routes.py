@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from llmctl.runtime.gateway import errors, translate
-from llmctl.runtime.gateway.app import Gateway
+from llmctl.runtime.gateway.app import Gateway, begin_model_request, gateway_of
 from llmctl.runtime.gateway.errors import GatewayError
 from llmctl.runtime.gateway.proxy import (
     SSE_HEADERS, ClientGone, EventStream, UpstreamError, UpstreamStream, open_stream, parse_piece, post_json,
@@ -30,15 +30,11 @@ router = APIRouter()
 CLIENT_CLOSED = 499  # nginx's code for "client closed request": only ever seen in metrics
 
 
-def _gw(request: Request) -> Gateway:
-    return request.app.state.gateway
-
-
 @router.get("/v1/models")
 async def list_models(request: Request) -> Response:
     from llmctl.api.manage import list_models as stored
 
-    gw = _gw(request)
+    gw = gateway_of(request)
     models = await asyncio.to_thread(stored, gw.settings)
     return JSONResponse({"object": "list", "data": [
         {"id": m.name, "object": "model", "created": int(m.modified), "owned_by": "llmctl"} for m in models]})
@@ -46,7 +42,7 @@ async def list_models(request: Request) -> Response:
 
 @router.get("/v1/models/{name:path}")
 async def get_model(request: Request, name: str) -> Response:
-    gw = _gw(request)
+    gw = gateway_of(request)
     model = await gw.scheduler.resolve(name)
     created = model.created or ""
     return JSONResponse({"id": name, "object": "model", "created": _epoch(created), "owned_by": "llmctl"})
@@ -54,10 +50,7 @@ async def get_model(request: Request, name: str) -> Response:
 
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
-    started = time.monotonic()
-    gw = _gw(request)
-    body = await gw.read_json(request)
-    name = request.state.model = translate.model_name(body)
+    started, gw, body, name = await begin_model_request(request)
     translate.messages_of(body)
     stream = translate.flag(body, "stream", False)
     translate.check_sampling(body)
@@ -79,10 +72,7 @@ async def chat_completions(request: Request) -> Response:
 
 @router.post("/v1/completions")
 async def completions(request: Request) -> Response:
-    started = time.monotonic()
-    gw = _gw(request)
-    body = await gw.read_json(request)
-    name = request.state.model = translate.model_name(body)
+    started, gw, body, name = await begin_model_request(request)
     prompt = body.get("prompt")
     if not isinstance(prompt, (str, list)):
         raise GatewayError(400, "prompt must be a string or a list", param="prompt")
@@ -99,10 +89,7 @@ async def completions(request: Request) -> Response:
 
 @router.post("/v1/embeddings")
 async def embeddings(request: Request) -> Response:
-    started = time.monotonic()
-    gw = _gw(request)
-    body = await gw.read_json(request)
-    name = request.state.model = translate.model_name(body)
+    started, gw, body, name = await begin_model_request(request)
     inp = body.get("input")
     if not (isinstance(inp, str) or (isinstance(inp, list) and inp)):
         raise GatewayError(400, "input must be a string or a non-empty list", param="input")
