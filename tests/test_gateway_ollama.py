@@ -150,3 +150,31 @@ def test_errors_in_ollama_shape(gateway: RunningGateway) -> None:
     assert r.status_code == 400
     r = gateway.http.post("/api/show", json={"model": "ghost"})
     assert r.status_code == 404
+
+
+def test_base_model_never_answers_empty_through_the_gateway(gateway: RunningGateway) -> None:
+    # Greedy, the base model's first tokens for "..." are a blank line, which ends a Q/A transcript answer
+    # at once; the gateway retries with end-of-text ignored, as a local `llmctl run` does, and the client
+    # never sees the empty first attempt.
+    body = {"model": MODEL, "prompt": "...", "options": {"temperature": 0}}
+    *tokens, final = _ndjson(gateway, "/api/generate", body)
+    streamed = "".join(t["response"] for t in tokens)
+    assert streamed.strip() and streamed == streamed.lstrip()
+    assert final["done"] is True and 0 < final["eval_count"] <= 48
+    whole = gateway.http.post("/api/generate", json={**body, "stream": False}).json()
+    assert whole["response"] == streamed
+    chat = gateway.http.post("/api/chat", json={"model": MODEL, "stream": False, "options": {"temperature": 0},
+                                                "messages": [{"role": "user", "content": "..."}]}).json()
+    assert chat["message"]["content"] == streamed
+    # `llmctl run` finds the gateway through its state file and gets the same answer
+    r = gateway.cli("run", MODEL, "--param", "temperature=0", "...")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == streamed.strip()
+
+
+def test_raw_generate_is_not_retried(gateway: RunningGateway) -> None:
+    # raw: the prompt goes to the engine as is, and whatever it answers (here: stop at once) is the answer
+    r = gateway.http.post("/api/generate", json={"model": MODEL, "prompt": "Q: ...\nA:", "raw": True, "stream": False,
+                                                 "options": {"temperature": 0, "stop": ["\n\n"]}})
+    assert r.status_code == 200, r.text
+    assert r.json()["response"].strip() == ""

@@ -104,6 +104,16 @@ def test_stream_arrives_token_by_token(gateway: RunningGateway) -> None:
     assert spread > 0.1 and gaps[len(gaps) // 2] > 0.002, "tokens arrived in one burst"
 
 
+def test_base_model_chat_is_never_empty(client: openai.OpenAI) -> None:
+    # the greedy first attempt ends at once (see test_gateway_ollama); the gateway's retry answers instead
+    out = client.chat.completions.create(model=MODEL, temperature=0, messages=[{"role": "user", "content": "..."}])
+    text = out.choices[0].message.content or ""
+    assert text.strip() and text == text.lstrip()
+    stream = client.chat.completions.create(model=MODEL, temperature=0, stream=True,
+                                            messages=[{"role": "user", "content": "..."}])
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == text
+
+
 def test_completions(client: openai.OpenAI) -> None:
     r = client.completions.create(model=MODEL, prompt="The capital of France is", max_tokens=5, temperature=0)
     assert r.object == "text_completion"

@@ -13,20 +13,20 @@ import json
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator
+from typing import Any, AsyncGenerator, AsyncIterator
 
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from llmctl import __version__
-from llmctl.runtime.gateway import errors, translate
+from llmctl.runtime.gateway import answer, errors, translate
 from llmctl.runtime.gateway.app import Gateway, begin_model_request, gateway_of
 from llmctl.runtime.gateway.errors import GatewayError
 from llmctl.runtime.gateway.proxy import (
-    ClientGone, EventStream, Piece, UpstreamError, UpstreamStream, open_stream, parse_piece, post_json,
-    until_disconnect,
+    ClientGone, EventStream, Piece, UpstreamError, open_stream, post_json, until_disconnect,
 )
+from llmctl.runtime.prompt import COMPLETION
 from llmctl.runtime.scheduler import EMBED, GENERATE, Lease, Runner
 
 log = logging.getLogger("llmctl.gateway")
@@ -134,7 +134,9 @@ async def generate(request: Request) -> Response:
     except BaseException:
         gw.scheduler.release(lease)
         raise
-    return await _respond(gw, request, lease, "/api/generate", name, endpoint, upstream, stream, started, chat=False)
+    retry = None if raw else answer.retry_body(endpoint, upstream)
+    return await _respond(gw, request, lease, "/api/generate", name, endpoint, upstream, retry, stream, started,
+                          chat=False)
 
 
 @router.post("/api/chat")
@@ -156,7 +158,8 @@ async def chat(request: Request) -> Response:
     except BaseException:
         gw.scheduler.release(lease)
         raise
-    return await _respond(gw, request, lease, "/api/chat", name, endpoint, upstream, stream, started, chat=True)
+    retry = answer.retry_body(endpoint, upstream)
+    return await _respond(gw, request, lease, "/api/chat", name, endpoint, upstream, retry, stream, started, chat=True)
 
 
 @router.post("/api/embed")
@@ -214,7 +217,9 @@ async def _load_or_unload(gw: Gateway, name: str, ka: float | None, route: str, 
 
 
 async def _respond(gw: Gateway, request: Request, lease: Lease, route: str, name: str, endpoint: str,
-                   upstream: dict[str, Any], stream: bool, started: float, *, chat: bool) -> Response:
+                   upstream: dict[str, Any], retry: dict[str, Any] | None, stream: bool, started: float, *,
+                   chat: bool) -> Response:
+    """Stream (or collect) one answer as Ollama NDJSON; `retry` is the fallback for an empty answer."""
     gw.metrics.in_flight.inc()
     try:
         resp = await open_stream(lease.runner.base_url + endpoint, upstream)
@@ -223,7 +228,9 @@ async def _respond(gw: Gateway, request: Request, lease: Lease, route: str, name
         _end(gw, lease, route, name, err.status, "engine" if err.status >= 500 else "client")
         return errors.response(err, False)
     state: dict[str, Any] = {"kind": None, "text": [], "final": None}
-    lines = _lines(gw, lease, resp, name, started, chat, state)
+    events = answer.pieces(resp, lease.runner.base_url + endpoint, retry, answer.Outcome(),
+                           strip_leading=lease.runner.prompt_mode == COMPLETION)
+    lines = _lines(gw, lease, events, name, started, chat, state)
     if stream:
         def on_close(cancelled: bool) -> None:
             _end(gw, lease, route, name, CLIENT_CLOSED if cancelled else 200, "cancelled" if cancelled else state["kind"])
@@ -254,7 +261,7 @@ async def _respond(gw: Gateway, request: Request, lease: Lease, route: str, name
     return JSONResponse(final)
 
 
-async def _lines(gw: Gateway, lease: Lease, resp: UpstreamStream, name: str, started: float, chat: bool,
+async def _lines(gw: Gateway, lease: Lease, events: AsyncGenerator[Piece, None], name: str, started: float, chat: bool,
                  state: dict[str, Any]) -> AsyncIterator[bytes]:
     """Engine events -> Ollama NDJSON lines: one per token, then the final one with the timings.
 
@@ -265,10 +272,7 @@ async def _lines(gw: Gateway, lease: Lease, resp: UpstreamStream, name: str, sta
     finish: str | None = None
     counts = Piece()
     try:
-        async for payload in resp.events():
-            if payload == b"[DONE]":
-                continue
-            p = parse_piece(json.loads(payload))
+        async for p in events:
             if p.text:
                 first_at = first_at or time.monotonic()
                 state["text"].append(p.text)
@@ -283,7 +287,7 @@ async def _lines(gw: Gateway, lease: Lease, resp: UpstreamStream, name: str, sta
         yield errors.stream_error_line(err, False)
         return
     finally:
-        await resp.aclose()
+        await events.aclose()
     if finish is None:
         return
     gw.metrics.observe_generation(

@@ -17,13 +17,14 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from llmctl.runtime.gateway import errors, translate
+from llmctl.runtime.gateway import answer, errors, translate
 from llmctl.runtime.gateway.app import Gateway, begin_model_request, gateway_of
 from llmctl.runtime.gateway.errors import GatewayError
 from llmctl.runtime.gateway.proxy import (
     SSE_HEADERS, ClientGone, EventStream, UpstreamError, UpstreamStream, open_stream, parse_piece, post_json,
     until_disconnect,
 )
+from llmctl.runtime.prompt import COMPLETION
 from llmctl.runtime.scheduler import EMBED, GENERATE, Lease
 
 router = APIRouter()
@@ -175,7 +176,8 @@ async def _relay_events(gw: Gateway, lease: Lease, resp: UpstreamStream, name: s
 
 async def _translated_chat(gw: Gateway, request: Request, lease: Lease, route: str, name: str, endpoint: str,
                            upstream: dict[str, Any], stream: bool, include_usage: bool, started: float) -> Response:
-    """Template/completion-mode engines: their text events become OpenAI chat chunks."""
+    """Template/completion-mode engines: their text events become OpenAI chat chunks (an empty answer is
+    retried once, as `llmctl run` does: see `answer`)."""
     out = translate.OpenAIChunks(name)
     upstream["stream"] = True
     gw.metrics.in_flight.inc()
@@ -186,15 +188,14 @@ async def _translated_chat(gw: Gateway, request: Request, lease: Lease, route: s
         _end(gw, lease, route, name, err.status, "engine" if err.status >= 500 else "client")
         return errors.response(err, True)
     state: dict[str, Any] = {"kind": None, "text": [], "finish": None, "usage": (0, 0)}
+    events = answer.pieces(resp, lease.runner.base_url + endpoint, answer.retry_body(endpoint, upstream),
+                           answer.Outcome(), strip_leading=lease.runner.prompt_mode == COMPLETION)
 
     async def chunks() -> AsyncIterator[bytes]:
         first_at = None
         try:
             yield out.chunk({"role": "assistant", "content": ""})
-            async for payload in resp.events():
-                if payload == b"[DONE]":
-                    continue
-                p = parse_piece(json.loads(payload))
+            async for p in events:
                 if p.text:
                     first_at = first_at or time.monotonic()
                     state["text"].append(p.text)
@@ -213,7 +214,7 @@ async def _translated_chat(gw: Gateway, request: Request, lease: Lease, route: s
             state["kind"] = "engine"
             yield errors.stream_error_line(await gw.upstream_error(lease, exc), True)
         finally:
-            await resp.aclose()
+            await events.aclose()
 
     if stream:
         def on_close(cancelled: bool) -> None:
