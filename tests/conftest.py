@@ -42,7 +42,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh LLMCTL_HOME; the environment variables a user might have set are cleared."""
     h = tmp_path / "llmctl-home"
     monkeypatch.setenv("LLMCTL_HOME", str(h))
-    for var in ("LLMCTL_REGISTRY", "LLMCTL_DEBUG", "LLMCTL_HOST"):
+    for var in ("LLMCTL_REGISTRY", "LLMCTL_DEBUG", "LLMCTL_HOST", "LLMCTL_GPUS", "LLMCTL_SPLIT_MODE", "LLMCTL_TENSOR_SPLIT"):
         monkeypatch.delenv(var, raising=False)
     # Tests never reach the internet: a name that would be pulled from a public registry fails at once.
     monkeypatch.setenv("LLMCTL_OFFLINE", "1")

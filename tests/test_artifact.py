@@ -34,6 +34,12 @@ def test_gguf_metadata_of_the_real_gemma(gemma_gguf: Path) -> None:
     strings = info.config_strings()
     assert strings["gemma3.block_count"] == "18"
     assert not any(k.startswith("tokenizer.ggml.tokens") for k in strings)
+    # the tensor infos come with the header: shapes, types, and byte sizes that tile the data section
+    assert len(info.tensors) == info.tensor_count and sum(t.elements for t in info.tensors) == info.parameter_count
+    embd = next(t for t in info.tensors if t.name == "token_embd.weight")
+    assert embd.shape == (640, 262144) and embd.type_name in {"Q4_K", "Q5_K", "Q6_K", "Q8_0"}
+    last = max(info.tensors, key=lambda t: t.offset)
+    assert info.data_offset % 32 == 0 and info.data_offset + last.offset + last.nbytes == gemma_gguf.stat().st_size
 
 
 @pytest.mark.parametrize("count, label", [(268_098_176, "268.10 M"), (8_030_261_248, "8.03 B"), (999, "999")])

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from llmctl.artifact.gguf_meta import read_gguf
 from llmctl.errors import EngineError, UsageError
 from llmctl.runtime import gpu
 from llmctl.runtime.engine import Engine, find_engine, processor_note
 from llmctl.runtime.gpu import GiB, MiB, Gpu, ModelShape, plan_offload, processor_label
+from llmctl.runtime.launch import build_command, gpu_overrides, place
 from llmctl.runtime.process import EngineOptions, EngineProcess
 
 SMI = """0, NVIDIA H100 80GB HBM3, 81559, 81004, 9.0, 580.159.04, GPU-aaaa
@@ -54,6 +56,34 @@ def test_select_gpus_and_visible_devices() -> None:
     assert gpu.visible_devices_env(("0", "2")) == {"CUDA_VISIBLE_DEVICES": "0,2"}
     assert gpu.visible_devices_env(None) == {}
     assert gpu.visible_devices_env(()) == {"CUDA_VISIBLE_DEVICES": "-1"}
+
+
+def test_gpu_choice_travels_in_settings_to_engine_options(home: Path) -> None:
+    """LLMCTL_GPUS & co. are read once into Settings; `run`/`serve` flags replace them; engines get options."""
+    from llmctl.cli.options import with_gpus
+    from llmctl.settings import Settings
+
+    env = {"LLMCTL_HOME": str(home), "LLMCTL_GPUS": "1", "LLMCTL_SPLIT_MODE": "row", "LLMCTL_TENSOR_SPLIT": "3,1"}
+    settings = Settings.from_env(env)
+    assert (settings.gpus, settings.split_mode, settings.tensor_split) == ("1", "row", "3,1")
+    assert gpu_overrides(settings) == {"gpus": "1", "split_mode": "row", "tensor_split": (3.0, 1.0)}
+    flagged = with_gpus(settings, "0,2", None, None)
+    assert (flagged.gpus, flagged.split_mode, flagged.tensor_split) == ("0,2", "row", "3,1")
+    options = EngineOptions.for_model(None, **gpu_overrides(flagged))
+    assert (options.gpus, options.split_mode, options.tensor_split) == ("0,2", "row", (3.0, 1.0))
+    assert gpu_overrides(Settings.from_env({"LLMCTL_HOME": str(home)})) == {
+        "gpus": None, "split_mode": None, "tensor_split": None}
+    with pytest.raises(UsageError, match="--split-mode"):
+        with_gpus(settings, None, "diagonal", None)
+    with pytest.raises(UsageError, match="--tensor-split"):  # a bad variable is caught at the edge too
+        with_gpus(Settings.from_env({**env, "LLMCTL_TENSOR_SPLIT": "a,b"}), "0", None, None)
+
+
+def test_gpu_flags_are_one_line_errors(cli) -> None:  # type: ignore[no-untyped-def]
+    """Checked before any model is looked at: one line, usage status."""
+    for args in (["--gpus", "first"], ["--split-mode", "diagonal"], ["--tensor-split", "a,b"]):
+        r = cli("run", "no-such-model", "hi", *args)
+        assert r.code == 2 and r.stderr.startswith("llmctl: error: --") and len(r.stderr.splitlines()) == 1, r
 
 
 def test_split_args() -> None:
@@ -121,12 +151,14 @@ def test_oom_hint_says_what_fits() -> None:
 
 
 def test_shape_from_a_real_gguf(gemma_gguf: Path) -> None:
-    kv, layers, other = gpu.tensor_bytes(gemma_gguf)
+    info = read_gguf(gemma_gguf)
+    layers, other = gpu.block_bytes(info.tensors)
     size = gemma_gguf.stat().st_size
-    assert len(layers) == int(kv["gemma3.block_count"]) == 18
+    assert len(layers) == int(info.kv["gemma3.block_count"]) == 18
     # tensor bytes add up to the file minus its header and alignment
     assert 0.9 * size < sum(layers) + other <= size
-    shape = ModelShape.from_kv(kv, layers, other)
+    shape = ModelShape.from_gguf(info)
+    assert shape.layer_bytes == tuple(layers) and shape.other_bytes == other
     assert shape.kv_bytes_per_token > 0 and shape.n_vocab > 200000
 
 
@@ -141,11 +173,11 @@ def test_build_command_uses_the_plan(gemma_gguf: Path, settings) -> None:  # typ
     big = [Gpu(0, "big", 80 * GiB, 80 * GiB, "9.0")]
     options = EngineOptions(parallel=2, ctx_size=1024, split_mode="layer")
     placement = gpu.place(model, 2048, available=big, split_mode="layer")
-    cmd = EngineProcess.build_command(settings, model, options, cuda, "127.0.0.1", 1, "jinja", placement=placement)
+    cmd = build_command(settings, model, options, cuda, "127.0.0.1", 1, "jinja", placement=placement)
     assert cmd[cmd.index("-ngl") + 1] == "999" and cmd[cmd.index("--split-mode") + 1] == "layer"
     assert placement.processor == "100% GPU"
     tiny = gpu.place(model, 2048, available=[Gpu(0, "tiny", 1 * GiB, 900 * MiB, "7.5")])
-    cmd = EngineProcess.build_command(settings, model, options, cuda, "127.0.0.1", 1, "jinja", placement=tiny)
+    cmd = build_command(settings, model, options, cuda, "127.0.0.1", 1, "jinja", placement=tiny)
     assert int(cmd[cmd.index("-ngl") + 1]) == tiny.plan.gpu_layers < 18
     forced = gpu.place(model, 2048, num_gpu=4, available=big, gpus="0")
     assert forced.plan.gpu_layers == 4 and forced.env == {"CUDA_VISIBLE_DEVICES": "0"}
@@ -154,7 +186,7 @@ def test_build_command_uses_the_plan(gemma_gguf: Path, settings) -> None:  # typ
 def test_cpu_engine_has_no_placement(settings, engine) -> None:  # type: ignore[no-untyped-def]
     if engine.kind == "cuda":
         pytest.skip("this machine's engine is a CUDA build")
-    assert EngineProcess.place(object(), EngineOptions(), engine) is None
+    assert place(object(), EngineOptions(), engine) is None
 
 
 def test_cpu_line_says_why() -> None:

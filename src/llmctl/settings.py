@@ -36,6 +36,12 @@ class Settings:
     hf_endpoint: str | None = None
     hf_token: str | None = None
     hf_cache: Path | None = None
+    # GPUs for the engines this process starts (LLMCTL_GPUS, LLMCTL_SPLIT_MODE, LLMCTL_TENSOR_SPLIT; the
+    # `run`/`serve` flags --gpus, --split-mode, --tensor-split replace them). Kept as text: llmctl.runtime.gpu
+    # checks them where a command begins, so a bad value is one line there and never breaks other commands.
+    gpus: str | None = None
+    split_mode: str | None = None
+    tensor_split: str | None = None
 
     @property
     def store_dir(self) -> Path:
@@ -87,4 +93,7 @@ class Settings:
             hf_token=env.get("HF_TOKEN") or env.get("HUGGING_FACE_HUB_TOKEN") or None,
             hf_cache=Path(env["HF_HUB_CACHE"]).expanduser() if env.get("HF_HUB_CACHE")
             else Path(env["HF_HOME"]).expanduser() / "hub" if env.get("HF_HOME") else None,
+            gpus=env.get("LLMCTL_GPUS") or None,
+            split_mode=env.get("LLMCTL_SPLIT_MODE") or None,
+            tensor_split=env.get("LLMCTL_TENSOR_SPLIT") or None,
         )

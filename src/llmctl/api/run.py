@@ -189,14 +189,16 @@ class Session:
         return self
 
     def _engine_options(self) -> Any:
-        from llmctl.runtime.process import EngineOptions
+        from llmctl.runtime.launch import EngineOptions, gpu_overrides
 
-        return EngineOptions.for_model(self.model, self.params, parallel=1, lora=self.lora, **self.overrides)
+        return EngineOptions.for_model(self.model, self.params, parallel=1, lora=self.lora, **self.overrides,
+                                       **gpu_overrides(self.settings))
 
     def _start_engine(self) -> None:
         from llmctl.runtime import inproc
         from llmctl.runtime.engine import NO_ENGINE, find_engine
-        from llmctl.runtime.process import DEFAULT_CTX, EngineProcess, merge_lora
+        from llmctl.runtime.launch import DEFAULT_CTX, merge_lora
+        from llmctl.runtime.process import EngineProcess
 
         options = self._engine_options()
         t0 = time.monotonic()

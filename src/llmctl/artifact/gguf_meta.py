@@ -1,20 +1,22 @@
 """GGUF header metadata without loading tensors.
 
-The `gguf` package supplies the format's constants (value types, file types); the header walk is ours
-because `gguf.GGUFReader` materialises a numpy view per array element: 20+ s for the 262k-token Gemma 3
-vocabulary on this machine, against ~0.1 s here. Large arrays (token lists) are skipped, not decoded;
-their lengths are kept.
+The `gguf` package supplies the format's constants (value types, file types, quantization block sizes);
+the header walk is ours because `gguf.GGUFReader` materialises a numpy view per array element: 20+ s for
+the 262k-token Gemma 3 vocabulary on this machine, against ~0.1 s here. Large arrays (token lists) are
+skipped, not decoded; their lengths are kept. The tensor infos (name, shape, type, offset, bytes) are part
+of the result, so callers that size a model (the GPU offload planner) never re-walk the header.
 """
 
 from __future__ import annotations
 
+import math
 import mmap
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gguf import GGUFValueType, LlamaFileType
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, LlamaFileType
 
 from llmctl.errors import InvalidModel
 
@@ -33,6 +35,7 @@ _SCALARS: dict[int, tuple[str, int]] = {
     GGUFValueType.FLOAT64: ("<d", 8),
 }
 MAX_ARRAY_KEPT = 64  # arrays longer than this are summarised, not decoded
+DEFAULT_ALIGNMENT = 32  # the data section starts at a multiple of general.alignment, else of this
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,36 @@ class ArraySummary:
 
 
 @dataclass(frozen=True)
+class TensorInfo:
+    """One tensor's entry in the header: enough to size it without touching its data."""
+
+    name: str
+    shape: tuple[int, ...]  # GGUF order: the fastest-varying dimension first
+    type: int  # a GGMLQuantizationType value
+    offset: int  # from the start of the data section (GgufInfo.data_offset)
+    nbytes: int
+
+    @property
+    def elements(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def type_name(self) -> str:
+        try:
+            return GGMLQuantizationType(self.type).name
+        except ValueError:
+            return f"type{self.type}"
+
+
+@dataclass(frozen=True)
 class GgufInfo:
     version: int
     kv: dict[str, Any]
     tensor_count: int
     parameter_count: int
     general_type: str = field(default="model")
+    tensors: tuple[TensorInfo, ...] = ()
+    data_offset: int = 0  # file offset of the data section: a tensor's data starts at data_offset + offset
 
     @property
     def architecture(self) -> str | None:
@@ -203,13 +230,19 @@ def _parse(cur: _Cursor) -> GgufInfo:
         key = cur.string()
         vtype = cur.unpack("<I", 4)
         kv[key] = cur.value(vtype)
-    parameters = 0
-    for _ in range(tensor_count):
-        cur.skip_string()
-        n_dims = cur.unpack("<I", 4)
-        elements = 1
-        for _ in range(n_dims):
-            elements *= cur.unpack("<Q", 8)
-        cur.take(4 + 8)  # tensor type, data offset
-        parameters += elements
-    return GgufInfo(version, kv, tensor_count, parameters, str(kv.get("general.type", "model")))
+    tensors = tuple(_tensor_info(cur) for _ in range(tensor_count))
+    align = kv.get("general.alignment")
+    align = int(align) if isinstance(align, int) and align > 0 else DEFAULT_ALIGNMENT
+    data_offset = -(-cur.pos // align) * align
+    return GgufInfo(version, kv, tensor_count, sum(t.elements for t in tensors), str(kv.get("general.type", "model")),
+                    tensors, data_offset)
+
+
+def _tensor_info(cur: _Cursor) -> TensorInfo:
+    name = cur.string()
+    n_dims = cur.unpack("<I", 4)
+    shape = tuple(cur.unpack("<Q", 8) for _ in range(n_dims))
+    ttype = cur.unpack("<I", 4)
+    offset = cur.unpack("<Q", 8)
+    block, size = GGML_QUANT_SIZES.get(ttype, (1, 4))  # an unknown type: sized as f32
+    return TensorInfo(name, shape, ttype, offset, math.prod(shape) // block * size)

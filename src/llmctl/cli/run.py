@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from llmctl.cli import render
+from llmctl.cli.options import Gpus, SplitMode, TensorSplit, with_gpus
 
 
 def run(
@@ -27,11 +28,9 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output on stderr."),
     num_gpu: Optional[int] = typer.Option(None, "--num-gpu", help="Layers to offload to the GPU (Ollama's num_gpu; "
                                           "default: as many as fit in free VRAM; 0: CPU only; -1: all)."),
-    gpus: Optional[str] = typer.Option(None, "--gpus", help="GPUs to use: all (default), none, or indexes/UUIDs like "
-                                       "0,1 (sets CUDA_VISIBLE_DEVICES for the engine)."),
-    split_mode: Optional[str] = typer.Option(None, "--split-mode", help="Several GPUs: layer (default), row or none."),
-    tensor_split: Optional[str] = typer.Option(None, "--tensor-split", metavar="3,1",
-                                               help="Several GPUs: share of the model per GPU."),
+    gpus: Gpus = None,
+    split_mode: SplitMode = None,
+    tensor_split: TensorSplit = None,
 ) -> None:
     """Run a model: answer PROMPT, or chat interactively.
 
@@ -52,14 +51,14 @@ def run(
     """
     from llmctl.api.run import parse_lora, parse_params, run as run_once
     from llmctl.errors import UsageError
+    from llmctl.runtime import gpu
 
-    settings = ctx.obj
+    settings = with_gpus(ctx.obj, gpus, split_mode, tensor_split)
     params = parse_params(param)
     if num_gpu is not None:
         params["num_gpu"] = num_gpu
-    gpu_options(gpus, split_mode, tensor_split)
-    if backend != "gateway":
-        _processor_line(settings, verbose, quiet)
+    if backend != "gateway":  # GPUs asked for by name: say where the model runs even without --verbose
+        _processor_line(settings, verbose or bool(gpu.parse_gpus(gpus)), quiet)
     adapters = [parse_lora(x) for x in lora]
     words = " ".join(prompt or []).strip()
     piped = not sys.stdin.isatty()
@@ -92,19 +91,6 @@ def run(
         from llmctl.runtime.chat import stats_lines
 
         render.stderr.print("\n".join(stats_lines(reply.stats)), markup=False)
-
-
-def gpu_options(gpus: Optional[str], split_mode: Optional[str], tensor_split: Optional[str]) -> None:
-    """--gpus/--split-mode/--tensor-split: checked here, passed to every engine this process starts."""
-    import os
-
-    from llmctl.runtime import gpu
-
-    gpu.parse_gpus(gpus)
-    gpu.split_args(split_mode, gpu.parse_tensor_split(tensor_split))
-    for name, value in (("LLMCTL_GPUS", gpus), ("LLMCTL_SPLIT_MODE", split_mode), ("LLMCTL_TENSOR_SPLIT", tensor_split)):
-        if value is not None:
-            os.environ[name] = value
 
 
 def _processor_line(settings, verbose: bool, quiet: bool) -> None:  # type: ignore[no-untyped-def]

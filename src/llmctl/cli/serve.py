@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from llmctl.cli import render
+from llmctl.cli.options import Gpus, SplitMode, TensorSplit, with_gpus
 
 
 def serve(
@@ -20,9 +21,9 @@ def serve(
     ctx_size: Optional[int] = typer.Option(None, "--ctx-size", "-c", min=1, help="Context per request (each slot); default: the model's num_ctx, else min(its context, 4096)."),
     threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="CPU threads per engine."),
     gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", "-ngl", help="Layers to offload to the GPU (CUDA engines)."),
-    gpus: Optional[str] = typer.Option(None, "--gpus", help="GPUs the engines may use, e.g. 0,1 (CUDA engines)."),
-    split_mode: Optional[str] = typer.Option(None, "--split-mode", help="How a model spans several GPUs: layer, row or none."),
-    tensor_split: Optional[str] = typer.Option(None, "--tensor-split", help="Share of the model per GPU, e.g. 3,1."),
+    gpus: Gpus = None,
+    split_mode: SplitMode = None,
+    tensor_split: TensorSplit = None,
 ) -> None:
     """Serve stored models over the OpenAI and Ollama HTTP APIs until Ctrl-C.
 
@@ -38,15 +39,13 @@ def serve(
 
       curl localhost:11434/v1/chat/completions -d '{"model":"gemma3:270m","messages":[{"role":"user","content":"Hi"}]}'
     """
-    from llmctl.cli.run import gpu_options
     from llmctl.errors import EngineError
     from llmctl.runtime.daemon import GatewayState, serve as run_gateway, split_host
     from llmctl.runtime.engine import find_engine, processor_note
     from llmctl.runtime.gateway.app import GatewayOptions
     from llmctl.runtime.scheduler import parse_keep_alive
 
-    settings = ctx.obj
-    gpu_options(gpus, split_mode, tensor_split)
+    settings = with_gpus(ctx.obj, gpus, split_mode, tensor_split)  # reaches the scheduler's engines
     default_host, default_port = split_host(settings.host)
     options = GatewayOptions(
         host=host or default_host, port=default_port if port is None else port, parallel=parallel,

@@ -1,5 +1,8 @@
 """One llama-server child process: start it on a loopback port, wait until it is healthy, talk to it, stop it.
 
+What to start (options, GPU placement, the command line) is decided in `llmctl.runtime.launch`; this module
+runs it.
+
 Failures become `EngineError`s that say what happened and end with the tail of the engine's log: a busy port
 (`Conflict`), a model that does not load, a process that exits or is killed, and SIGILL, which on these
 machines almost always means the AMX trap (see `llmctl.runtime.cpu`).
@@ -21,41 +24,12 @@ from typing import Any, Iterator
 from llmctl.errors import Conflict, EngineError, LlmctlError
 from llmctl.runtime import cpu
 from llmctl.runtime.engine import Engine, find_engine
-from llmctl.runtime.prompt import JINJA, CompletionRequest, Delta, load_params, parse_event, prompt_mode
+from llmctl.runtime.launch import EngineOptions, build_command, context_size, place
+from llmctl.runtime.prompt import CompletionRequest, Delta, parse_event, prompt_mode
 from llmctl.settings import Settings
 
-DEFAULT_CTX = 4096
 LOG_TAIL_LINES = 15
 _BIND_FAILED = re.compile(r"couldn't bind|address already in use|failed to bind", re.I)
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """How to start llama-server for one model.
-
-    ctx_size is the context of each request: llama-server gets `-c ctx_size * parallel` so each of its
-    `parallel` slots holds a full context, as Ollama sizes OLLAMA_NUM_PARALLEL x num_ctx. Default: the model's
-    num_ctx PARAMETER, else min(model context, 4096). The model's ADAPTER layers are always applied (scale
-    1.0) unless `lora` lists the same file with another scale.
-    """
-
-    ctx_size: int | None = None
-    parallel: int = 4
-    threads: int | None = None
-    gpu_layers: int | None = None  # -ngl; None: planned from free VRAM on a CUDA engine (llmctl.runtime.gpu)
-    lora: tuple[tuple[Path, float], ...] = ()
-    extra_args: tuple[str, ...] = ()
-    gpus: str | None = None  # "all" (None), "0,2", "none": CUDA_VISIBLE_DEVICES for the engine
-    split_mode: str | None = None  # several GPUs: "layer" (llama.cpp's default), "row", "none"
-    tensor_split: tuple[float, ...] | None = None  # several GPUs: proportions, e.g. (3, 1)
-
-    @classmethod
-    def for_model(cls, model: Any, params: dict[str, Any] | None = None, **overrides: Any) -> "EngineOptions":
-        """Options from the model's PARAMETERs and `params` (num_ctx, num_thread, num_gpu, num_batch)."""
-        merged = {**(getattr(model, "parameters", None) or {}), **(params or {})}
-        values: dict[str, Any] = load_params(merged)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -96,43 +70,6 @@ def _prune_logs(logs: Path, keep_seconds: float = 3 * 86400) -> None:
                 p.unlink()
         except OSError:
             pass
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """The same adapter bytes: same path, or same size and content (a store blob is named by its sha256)."""
-    try:
-        if a.resolve() == b.resolve():
-            return True
-        if a.stat().st_size != b.stat().st_size:
-            return False
-    except OSError:
-        return False
-    import hashlib
-
-    def digest(p: Path) -> str:
-        if re.fullmatch(r"[0-9a-f]{64}", p.name):
-            return p.name
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
-
-    return digest(a) == digest(b)
-
-
-def merge_lora(adapters: Any, lora: Any) -> list[tuple[Path, float]]:
-    """The model's ADAPTER files at scale 1.0, then `lora`; a `lora` entry for the same bytes sets its scale."""
-    out: list[tuple[Path, float]] = [(Path(p), 1.0) for p in adapters]
-    for path, scale in lora:
-        path = Path(path)
-        for i, (have, _) in enumerate(out):
-            if _same_file(have, path):
-                out[i] = (have, float(scale))
-                break
-        else:
-            out.append((path, float(scale)))
-    return out
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -193,8 +130,8 @@ class EngineProcess:
     def _start_once(cls, settings: Settings, model: Any, options: EngineOptions, engine: Engine, host: str,
                     port: int, log_path: Path | None, timeout: float, die_with_parent: bool) -> "EngineProcess":
         mode = prompt_mode(model)
-        placement = cls.place(model, options, engine)
-        cmd = cls.build_command(settings, model, options, engine, host, port, mode, placement=placement)
+        placement = place(model, options, engine)
+        cmd = build_command(settings, model, options, engine, host, port, mode, placement=placement)
         name = _slug(str(getattr(model, "reference", "model")))
         if log_path is None:
             settings.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -220,61 +157,6 @@ class EngineProcess:
             raise
         ep.ready_seconds = time.monotonic() - t0
         return ep
-
-    @staticmethod
-    def context(model: Any, options: EngineOptions) -> int:
-        """Context per slot: options, else the model's num_ctx, else min(model context, DEFAULT_CTX)."""
-        params = getattr(model, "parameters", None) or {}
-        ctx = options.ctx_size or (int(params["num_ctx"]) if params.get("num_ctx") else None)
-        if not ctx:
-            model_ctx = getattr(getattr(model, "facts", None), "context_size", None)
-            ctx = min(int(model_ctx), DEFAULT_CTX) if model_ctx else DEFAULT_CTX
-        return int(ctx)
-
-    @classmethod
-    def place(cls, model: Any, options: EngineOptions, engine: Engine) -> Any:
-        """GPU placement (which GPUs, how many layers) for a CUDA engine; None for a CPU engine."""
-        if engine.kind != "cuda":
-            return None
-        from llmctl.runtime import gpu
-
-        parallel = max(1, int(options.parallel))
-        env = os.environ  # `llmctl run|serve --gpus/--split-mode/--tensor-split` set these for every engine
-        return gpu.place(model, cls.context(model, options) * parallel, num_gpu=options.gpu_layers,
-                         gpus=options.gpus or env.get("LLMCTL_GPUS") or None,
-                         split_mode=options.split_mode or env.get("LLMCTL_SPLIT_MODE") or None,
-                         tensor_split=options.tensor_split or gpu.parse_tensor_split(env.get("LLMCTL_TENSOR_SPLIT")))
-
-    @classmethod
-    def build_command(cls, settings: Settings, model: Any, options: EngineOptions, engine: Engine, host: str,
-                      port: int, mode: str, *, placement: Any = None) -> list[str]:
-        ctx = cls.context(model, options)
-        parallel = max(1, int(options.parallel))
-        cmd = [str(engine.path), "-m", str(model.weights[0]), "--host", host, "--port", str(port),
-               "-np", str(parallel), "-c", str(ctx * parallel), "--no-webui", "--metrics",
-               "--alias", str(getattr(model, "reference", "model"))]
-        if options.threads:
-            cmd += ["-t", str(options.threads)]
-        gpu_layers = options.gpu_layers
-        if placement is not None and placement.plan is not None:
-            gpu_layers = placement.plan.gpu_layers
-            cmd += list(placement.args)
-        elif gpu_layers is None and engine.kind == "cuda":
-            gpu_layers = 999
-        if gpu_layers is not None:
-            cmd += ["-ngl", str(gpu_layers)]
-        for path, scale in merge_lora(getattr(model, "adapters", ()) or (), options.lora):
-            cmd += ["--lora-scaled", f"{path}:{scale:g}"]
-        if getattr(model, "projector", None):
-            cmd += ["--mmproj", str(model.projector)]
-        if mode == JINJA:
-            cmd.append("--jinja")
-            if getattr(model, "chat_template", None):
-                settings.run_dir.mkdir(parents=True, exist_ok=True)
-                tpl = settings.run_dir / f"chat-template-{str(getattr(model, 'digest', 'x')).split(':')[-1][:16]}.jinja"
-                tpl.write_text(model.chat_template)
-                cmd += ["--chat-template-file", str(tpl)]
-        return cmd + list(options.extra_args)
 
     def _wait_healthy(self, timeout: float) -> None:
         import httpx
@@ -346,7 +228,7 @@ class EngineProcess:
 
         plan = self.placement.plan if self.placement is not None else None
         asked = f"{plan.offloaded}/{plan.layers} layers" if plan and plan.layers else "the requested layers"
-        ctx = self.context(self.model, self.options) * max(1, int(self.options.parallel))
+        ctx = context_size(self.model, self.options) * max(1, int(self.options.parallel))
         picked = {g.index for g in self.placement.gpus} if self.placement is not None and self.placement.gpus else None
         free = [g.free for g in gpu.query_gpus() if picked is None or g.index in picked]
         return f"out of GPU memory with {asked} at ctx {ctx}; " + gpu.oom_hint(gpu.model_shape(self.model), ctx, free)

@@ -248,28 +248,25 @@ class Scheduler:
         label = getattr(runner.process, "processor", None)
         if isinstance(label, str) and label:
             return label
-        if self.engine_kind == "cpu" or self.config.gpu_layers == 0:
-            return "100% CPU"
-        layers = _block_count(runner.model)
-        gl = self.config.gpu_layers
-        if gl is None or gl < 0 or not layers or gl >= layers:
-            return "100% GPU"
-        gpu = round(100 * gl / layers)
-        return f"{100 - gpu}%/{gpu}% CPU/GPU"
+        from llmctl.runtime.gpu import processor_label
+
+        return processor_label(self.config.gpu_layers, _block_count(runner.model), cuda=self.engine_kind != "cpu")
 
     # -- internals ----------------------------------------------------------------------------------------
     async def _load(self, key: str, name: str, model: Model, mode: str) -> Runner:
         await self._make_room(key)
         self._loading.add(key)
         try:
-            from llmctl.runtime.process import EngineOptions, EngineProcess
+            from llmctl.runtime.launch import EngineOptions, gpu_overrides
+            from llmctl.runtime.process import EngineProcess
 
             extra: tuple[str, ...] = ()
             if mode == EMBED:
                 extra = ("--embeddings",) + (() if _has_pooling(model) else ("--pooling", "mean"))
             c = self.config
             options = EngineOptions.for_model(model, ctx_size=c.ctx_size, parallel=c.parallel, threads=c.threads,
-                                              gpu_layers=c.gpu_layers, extra_args=extra or None)
+                                              gpu_layers=c.gpu_layers, extra_args=extra or None,
+                                              **gpu_overrides(self.settings))
             log.info("loading %s (%s) for %s", name, model.id, mode)
             started = time.monotonic()
             loop = asyncio.get_running_loop()
