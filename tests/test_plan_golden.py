@@ -14,6 +14,7 @@ import pytest
 
 from llmctl.plan import find_catalog, load_gpu, render, solve
 from llmctl.plan.explain import text_lines
+from llmctl.plan.render_common import RenderOptions
 from llmctl.plan.types import PlanRequest, Workload
 
 GOLDEN = Path(__file__).parent / "golden" / "plan"
@@ -32,7 +33,20 @@ CASES = {
         ["explain", "rbg"],
     ),
     "deepseek-r1-h200": (dict(model="deepseek-r1", gpu="h200", workload=Workload(rate=20, tpot_slo=0.1)), ["json", "lws"]),
+    "llama-70b-pd-lmcache": (
+        dict(model="llama3.1:70b", disaggregate="on", kv_connector="LMCacheConnectorV1",
+             workload=Workload(isl=2048, osl=256, rate=10, ttft_slo=0.5, tpot_slo=0.05)),
+        ["explain", "shell", "lws"],
+    ),
+    "llama-8b-pd-lmcache-1-node": (
+        dict(model="llama3.1:8b", disaggregate="on", kv_connector="LMCacheConnectorV1", max_nodes=1,
+             workload=Workload(isl=2048, osl=256, rate=40, ttft_slo=0.3, tpot_slo=0.02)),
+        ["compose", "rbg"],
+    ),
 }
+
+OPTIONS = RenderOptions(hash_seed="4242")
+"""LMCache P/D renders a random PYTHONHASHSEED by default; the golden files pin one."""
 
 
 def _plan(spec: dict):
@@ -51,7 +65,7 @@ def _outputs(spec: dict, formats: list[str]) -> dict[str, str]:
         elif fmt == "json":
             out["plan.json"] = json.dumps(plan.to_dict(), indent=2, sort_keys=True) + "\n"
         else:
-            files, report = render(plan, fmt, use_kubectl=False)
+            files, report = render(plan, fmt, OPTIONS, use_kubectl=False)
             assert not report.problems
             for f in files:
                 out[f.path] = f.content

@@ -113,6 +113,7 @@ CASES = {
     "405b-ray": dict(model="llama3.1:405b", executor="ray"),
     "70b-pd-nixl": dict(model="llama3.1:70b", workload=PD, disaggregate="on"),
     "70b-pd-mooncake": dict(model="llama3.1:70b", workload=PD, disaggregate="on", kv_connector="MooncakeConnector"),
+    "70b-pd-lmcache": dict(model="llama3.1:70b", workload=PD, disaggregate="on", kv_connector="LMCacheConnectorV1"),
     "8b-dp-2-nodes": dict(model="llama3.1:8b", nodes=2),
     "qwen-moe-sglang-pd": dict(model="qwen3:235b", engine="sglang", disaggregate="on",
                                workload=Workload(isl=4096, osl=1024, rate=5, ttft_slo=2, tpot_slo=0.05)),
@@ -127,6 +128,10 @@ def test_every_format_validates(case, fmt):
     plan = plan_for(kw.pop("model"), kw.pop("gpu", "h100-80gb"), **kw)
     if fmt == "disaggregatedset" and plan.mode == "aggregated":
         with pytest.raises(PlanError, match="needs a disaggregated plan"):
+            render(plan, fmt)
+        return
+    if fmt == "disaggregatedset" and plan.kv_connector == "LMCacheConnectorV1":
+        with pytest.raises(PlanError, match="no stable address"):
             render(plan, fmt)
         return
     files, report = render(plan, fmt, use_kubectl=False)

@@ -206,8 +206,8 @@ def test_invalid_requests():
         solve(request("llama3.1:8b", workload=Workload(rate=-1)))
     with pytest.raises(InvalidInput, match="not a registered"):
         solve(request("llama3.1:8b", kv_connector="NoSuchConnector"))
-    with pytest.raises(PlanError, match="LMCacheConnectorV1 cannot join"):
-        solve(request("llama3.1:8b", kv_connector="LMCacheConnectorV1", disaggregate="on"))
+    with pytest.raises(PlanError, match="LMCacheConnectorV1 cannot join prefill and decode pools for sglang"):
+        solve(request("llama3.1:8b", engine="sglang", kv_connector="LMCacheConnectorV1", disaggregate="on"))
     with pytest.raises(InvalidInput, match="executor ray"):
         solve(request("llama3.1:8b", engine="sglang", executor="ray"))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmctl.plan import memory, perf
+from llmctl.plan import lmcache, memory, perf
 from llmctl.plan.memory import kv_bytes_per_token, weight_bytes_total
 from llmctl.plan.profiles import DTYPE_BYTES
 from llmctl.plan.shapes import valid_tps
@@ -179,6 +179,8 @@ def _pool_steps(plan: Plan) -> list[Step]:
         p, dd = plan.role("prefill"), plan.role("decode")
         s.append(Step("pools", "prefill : decode GPUs", f"{p.gpus} : {dd.gpus}",
                       "each pool sized for the rate on its own bottleneck (compute vs bandwidth)"))
+        if lmcache.is_pd(plan):
+            s += lmcache.explain_steps(plan)
     s.append(Step("pools", "nodes", f"{plan.nodes} x {plan.request.gpus_per_node} GPUs ({plan.gpus} used)",
                   "instances packed first-fit, largest first"))
     return s

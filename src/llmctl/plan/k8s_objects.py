@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from llmctl.plan import lmcache
 from llmctl.plan.launch import (
     MOONCAKE_BOOTSTRAP_BASE,
     NIXL_SIDE_CHANNEL_BASE,
     ROUTER_PORT,
+    Endpoint,
     Rank,
     engine_argv,
+    hostport,
     router_argv,
 )
-from llmctl.plan.render_common import RenderOptions, engine_image, router_command, router_image
+from llmctl.plan.render_common import RenderOptions, base_name, engine_image, router_command, router_image
 from llmctl.plan.types import Plan, Role
 
 ENGINE_PORT = 8000
@@ -46,7 +49,11 @@ def engine_container(
     else:
         command = argv
     env: list[dict[str, Any]] = [hf_token_env()]
-    if plan.mode == "disaggregated" and plan.engine == "vllm":
+    if lmcache.is_pd(plan):  # every pod has its own address: each decoder uses the base port list
+        proxy = f"{base_name(plan, opts)}.{opts.namespace}"  # the router Service
+        env += [{"name": k, "value": v} for k, v in
+                lmcache.engine_env(plan, role.name, proxy_host=proxy, hash_seed=opts.hash_seed or "0")]
+    elif plan.mode == "disaggregated" and plan.engine == "vllm":
         env.append({"name": "VLLM_NIXL_SIDE_CHANNEL_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
         if plan.kv_connector == "MooncakeConnector":
             env.append({"name": "VLLM_MOONCAKE_BOOTSTRAP_PORT", "value": str(MOONCAKE_BOOTSTRAP_BASE)})
@@ -111,17 +118,21 @@ def meta(name: str, namespace: str, labels: dict[str, str] | None = None) -> dic
     return out
 
 
-def service(name: str, namespace: str, selector: dict[str, str], port: int, labels: dict[str, str]) -> dict:
+def service(name: str, namespace: str, selector: dict[str, str], port: int, labels: dict[str, str],
+            extra_ports: dict[str, int] | None = None) -> dict:
+    ports = [{"name": "http", "port": port, "protocol": "TCP", "targetPort": port}]
+    ports += [{"name": n, "port": p, "protocol": "TCP", "targetPort": p} for n, p in (extra_ports or {}).items()]
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": meta(name, namespace, labels),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector,
-            "ports": [{"name": "http", "port": port, "protocol": "TCP", "targetPort": port}],
-        },
+        "spec": {"type": "ClusterIP", "selector": selector, "ports": ports},
     }
+
+
+def router_extra_ports(plan: Plan) -> dict[str, int]:
+    """LMCache's proxy also listens for "prefill done" notifications from every prefill rank."""
+    return {"pd-notify": lmcache.PD_PROXY_PORT} if lmcache.is_pd(plan) else {}
 
 
 def router_objects(plan: Plan, base: str, opts: RenderOptions, *, selectors: dict[str, list[str]] | None,
@@ -131,14 +142,19 @@ def router_objects(plan: Plan, base: str, opts: RenderOptions, *, selectors: dic
     ns = opts.namespace
     name = f"{base}-router"
     labels = {NAME_LABEL: base, ROLE_LABEL: "router"}
-    argv = router_argv(plan, endpoints, selectors=selectors, namespace=ns if selectors else None,
-                       worker_port=ENGINE_PORT)
+    if lmcache.is_pd(plan):  # static pod DNS names: the proxy has no service discovery
+        argv = lmcache_proxy_argv(plan, endpoints or [])
+    else:
+        argv = router_argv(plan, endpoints, selectors=selectors, namespace=ns if selectors else None,
+                           worker_port=ENGINE_PORT)
     image = router_image(plan, opts)
+    extra = router_extra_ports(plan)
     container = {
         "name": "router",
         "image": image,
         "command": router_command(plan, argv, image),
-        "ports": [{"name": "http", "containerPort": ROUTER_PORT}],
+        "ports": [{"name": "http", "containerPort": ROUTER_PORT}]
+        + [{"name": n, "containerPort": p} for n, p in extra.items()],
         "readinessProbe": {"tcpSocket": {"port": ROUTER_PORT}, "initialDelaySeconds": 5, "periodSeconds": 10},
     }
     pod_spec: dict[str, Any] = {"containers": [container]}
@@ -171,8 +187,15 @@ def router_objects(plan: Plan, base: str, opts: RenderOptions, *, selectors: dic
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     })
-    objs.append(service(base, ns, labels, ROUTER_PORT, {NAME_LABEL: base}))
+    objs.append(service(base, ns, labels, ROUTER_PORT, {NAME_LABEL: base}, extra))
     return objs
+
+
+def lmcache_proxy_argv(plan: Plan, endpoints: list[Endpoint]) -> list[str]:
+    """LMCache's proxy for pods addressed by DNS name: every pod has its own address, so never incremental ports."""
+    return lmcache.proxy_argv([hostport(e) for e in endpoints if e.role == "prefill"],
+                              [hostport(e) for e in endpoints if e.role == "decode"], plan.role("decode").shape.tp,
+                              script=lmcache.PROXY_SCRIPT_IN_IMAGE, port=ROUTER_PORT)
 
 
 def pd_selectors(base: str) -> dict[str, list[str]]:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from llmctl.plan import memory
+from llmctl.plan import lmcache, memory
 from llmctl.plan.types import Plan, Role
 from llmctl.plan.validate_vllm import ROUTER_KV_MODES, SGLANG_BACKENDS
 
@@ -35,7 +35,7 @@ def served_name(plan: Plan) -> str:
     return sid.rstrip("/").rsplit("/", 1)[-1] if sid.startswith(("/", ".")) else sid
 
 
-def kv_transfer_config(plan: Plan, role: str) -> dict | None:
+def kv_transfer_config(plan: Plan, role: str, instance: int = 0) -> dict | None:
     """The --kv-transfer-config JSON for a role, or None when the plan has no connector for it."""
     conn = plan.kv_connector
     if conn is None:
@@ -45,6 +45,8 @@ def kv_transfer_config(plan: Plan, role: str) -> dict | None:
     cfg: dict = {"kv_connector": conn, "kv_role": "kv_producer" if role == "prefill" else "kv_consumer"}
     if conn == "MooncakeConnector":
         cfg["kv_connector_extra_config"] = {"mooncake_protocol": "rdma"}
+    if conn == lmcache.CONNECTOR:
+        cfg["kv_connector_extra_config"] = lmcache.kv_extra_config(role, instance)
     return cfg
 
 
@@ -60,6 +62,7 @@ class Rank:
     dp: dict[str, str] = field(default_factory=dict)  # vLLM multi-node DP flags (--data-parallel-*)
     executor: str = "mp"
     bootstrap_port: int = SGLANG_BOOTSTRAP_PORT  # sglang prefill; unique per instance on a host
+    instance: int = 0  # index in its role: names LMCache's per-instance RPC socket
 
 
 def engine_argv(plan: Plan, role: Role, rank: Rank) -> list[str]:
@@ -96,9 +99,11 @@ def _vllm_argv(plan: Plan, role: Role, rank: Rank) -> list[str]:
         "--max-num-batched-tokens", str(memory.MAX_NUM_BATCHED_TOKENS),
         "--gpu-memory-utilization", f"{memory.GPU_MEMORY_UTILIZATION:.2f}",
     ]
-    cfg = kv_transfer_config(plan, role.name)
+    cfg = kv_transfer_config(plan, role.name, rank.instance)
     if cfg is not None:
         argv += ["--kv-transfer-config", json.dumps(cfg, separators=(",", ":"))]
+    if lmcache.is_pd(plan):  # as vLLM's and LMCache's P/D launchers: KV comes from the prefiller, not vLLM's cache
+        argv += ["--no-enable-prefix-caching"]
     if rank.executor == "ray" and rank.nnodes > 1:
         argv += ["--distributed-executor-backend", "ray"]
     elif rank.nnodes > 1:
@@ -208,8 +213,11 @@ class Proc:
     before: tuple[tuple[str, ...], ...] = ()  # commands run first (ray start --head)
 
 
-def processes(plan: Plan, addr: Callable[[int], str]) -> list[Proc]:
-    """Every process of the plan on nodes 0..N-1, with `addr(n)` the address other nodes reach node n at."""
+def processes(plan: Plan, addr: Callable[[int], str], *, router_addr: str | None = None, hash_seed: str = "0",
+              proxy_script: str = lmcache.PROXY_SCRIPT) -> list[Proc]:
+    """Every process of the plan on nodes 0..N-1, with `addr(n)` the address other nodes reach node n at.
+    LMCache P/D only: `router_addr` is where prefillers reach the proxy (default: node 0), `hash_seed` the
+    PYTHONHASHSEED every engine shares, `proxy_script` the proxy's path where the router runs."""
     req = plan.request
     procs: list[Proc] = []
     endpoints: list[Endpoint] = []
@@ -225,12 +233,38 @@ def processes(plan: Plan, addr: Callable[[int], str]) -> list[Proc]:
             procs.append(Proc("router", "router", 0, (), tuple(router_argv(plan, endpoints)), port=ROUTER_PORT))
         return procs
     slot = {}
+    lm = None
+    if lmcache.is_pd(plan):
+        dec = plan.role("decode")
+        hosts = [addr(plan.placements_of("decode", i)[0].node) for i in range(dec.instances)]
+        lm = _LMCache(router_addr or addr(0), hash_seed, lmcache.decoder_slots(hosts))
     for role in plan.roles:
         base = PREFILL_PORT_BASE if role.name == "prefill" else DECODE_PORT_BASE
         for i in range(role.instances):
-            procs += _instance(plan, role, i, addr, slot, base, endpoints)
-    procs.append(Proc("router", "router", 0, (), tuple(router_argv(plan, endpoints)), port=ROUTER_PORT))
+            procs += _instance(plan, role, i, addr, slot, base, endpoints, lm)
+    if lm is not None:
+        argv = lmcache.proxy_argv([hostport(e) for e in endpoints if e.role == "prefill"],
+                                  [hostport(e) for e in endpoints if e.role == "decode"], plan.role("decode").shape.tp,
+                                  script=proxy_script)
+    else:
+        argv = router_argv(plan, endpoints)
+    procs.append(Proc("router", "router", 0, (), tuple(argv), port=ROUTER_PORT))
     return procs
+
+
+@dataclass(frozen=True)
+class _LMCache:
+    """What LMCache P/D engines on bare hosts share: where the proxy is, the hash seed, decoder port slots."""
+
+    proxy_host: str
+    hash_seed: str
+    decoder_slots: list[tuple[int, int]]
+
+
+def hostport(e: Endpoint) -> tuple[str, int]:
+    """(host, port) of an endpoint URL http://HOST:PORT."""
+    host, port = e.url.removeprefix("http://").rsplit(":", 1)
+    return host, int(port)
 
 
 def _aggregated_dp(plan: Plan, role: Role, addr: Callable[[int], str]) -> list[Proc]:
@@ -261,7 +295,7 @@ def _aggregated_dp(plan: Plan, role: Role, addr: Callable[[int], str]) -> list[P
 
 
 def _instance(plan: Plan, role: Role, i: int, addr: Callable[[int], str], slot: dict[int, int],
-              port_base: int, endpoints: list[Endpoint]) -> list[Proc]:
+              port_base: int, endpoints: list[Endpoint], lm: _LMCache | None = None) -> list[Proc]:
     places = plan.placements_of(role.name, i)
     head = places[0]
     local = slot.get(head.node, 0)
@@ -270,10 +304,14 @@ def _instance(plan: Plan, role: Role, i: int, addr: Callable[[int], str], slot: 
     out = []
     for p in places:
         rank = Rank(port=port, nnodes=p.nnodes, node_rank=p.node_rank, head_addr=addr(head.node),
-                    executor=plan.request.executor, bootstrap_port=SGLANG_BOOTSTRAP_PORT + head.gpu_ids[0])
+                    executor=plan.request.executor, bootstrap_port=SGLANG_BOOTSTRAP_PORT + head.gpu_ids[0], instance=i)
         env = [("CUDA_VISIBLE_DEVICES", ",".join(map(str, p.gpu_ids)))]
         boot = None
-        if plan.mode == "disaggregated" and plan.engine == "vllm":
+        if lm is not None:
+            index, count = lm.decoder_slots[i] if role.name == "decode" else (0, 1)
+            env += lmcache.engine_env(plan, role.name, proxy_host=lm.proxy_host, hash_seed=lm.hash_seed,
+                                      index=index, count=count)
+        elif plan.mode == "disaggregated" and plan.engine == "vllm":
             env.append(("VLLM_NIXL_SIDE_CHANNEL_HOST", addr(p.node)))
             if plan.kv_connector == "MooncakeConnector":
                 boot = str(MOONCAKE_BOOTSTRAP_BASE + p.gpu_ids[0])

@@ -12,8 +12,14 @@ FORMATS = ("explain", "json", "shell", "compose", "lws", "disaggregatedset", "rb
 FILE_FORMATS = ("shell", "compose", "lws", "disaggregatedset", "rbg")
 
 DEFAULT_ROUTER_IMAGES = {"vllm": "python:3.12-slim", "sglang": "lmsysorg/sglang-router:v0.3.2"}
-"""vllm-router has no official image at 0.1.17: the default runs it from PyPI in a slim Python image.
-The sglang router image is the one RBG's P/D example uses, at the pinned router version."""
+"""Where each default comes from (docs/plans.md lists them; --router-image overrides):
+- vllm: vllm-project/router names no published image (its README installs `pip install vllm-router`), so the router
+  runs from PyPI, pinned to ROUTER_VERSIONS, in the official python:3.12-slim image.
+- sglang: sgl-project/sglang .github/workflows/release-docker-gateway.yml pushes lmsysorg/sglang-router:v<version of
+  sglang_router> (ENTRYPOINT python3 -m sglang_router.launch_router, docker/gateway.Dockerfile), the repository RBG's
+  P/D example uses (lmsysorg/sglang-router:v0.2.4); v0.3.2 is that scheme at the pinned router version. Whether
+  Docker Hub still carries the tag (the gateway README now points at lmsysorg/sgl-model-gateway) was not checked.
+- LMCache P/D: the proxy is a script inside the engine image (lmcache.PROXY_SCRIPT_IN_IMAGE), so the engine image."""
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,7 @@ class RenderOptions:
     router_image: str | None = None
     name: str | None = None  # base name of Kubernetes objects and compose services
     namespace: str = "default"
+    hash_seed: str | None = None  # PYTHONHASHSEED shared by LMCache P/D engines; None: a random one per rendering
 
 
 @dataclass(frozen=True)
@@ -51,13 +58,17 @@ def engine_image(plan: Plan, opts: RenderOptions) -> str:
 
 
 def router_image(plan: Plan, opts: RenderOptions) -> str:
+    from llmctl.plan import lmcache
+
+    if lmcache.is_pd(plan):
+        return opts.router_image or engine_image(plan, opts)
     return opts.router_image or DEFAULT_ROUTER_IMAGES[plan.engine]
 
 
 def router_command(plan: Plan, argv: list[str], image: str) -> list[str]:
     """The container command for the router: vllm-router installed at the pinned version when the image is
-    the default slim Python image, else run as is (an image that ships the router)."""
-    if plan.engine == "vllm" and image == DEFAULT_ROUTER_IMAGES["vllm"]:
+    the default slim Python image, else run as is (an image that ships the router, or LMCache's proxy script)."""
+    if argv[:1] == ["vllm-router"] and image == DEFAULT_ROUTER_IMAGES["vllm"]:
         pin = f"vllm-router=={ROUTER_VERSIONS['vllm']}"
         return ["sh", "-c", f"pip install --no-cache-dir {pin} && exec {shlex.join(argv)}"]
     return list(argv)

@@ -7,6 +7,7 @@ Services use the host network (the engines' ports, NIXL side channels and the ro
 from __future__ import annotations
 
 from llmctl.errors import PlanError
+from llmctl.plan import lmcache
 from llmctl.plan.launch import processes
 from llmctl.plan.render_common import (
     RenderedFile,
@@ -24,7 +25,7 @@ HF_CACHE = "${HF_HOME:-~/.cache/huggingface}:/root/.cache/huggingface"
 
 
 def render_compose(plan: Plan, opts: RenderOptions | None = None) -> list[RenderedFile]:
-    opts = opts or RenderOptions()
+    opts = lmcache.with_hash_seed(plan, opts or RenderOptions())
     if plan.nodes > 1:
         raise PlanError(
             f"compose describes one host, and this plan needs {plan.nodes} nodes",
@@ -32,7 +33,9 @@ def render_compose(plan: Plan, opts: RenderOptions | None = None) -> list[Render
         )
     services: dict[str, dict] = {}
     engines = []
-    for p in processes(plan, lambda node: LOCALHOST):
+    procs = processes(plan, lambda node: LOCALHOST, router_addr=LOCALHOST, hash_seed=opts.hash_seed or "0",
+                      proxy_script=lmcache.PROXY_SCRIPT_IN_IMAGE)
+    for p in procs:
         if p.role == "router":
             image = router_image(plan, opts)
             command = router_command(plan, list(p.argv), image)

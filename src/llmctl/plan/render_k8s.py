@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmctl.errors import PlanError
+from llmctl.plan import lmcache
 from llmctl.plan.k8s_objects import (
     ENGINE_PORT,
     NAME_LABEL,
@@ -18,6 +19,7 @@ from llmctl.plan.k8s_objects import (
     meta,
     pd_selectors,
     pod_template,
+    router_extra_ports,
     router_objects,
     service,
 )
@@ -72,7 +74,17 @@ def render_lws(plan: Plan, opts: RenderOptions) -> list[dict]:
         objs.append(service(f"{base}-leader", opts.namespace, selector, ENGINE_PORT, {NAME_LABEL: base}))
         return objs
     objs = [_lws(plan, r, f"{base}-{r.name}", base, opts) for r in plan.roles]
+    if lmcache.is_pd(plan):
+        endpoints = [Endpoint(r.name, f"http://{lws_leader_host(f'{base}-{r.name}', i, opts.namespace)}:{ENGINE_PORT}")
+                     for r in plan.roles for i in range(r.instances)]
+        return objs + router_objects(plan, base, opts, selectors=None, endpoints=endpoints)
     return objs + router_objects(plan, base, opts, selectors=pd_selectors(base))
+
+
+def lws_leader_host(lws: str, group: int, namespace: str) -> str:
+    """The leader pod of group `group` through the LWS's headless service: the form LWS_LEADER_ADDRESS takes
+    (kubernetes-sigs/lws docs, labels-annotations-and-environment-variables: <lws>-<group>.<lws>.<namespace>)."""
+    return f"{lws}-{group}.{lws}.{namespace}"
 
 
 def render_disaggregatedset(plan: Plan, opts: RenderOptions) -> list[dict]:
@@ -80,6 +92,12 @@ def render_disaggregatedset(plan: Plan, opts: RenderOptions) -> list[dict]:
         raise PlanError(
             f"DisaggregatedSet needs a disaggregated plan; this one is aggregated ({plan.decision.reason})",
             hint="pass --disaggregate on, or use --format lws",
+        )
+    if lmcache.is_pd(plan):
+        raise PlanError(
+            "LMCache's P/D proxy takes fixed decoder host names, and a DisaggregatedSet names its LeaderWorkerSets "
+            "after a revision hash, so their pods have no stable address to give it",
+            hint="use --format lws or --format rbg, or --kv-connector NixlConnector",
         )
     base = base_name(plan, opts)
     ds = {
@@ -145,7 +163,8 @@ def render_rbg(plan: Plan, opts: RenderOptions) -> list[dict]:
             "dependencies": [r.name for r in plan.roles],
             "standalonePattern": {"template": deployment["spec"]["template"]},
         })
-        svc = service(base, opts.namespace, {NAME_LABEL: base, ROLE_LABEL: "router"}, ENGINE_PORT, {NAME_LABEL: base})
+        svc = service(base, opts.namespace, {NAME_LABEL: base, ROLE_LABEL: "router"}, ENGINE_PORT, {NAME_LABEL: base},
+                      router_extra_ports(plan))
     else:
         svc = service(base, opts.namespace, {NAME_LABEL: base, ROLE_LABEL: plan.roles[0].name, "role": "leader"},
                       ENGINE_PORT, {NAME_LABEL: base})
@@ -164,7 +183,7 @@ RENDERERS = {"lws": render_lws, "disaggregatedset": render_disaggregatedset, "rb
 
 def render_k8s(plan: Plan, fmt: str, opts: RenderOptions | None = None) -> tuple[list[RenderedFile], list[dict]]:
     """(one multi-document YAML file, the objects in it)."""
-    opts = opts or RenderOptions()
+    opts = lmcache.with_hash_seed(plan, opts or RenderOptions())
     objs = RENDERERS[fmt](plan, opts)
     head = "".join(f"# {line}\n" for line in header_lines(plan))
     text = head + "---\n".join(dump_yaml(o) for o in objs)

@@ -1,7 +1,8 @@
 """`--format shell`: one bash script per node, plus router.sh for plans with a router.
 
 Nodes find each other through NODE<n>_ADDR variables the operator sets (an address every node can reach,
-e.g. the InfiniBand IP); each script refuses to start without the ones it uses.
+e.g. the InfiniBand IP), and LMCache P/D scripts ROUTER_ADDR (where router.sh runs); each script refuses to
+start without the ones it uses.
 """
 
 from __future__ import annotations
@@ -9,11 +10,18 @@ from __future__ import annotations
 import re
 import shlex
 
+from llmctl.plan import lmcache
 from llmctl.plan.launch import Proc, processes
 from llmctl.plan.render_common import RenderedFile, RenderOptions, header_lines
-from llmctl.plan.types import ROUTER_VERSIONS, Plan
+from llmctl.plan.types import ENGINE_VERSIONS, ROUTER_VERSIONS, Plan
 
 _ADDR = re.compile(r"\$\{(NODE\d+_ADDR)\}")
+ROUTER_ADDR = "${ROUTER_ADDR}"
+"""Where router.sh runs, as the nodes reach it: LMCache prefillers report finished transfers to its proxy."""
+
+
+ENV_PER_LINE = 3
+"""Up to this many VAR=value words stay on the command's first line; more get a line each."""
 
 
 def node_addr(node: int) -> str:
@@ -31,10 +39,13 @@ def command_text(
     argv: tuple[str, ...], env: tuple[tuple[str, str], ...] = (), *, suffix: str = "", exec_: bool = False
 ) -> str:
     """One command over several lines: env words and the program first, then one flag (and its values) per line."""
-    words = [f"{k}={quote(v)}" for k, v in env] + (["exec"] if exec_ else [])
-    head_end = 3 if argv[:1] == ("vllm",) or argv[:2] == ("python3", "-m") else 1
-    head = words + [quote(a) for a in argv[:head_end]]
-    lines = [" ".join(head)]
+    words = [f"{k}={quote(v)}" for k, v in env]
+    head_end = 3 if argv[:1] == ("vllm",) or argv[:2] == ("python3", "-m") else 2 if argv[0].startswith("python") else 1
+    head = (["exec"] if exec_ else []) + [quote(a) for a in argv[:head_end]]
+    if len(words) > ENV_PER_LINE:  # a long environment (LMCache P/D): one variable per line
+        lines = [words[0]] + ["  " + w for w in words[1:]] + ["  " + " ".join(head)]
+    else:
+        lines = [" ".join(words + head)]
     current: list[str] = []
     for tok in argv[head_end:]:
         if tok.startswith("-") and current:
@@ -49,7 +60,10 @@ def command_text(
 
 def _addr_checks(texts: list[str]) -> list[str]:
     names = sorted({m.group(1) for t in texts for m in _ADDR.finditer(t)}, key=lambda s: int(s[4:-5]))
-    return [f': "${{{n}:?set {n} to the address of node {n[4:-5]}}}"' for n in names]
+    checks = [f': "${{{n}:?set {n} to the address of node {n[4:-5]}}}"' for n in names]
+    if any(ROUTER_ADDR in t for t in texts):
+        checks.append(': "${ROUTER_ADDR:?set ROUTER_ADDR to the address of the host that runs router.sh}"')
+    return checks
 
 
 def _script(title: str, procs: list[Proc], plan: Plan, notes: list[str]) -> str:
@@ -72,7 +86,8 @@ def _script(title: str, procs: list[Proc], plan: Plan, notes: list[str]) -> str:
 
 
 def render_shell(plan: Plan, opts: RenderOptions | None = None) -> list[RenderedFile]:
-    procs = processes(plan, node_addr)
+    opts = lmcache.with_hash_seed(plan, opts or RenderOptions())
+    procs = processes(plan, node_addr, router_addr=ROUTER_ADDR, hash_seed=opts.hash_seed or "0")
     files = []
     for node in range(plan.nodes):
         mine = [p for p in procs if p.node == node and p.role != "router"]
@@ -80,12 +95,20 @@ def render_shell(plan: Plan, opts: RenderOptions | None = None) -> list[Rendered
             continue
         title = f"node {node} of {plan.nodes}: run on the host whose address is NODE{node}_ADDR"
         notes = ["Export NODE<n>_ADDR for every node before running (addresses the nodes reach each other at)."]
+        if lmcache.is_pd(plan):
+            notes.append("Export ROUTER_ADDR too: LMCache prefillers notify the proxy in router.sh at that address.")
         files.append(RenderedFile(f"node-{node}.sh", _script(title, mine, plan, notes), executable=True))
     routers = [p for p in procs if p.role == "router"]
     if routers:
-        pkg = "vllm-router" if plan.engine == "vllm" else "sglang-router"
-        notes = [(f"Needs `pip install {pkg}=={ROUTER_VERSIONS[plan.engine]}`; clients connect to this host on port "
-                  f"{routers[0].port}.")]
+        if lmcache.is_pd(plan):
+            notes = [(f"LMCache's P/D proxy: needs {lmcache.PROXY_SCRIPT} from vLLM v{ENGINE_VERSIONS['vllm']} "
+                      "(examples/others/lmcache/disagg_prefill_lmcache_v1/) in the working directory and `pip install "
+                      f"lmcache`; clients connect to this host on port {routers[0].port}, prefillers report to port "
+                      f"{lmcache.PD_PROXY_PORT}.")]
+        else:
+            pkg = "vllm-router" if plan.engine == "vllm" else "sglang-router"
+            notes = [(f"Needs `pip install {pkg}=={ROUTER_VERSIONS[plan.engine]}`; clients connect to this host on "
+                      f"port {routers[0].port}.")]
         files.append(RenderedFile("router.sh", _script("router: the one endpoint clients use", routers, plan, notes),
                                   executable=True))
     return files

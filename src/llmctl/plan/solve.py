@@ -11,10 +11,11 @@ import math
 from dataclasses import dataclass, replace
 
 from llmctl.errors import InvalidInput, PlanError
-from llmctl.plan import memory, pools, shapes
+from llmctl.plan import lmcache, memory, pools, shapes
 from llmctl.plan.placement import Pool, nodes_needed, place
 from llmctl.plan.pools import Context, Eval
 from llmctl.plan.profiles import ceil_div
+from llmctl.plan.suggest import budget_error, slo_error
 from llmctl.plan.types import (
     DISAGGREGATE,
     DTYPES,
@@ -120,74 +121,31 @@ def _pick(evals: list[Eval], rate: float | None, req: PlanRequest) -> Choice | N
     return best[1] if best else None
 
 
-def _slo_error(what: str, evals: list[Eval], req: PlanRequest) -> PlanError:
-    """No shape meets the SLOs even alone at batch 1: say what the fastest shape achieves."""
-    w = req.workload
-    if not evals:
-        return PlanError(f"no {what} instance fits")
-    fastest_tpot = min(evals, key=lambda e: e.idle.tpot)
-    fastest_ttft = min(evals, key=lambda e: e.idle.ttft)
-    bits = []
-    if w.tpot_slo is not None and fastest_tpot.idle.tpot > w.tpot_slo:
-        bits.append(
-            f"TPOT {fmt_duration(w.tpot_slo)} is below the {fmt_duration(fastest_tpot.idle.tpot)} per token that "
-            f"{fastest_tpot.shape} on {req.gpu.name} needs even at batch 1"
-        )
-    if w.ttft_slo is not None and fastest_ttft.idle.ttft > w.ttft_slo:
-        bits.append(
-            f"TTFT {fmt_duration(w.ttft_slo)} is below the {fmt_duration(fastest_ttft.idle.ttft)} that "
-            f"{fastest_ttft.shape} needs for one {w.isl}-token prompt"
-        )
-    if not bits:
-        bits.append("the SLOs leave no room for queueing at any batch size")
-    hint = "relax the SLO"
-    if w.tpot_slo is not None and fastest_tpot.idle.tpot > w.tpot_slo:
-        hint = f"--tpot-slo {math.ceil(fastest_tpot.idle.tpot * 1e3 * 1.1)}ms would fit"
-    elif w.ttft_slo is not None and fastest_ttft.idle.ttft > w.ttft_slo:
-        hint = f"--ttft-slo {math.ceil(fastest_ttft.idle.ttft * 1e3 * 1.2)}ms or a shorter --isl would fit"
-    return PlanError(f"no {what} plan meets the SLOs: " + "; ".join(bits), hint=hint)
-
-
-def _budget_error(what: str, evals: list[Eval], req: PlanRequest) -> PlanError:
-    """SLOs are met but the rate needs more nodes than allowed: say how many, and what the budget serves."""
-    ok = [e for e in evals if e.capacity > 0]
-    best = min(ok, key=lambda e: e.shape.gpus / e.capacity)
-    need = best.instances_for(req.workload.rate)
-    nodes = nodes_needed([Pool(best.role, best.shape, need)], req.gpus_per_node)
-    per_node = max(1, req.gpus_per_node // best.shape.gpus) if best.shape.gpus <= req.gpus_per_node else 0
-    fit = per_node * req.node_budget if per_node else req.node_budget // best.shape.nodes(req.gpus_per_node)
-    flag = "--nodes" if req.nodes is not None else "--max-nodes"
-    return PlanError(
-        f"{what}: {req.workload.rate:g} req/s needs {need} instances of {best.shape} "
-        f"({best.capacity:.2f} req/s each), {nodes} nodes of {req.gpus_per_node}x {req.gpu.name}; "
-        f"{flag} {req.node_budget} serves at most {fit * best.capacity:.2f} req/s",
-        hint=f"{flag} {nodes} would fit",
-    )
-
-
 def _aggregated(ctx: Context, fits: list[shapes.Fit], req: PlanRequest) -> Choice | PlanError:
     evals = [pools.eval_aggregated(ctx, f.shape, f.memory) for f in fits]
     choice = _pick(evals, req.workload.rate, req)
     if choice:
         return choice
     if not any(e.capacity > 0 for e in evals):
-        return _slo_error("aggregated", evals, req)
-    return _budget_error("aggregated", evals, req)
+        return slo_error("aggregated", evals, req)
+    return budget_error("aggregated", evals, req)
 
 
 def _disaggregated(ctx: Context, fits: list[shapes.Fit], req: PlanRequest) -> tuple[Choice, Choice] | PlanError:
+    if req.engine == "vllm" and req.kv_connector == lmcache.CONNECTOR:
+        return _disaggregated_one_shape(ctx, fits, req)
     decodes = [pools.eval_decode(ctx, f.shape, f.memory) for f in fits]
     dec = _pick(decodes, req.workload.rate, req)
     if dec is None:
         if not any(e.capacity > 0 for e in decodes):
-            return _slo_error("decode", decodes, req)
-        return _budget_error("decode pool", decodes, req)
+            return slo_error("decode", decodes, req)
+        return budget_error("decode pool", decodes, req)
     prefills = [pools.eval_prefill(ctx, f.shape, f.memory, dec.ev) for f in fits]
     pre = _pick(prefills, req.workload.rate, req)
     if pre is None:
         if not any(e.capacity > 0 for e in prefills):
-            return _slo_error("prefill", prefills, req)
-        return _budget_error("prefill pool", prefills, req)
+            return slo_error("prefill", prefills, req)
+        return budget_error("prefill pool", prefills, req)
     used = nodes_needed(
         [Pool("prefill", pre.ev.shape, pre.instances), Pool("decode", dec.ev.shape, dec.instances)], req.gpus_per_node
     )
@@ -199,6 +157,41 @@ def _disaggregated(ctx: Context, fits: list[shapes.Fit], req: PlanRequest) -> tu
             hint=f"{flag} {used} would fit",
         )
     return pre, dec
+
+
+def _disaggregated_one_shape(ctx: Context, fits: list[shapes.Fit], req: PlanRequest) -> tuple[Choice, Choice] | PlanError:
+    """LMCache P/D: prefill rank r writes its KV slice to decode rank r, so both pools take one shape, on one node
+    (PP 1). The cheapest pair over the single-node shapes (ties: fewer nodes, lower TPOT)."""
+    single = [f for f in fits if f.shape.pp == 1]
+    flag = "--nodes" if req.nodes is not None else "--max-nodes"
+    if not single:
+        return PlanError(
+            f"LMCache P/D needs every instance on one node (PP 1), and {req.model.name} needs at least "
+            f"{min(f.shape.gpus for f in fits)} GPUs over {min(f.shape.nodes(req.gpus_per_node) for f in fits)} nodes",
+            hint="use --kv-connector NixlConnector, --dtype fp8 or a larger --gpu",
+        )
+    rate = req.workload.rate
+    best: tuple[tuple[float, ...], tuple[Choice, Choice]] | None = None
+    for f in single:
+        dec = _pick([pools.eval_decode(ctx, f.shape, f.memory)], rate, req)
+        pre = _pick([pools.eval_prefill(ctx, f.shape, f.memory, dec.ev)], rate, req) if dec else None
+        if dec is None or pre is None:
+            continue
+        used = nodes_needed([Pool("prefill", f.shape, pre.instances), Pool("decode", f.shape, dec.instances)],
+                            req.gpus_per_node)
+        key = (rate is None and dec.ev.batch < MIN_USEFUL_BATCH, pre.gpus + dec.gpus, used, dec.ev.at_capacity.tpot)
+        if used <= req.node_budget and (best is None or key < best[0]):
+            best = (key, (pre, dec))
+    if best is not None:
+        return best[1]
+    decodes = [pools.eval_decode(ctx, f.shape, f.memory) for f in single]
+    if not any(e.capacity > 0 for e in decodes):
+        return slo_error("decode", decodes, req)
+    return PlanError(
+        f"no single-node shape serves both LMCache P/D pools within the SLOs and {flag} {req.node_budget} "
+        "(prefill and decode must share one TP size)",
+        hint=f"relax the SLOs, raise {flag}, or use --kv-connector NixlConnector (pools of different shapes)",
+    )
 
 
 def _stalls(agg: Choice | PlanError | None, dis_gpus: int, req: PlanRequest) -> bool:
@@ -323,6 +316,8 @@ def solve(req: PlanRequest) -> Plan:
         handoff = pre.ev.kv_transfer + dec_op.tpot
         pre_op = pools.operate_prefill(pre.ev, rate / pre.instances if rate else None, handoff)
         roles = (_role(ctx, pre, pre_op, req), _role(ctx, dec, dec_op, req))
+        if connector == lmcache.CONNECTOR:
+            lmcache.check_buffers(roles[1].memory)
         capacity = min(pre.instances * pre.ev.capacity, dec.instances * dec.ev.capacity)
         ttft, tpot = pre_op.ttft, dec_op.tpot
     else:

@@ -23,6 +23,10 @@ ENGINE_VERSIONS = {"vllm": "0.33.0", "sglang": "0.5.23"}
 """The engine versions whose flag lists are pinned in data/plan; rendered images use the same tags."""
 
 DEFAULT_IMAGES = {"vllm": "vllm/vllm-openai:v0.33.0", "sglang": "lmsysorg/sglang:v0.5.23"}
+"""Engine images at the pinned versions (`--image` overrides). vllm/vllm-openai:v<version> is vLLM's release image
+(the tag scheme of the LWS vLLM example, vllm/vllm-openai:v0.8.5); lmsysorg/sglang:v<version> is the multi-arch tag
+sgl-project/sglang's release workflow publishes (tag_config "v{version}"; RBG's P/D example names
+lmsysorg/sglang:v0.5.9-cu124). Tags follow those schemes; their presence on Docker Hub was not checked offline."""
 
 ROUTER_VERSIONS = {"vllm": "0.1.17", "sglang": "0.3.2"}
 """vllm-router (vllm-project/router) and sglang-router versions whose flag lists are pinned."""

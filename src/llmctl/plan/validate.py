@@ -28,7 +28,7 @@ def validate_shell(files: list[RenderedFile]) -> Report:
     cmds: list[Cmd] = []
     for f in files:
         node = f.path.removeprefix("node-").removesuffix(".sh")
-        host = "router" if f.path == "router.sh" else f"${{NODE{node}_ADDR}}"
+        host = "${ROUTER_ADDR}" if f.path == "router.sh" else f"${{NODE{node}_ADDR}}"
         cmds += extract_shell_commands(f.content, f.path, host)
         bash = shutil.which("bash")
         if bash:

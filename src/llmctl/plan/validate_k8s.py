@@ -8,7 +8,7 @@
 - Where kubectl exists, `kubectl annotate --local --dry-run=client -f -` decodes the YAML with kubectl's own
   decoder. (`kubectl apply --dry-run=client` would need an API server for discovery; this does not.)
 - Router wiring: service-discovery selectors match the prefill/decode leader pods; static router URLs name
-  every instance.
+  every instance; LMCache's proxy names every leader pod by its DNS name (validate_lmcache).
 """
 
 from __future__ import annotations
@@ -242,10 +242,11 @@ def validate_k8s(objs: list[dict[str, Any]], text: str, *, use_kubectl: bool = T
     for c in cmds:
         report.problems += [f"{c.where}: {p}" for p in check_argv(c.argv)]
     report.checks.append(f"{len(cmds)} container commands: pinned flag lists")
+    from llmctl.plan.validate_lmcache import check_k8s
     from llmctl.plan.validate_topology import check_topology
 
     report.problems += check_topology(cmds)
-    report.problems += _router_wiring(objs, cmds)
+    report.problems += _router_wiring(objs, cmds) + check_k8s(objs, cmds)
     if use_kubectl and shutil.which("kubectl") and os.environ.get("LLMCTL_PLAN_KUBECTL", "1") not in ("0", "false"):
         err = kubectl_parse(text)
         if err:

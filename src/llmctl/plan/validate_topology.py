@@ -1,11 +1,12 @@
 """Cross-command checks on a whole rendered deployment: roles pair up, ports do not collide, and the router
-points at exactly the prefill and decode endpoints that exist."""
+points at exactly the prefill and decode endpoints that exist (LMCache's proxy: validate_lmcache)."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
 
+from llmctl.plan.validate_lmcache import check_deployment
 from llmctl.plan.validate_vllm import ROLE_OF_KV, Cmd, check_kv_transfer_config, flag_value, flag_values, program
 
 _URL = re.compile(r"^https?://(?P<host>[^/]+):(?P<port>\d+)/?$")
@@ -42,7 +43,7 @@ def _bootstrap(cmd: Cmd) -> str | None:
 def check_topology(cmds: list[Cmd]) -> list[str]:
     problems: list[str] = []
     engines = [c for c in cmds if program(c.argv) in ("vllm", "sglang")]
-    routers = [c for c in cmds if program(c.argv) in ("vllm-router", "sglang-router")]
+    routers = [c for c in cmds if program(c.argv) in ("vllm-router", "sglang-router", "lmcache-proxy")]
     heads = [c for c in engines if is_head(c)]
     roles = Counter(engine_role(c) for c in heads)
     if roles["prefill"] and not roles["decode"]:
@@ -80,10 +81,10 @@ def check_topology(cmds: list[Cmd]) -> list[str]:
     if pd and len(routers) != 1 and not any(r.where.startswith("k8s:") for r in routers):
         problems.append(f"a P/D deployment needs exactly one router, found {len(routers)}")
     for r in routers:
-        if "--service-discovery" in r.argv or r.where.startswith("k8s:"):
+        if "--service-discovery" in r.argv or r.where.startswith("k8s:") or program(r.argv) == "lmcache-proxy":
             continue  # Kubernetes endpoints are pod DNS names or label selectors: validate_k8s checks them
         problems += _check_router(r, endpoints, pd)
-    return problems
+    return problems + check_deployment(cmds)
 
 
 def _check_router(r: Cmd, endpoints: dict[tuple[str, str], Cmd], pd: bool) -> list[str]:

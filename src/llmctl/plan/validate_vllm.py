@@ -1,7 +1,8 @@
 """Validate engine and router command lines against the pinned flag lists, before anything is printed.
 
 Checks, for every rendered command: each flag exists in the pinned list of the program it is passed to
-(`vllm serve` 0.33.0, sglang 0.5.23, vllm-router 0.1.17, sglang-router 0.3.2); `--kv-transfer-config` is
+(`vllm serve` 0.33.0, sglang 0.5.23, vllm-router 0.1.17, sglang-router 0.3.2, LMCache's disagg_proxy_server.py);
+`--kv-transfer-config` is
 JSON with known fields, a registered connector and a known kv_role. Across a deployment (`check_topology`):
 a producer for every consumer, one connector, ports unique per host, and a router that lists every prefill
 and decode endpoint exactly once.
@@ -27,6 +28,13 @@ ROUTER_KV_MODES = {"NixlConnector": "nixl", "MooncakeConnector": "mooncake", "Mo
 SGLANG_BACKENDS = {"NixlConnector": "nixl", "MooncakeConnector": "mooncake"}
 """The llmctl --kv-connector names mapped to sglang's --disaggregation-transfer-backend."""
 
+LMCACHE_CONNECTOR = "LMCacheConnectorV1"
+"""Joins vLLM prefill and decode pools through LMCache's own proxy (plan/lmcache.py), not vllm-router."""
+
+VLLM_NEGATABLE_FLAGS = frozenset({"--enable-prefix-caching"})
+"""Boolean `vllm serve` flags whose --no- form llmctl renders: argparse BooleanOptionalAction flags, documented by
+vLLM's engine arguments as `--enable-prefix-caching, --no-enable-prefix-caching` (the pinned list holds base names)."""
+
 VLLM_ROUTER_POLICIES = ("random", "round_robin", "cache_aware", "kv_aware", "power_of_two", "consistent_hash", "sticky_least_loaded")
 RAY_START_FLAGS = frozenset({"--head", "--port", "--address", "--block", "--node-ip-address", "--num-gpus"})
 
@@ -45,6 +53,10 @@ def sglang_flags() -> frozenset[str]:
 
 def sglang_router_flags() -> frozenset[str]:
     return frozenset(data.read_lines("sglang", "router-flags-0.3.2.txt"))
+
+
+def lmcache_proxy_flags() -> frozenset[str]:
+    return frozenset(data.read_lines("lmcache", "proxy-flags.txt"))
 
 
 def sglang_transfer_backends() -> frozenset[str]:
@@ -75,13 +87,13 @@ def connector_for_engine(engine: str, requested: str | None, *, disaggregated: b
     if not disaggregated:
         return requested if requested == "LMCacheConnectorV1" and engine == "vllm" else None
     conn = requested or "NixlConnector"
-    table = SGLANG_BACKENDS if engine == "sglang" else ROUTER_KV_MODES
+    table = list(SGLANG_BACKENDS) if engine == "sglang" else [*ROUTER_KV_MODES, LMCACHE_CONNECTOR]
     if conn not in table:
         raise PlanError(
             f"{conn} cannot join prefill and decode pools for {engine}: the "
-            f"{'sglang transfer backends' if engine == 'sglang' else 'vllm-router P/D modes'} llmctl renders are "
+            f"{'sglang transfer backends' if engine == 'sglang' else 'P/D connectors'} llmctl renders are "
             f"{', '.join(table)}",
-            hint=f"use --kv-connector {next(iter(table))}, or --disaggregate off for an aggregated plan",
+            hint=f"use --kv-connector {table[0]}, or --disaggregate off for an aggregated plan",
         )
     return conn
 
@@ -103,10 +115,12 @@ class Cmd:
 
 
 def program(argv: Sequence[str]) -> str:
-    """vllm | sglang | vllm-router | sglang-router | ray | other."""
+    """vllm | sglang | vllm-router | sglang-router | lmcache-proxy | ray | other."""
     a = list(argv)
     if len(a) >= 2 and a[0] == "vllm" and a[1] == "serve":
         return "vllm"
+    if len(a) >= 2 and a[0].startswith("python") and a[1].rsplit("/", 1)[-1] == "disagg_proxy_server.py":
+        return "lmcache-proxy"
     if len(a) >= 3 and a[0].startswith("python") and a[1] == "-m":
         return {"sglang.launch_server": "sglang", "sglang_router.launch_router": "sglang-router"}.get(a[2], "other")
     if a and a[0] == "vllm-router":
@@ -161,6 +175,11 @@ def check_kv_transfer_config(text: str) -> tuple[dict, list[str]]:
     return cfg, problems
 
 
+def _negated(flag: str) -> str:
+    """--no-enable-x -> --enable-x (anything else unchanged)."""
+    return "--" + flag[5:] if flag.startswith("--no-") else flag
+
+
 def check_argv(argv: Sequence[str]) -> list[str]:
     """Problems with one command line: unknown flags for its program, bad JSON arguments."""
     prog = program(argv)
@@ -169,15 +188,18 @@ def check_argv(argv: Sequence[str]) -> list[str]:
         "sglang": sglang_flags,
         "vllm-router": vllm_router_flags,
         "sglang-router": sglang_router_flags,
+        "lmcache-proxy": lmcache_proxy_flags,
         "ray": lambda: RAY_START_FLAGS,
     }.get(prog)
     if allowed is None:
         return []
     known = allowed()
     version = {"vllm": "vllm 0.33.0", "sglang": "sglang 0.5.23", "vllm-router": "vllm-router 0.1.17",
-               "sglang-router": "sglang-router 0.3.2", "ray": "ray start"}[prog]
-    skip = {"vllm": 2, "sglang": 3, "sglang-router": 3, "vllm-router": 1, "ray": 2}[prog]
-    problems = [f"{flag} is not a {version} flag" for flag in _flags(argv[skip:]) if flag not in known]
+               "sglang-router": "sglang-router 0.3.2", "lmcache-proxy": "LMCache disagg_proxy_server.py",
+               "ray": "ray start"}[prog]
+    skip = {"vllm": 2, "sglang": 3, "sglang-router": 3, "vllm-router": 1, "lmcache-proxy": 2, "ray": 2}[prog]
+    problems = [f"{flag} is not a {version} flag" for flag in _flags(argv[skip:])
+                if flag not in known and not (prog == "vllm" and _negated(flag) in VLLM_NEGATABLE_FLAGS)]
     for vals in flag_values(argv, "--kv-transfer-config"):
         if len(vals) != 1:
             problems.append("--kv-transfer-config needs exactly one JSON value")
