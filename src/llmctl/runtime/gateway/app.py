@@ -1,8 +1,9 @@
 """The gateway's FastAPI app: one factory, all state on `app.state.gateway`, nothing global.
 
 `create_app(settings, options)` returns an app whose lifespan owns a `Scheduler` (the engines), one pooled
-`httpx.AsyncClient` (to the engines) and a `Metrics` registry. Routes live in `openai_routes` and
-`ollama_routes`; both reach the shared pieces through `Gateway`, so tests and the benchmark can build as
+`httpx.AsyncClient` (to the engines) and a `Metrics` registry. Routes live in `openai_routes`,
+`ollama_routes` (+ `ollama_legacy`) and, for Ollama's model management, `manage_routes` and
+`create_routes`; all reach the shared pieces through `Gateway`, so tests and the benchmark can build as
 many independent gateways in one process as they like.
 """
 
@@ -212,10 +213,15 @@ def create_app(settings: Settings, options: GatewayOptions, *, engine: Any = Non
     async def root() -> Response:
         return PlainTextResponse("llmctl is running (Ollama and OpenAI compatible API)")
 
-    from llmctl.runtime.gateway import ollama_routes, openai_routes
+    from llmctl.runtime.gateway import (
+        create_routes, manage_routes, ollama_legacy, ollama_routes, openai_routes,
+    )
 
     app.include_router(openai_routes.router)
     app.include_router(ollama_routes.router)
+    app.include_router(ollama_legacy.router)
+    app.include_router(manage_routes.router)
+    app.include_router(create_routes.router)
     if options.api_key:
         app.add_middleware(ApiKeyMiddleware, key=options.api_key)
     return app

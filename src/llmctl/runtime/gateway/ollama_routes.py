@@ -1,5 +1,8 @@
 """Ollama API: /api/generate, /api/chat (NDJSON streams), /api/embed, /api/tags, /api/ps, /api/show, /api/version.
 
+Model management (pull, push, create, copy, delete, blobs) lives in `manage_routes` and `create_routes`;
+the tool-call translation of /api/chat in `ollama_tools`.
+
 Shapes follow Ollama's docs/api.md so ollama-python, Open WebUI and friends work unchanged: streams are
 one JSON object per line; the final one carries `done_reason`, `total_duration`, `load_duration`,
 `prompt_eval_count`, `prompt_eval_duration`, `eval_count`, `eval_duration` (nanoseconds). An empty prompt
@@ -20,13 +23,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from llmctl import __version__
-from llmctl.runtime.gateway import answer, errors, translate
+from llmctl.runtime.gateway import answer, errors, ollama_tools, translate
 from llmctl.runtime.gateway.app import Gateway, begin_model_request, gateway_of
 from llmctl.runtime.gateway.errors import GatewayError
 from llmctl.runtime.gateway.proxy import (
     ClientGone, EventStream, Piece, UpstreamError, open_stream, post_json, until_disconnect,
 )
-from llmctl.runtime.prompt import COMPLETION
+from llmctl.runtime.memory import engine_memory
+from llmctl.runtime.prompt import COMPLETION, JINJA, prompt_mode
 from llmctl.runtime.scheduler import EMBED, GENERATE, Lease, Runner
 
 log = logging.getLogger("llmctl.gateway")
@@ -69,12 +73,11 @@ async def ps(request: Request) -> Response:
 
 
 def _ps_row(gw: Gateway, r: Runner) -> dict[str, Any]:
-    size = _rss(r.process.pid) or r.model.size
-    gpu = gw.scheduler.processor(r) != "100% CPU"
+    mem = engine_memory(r.process.pid, r.model.size, on_gpu=gw.scheduler.processor(r) != "100% CPU")
     return {
-        "name": r.name, "model": r.name, "size": size, "digest": r.model.digest.split(":", 1)[-1],
+        "name": r.name, "model": r.name, "size": mem.size, "digest": r.model.digest.split(":", 1)[-1],
         "details": _details(r.model), "expires_at": _iso(r.expires_at) if r.expires_at is not None else FOREVER,
-        "size_vram": size if gpu else 0, "context_length": gw.options.ctx_size or r.model.facts.context_size or 0,
+        "size_vram": mem.vram, "context_length": gw.options.ctx_size or r.model.facts.context_size or 0,
         # llmctl additions (Ollama clients ignore unknown fields)
         "id": r.model.id, "mode": r.mode, "port": r.process.port, "pid": r.process.pid,
         "processor": gw.scheduler.processor(r), "active": r.active, "requests": r.requests,
@@ -145,21 +148,32 @@ async def chat(request: Request) -> Response:
     messages = translate.messages_of(body, allow_empty=True)
     if any(m.get("images") for m in messages):
         raise GatewayError(400, "images are not supported by llmctl serve yet")
-    if body.get("tools"):
-        raise GatewayError(400, "tools are not supported on /api/chat yet; use /v1/chat/completions")
+    tools = ollama_tools.check_tools(body["tools"]) if body.get("tools") else None
     stream = translate.flag(body, "stream", True)
     ka = gw.keep_alive(body.get("keep_alive"))
     if not messages:
         return await _load_or_unload(gw, name, ka, "/api/chat", chat=True, started=started)
+    # tools and tool turns go to llama-server's template as such, which only jinja mode has
+    with_tools = bool(tools) or ollama_tools.has_tool_turns(messages)
+    if with_tools and (mode := prompt_mode(await gw.scheduler.resolve(name))) != JINJA:
+        if tools:
+            raise GatewayError(400, f"{name} cannot call tools: tools need a model with a Jinja chat template, "
+                                    f"and this one is served in {mode} mode", param="tools")
+        with_tools = False  # tool results of a template/completion-mode model are plain turns
     lease = await gw.lease(name, keep_alive=ka, mode=GENERATE)
+    calls = ollama_tools.ToolCalls() if with_tools else None
     try:
         options = translate.ollama_options(body.get("options"))
-        endpoint, upstream = translate.ollama_chat(lease.runner, messages, options, body.get("format"))
+        if calls is not None:
+            endpoint, upstream = ollama_tools.chat_request(lease.runner, messages, options, body.get("format"), tools)
+        else:
+            endpoint, upstream = translate.ollama_chat(lease.runner, messages, options, body.get("format"))
     except BaseException:
         gw.scheduler.release(lease)
         raise
-    retry = answer.retry_body(endpoint, upstream)
-    return await _respond(gw, request, lease, "/api/chat", name, endpoint, upstream, retry, stream, started, chat=True)
+    retry = None if calls is not None else answer.retry_body(endpoint, upstream)
+    return await _respond(gw, request, lease, "/api/chat", name, endpoint, upstream, retry, stream, started, chat=True,
+                          calls=calls)
 
 
 @router.post("/api/embed")
@@ -218,8 +232,9 @@ async def _load_or_unload(gw: Gateway, name: str, ka: float | None, route: str, 
 
 async def _respond(gw: Gateway, request: Request, lease: Lease, route: str, name: str, endpoint: str,
                    upstream: dict[str, Any], retry: dict[str, Any] | None, stream: bool, started: float, *,
-                   chat: bool) -> Response:
-    """Stream (or collect) one answer as Ollama NDJSON; `retry` is the fallback for an empty answer."""
+                   chat: bool, calls: ollama_tools.ToolCalls | None = None) -> Response:
+    """Stream (or collect) one answer as Ollama NDJSON; `retry` is the fallback for an empty answer, `calls`
+    collects tool calls (a jinja-mode chat with tools)."""
     gw.metrics.in_flight.inc()
     try:
         resp = await open_stream(lease.runner.base_url + endpoint, upstream)
@@ -227,10 +242,13 @@ async def _respond(gw: Gateway, request: Request, lease: Lease, route: str, name
         err = await gw.upstream_error(lease, exc)
         _end(gw, lease, route, name, err.status, "engine" if err.status >= 500 else "client")
         return errors.response(err, False)
-    state: dict[str, Any] = {"kind": None, "text": [], "final": None}
-    events = answer.pieces(resp, lease.runner.base_url + endpoint, retry, answer.Outcome(),
-                           strip_leading=lease.runner.prompt_mode == COMPLETION)
-    lines = _lines(gw, lease, events, name, started, chat, state)
+    state: dict[str, Any] = {"kind": None, "text": [], "final": None, "tool_calls": []}
+    if calls is not None:
+        events = ollama_tools.pieces(resp, calls)
+    else:
+        events = answer.pieces(resp, lease.runner.base_url + endpoint, retry, answer.Outcome(),
+                               strip_leading=lease.runner.prompt_mode == COMPLETION)
+    lines = _lines(gw, lease, events, name, started, chat, state, calls)
     if stream:
         def on_close(cancelled: bool) -> None:
             _end(gw, lease, route, name, CLIENT_CLOSED if cancelled else 200, "cancelled" if cancelled else state["kind"])
@@ -256,13 +274,15 @@ async def _respond(gw: Gateway, request: Request, lease: Lease, route: str, name
     text = "".join(state["text"])
     if chat:
         final["message"]["content"] = text
+        if state["tool_calls"]:
+            final["message"]["tool_calls"] = state["tool_calls"]
     else:
         final["response"] = text
     return JSONResponse(final)
 
 
 async def _lines(gw: Gateway, lease: Lease, events: AsyncGenerator[Piece, None], name: str, started: float, chat: bool,
-                 state: dict[str, Any]) -> AsyncIterator[bytes]:
+                 state: dict[str, Any], calls: ollama_tools.ToolCalls | None = None) -> AsyncIterator[bytes]:
     """Engine events -> Ollama NDJSON lines: one per token, then the final one with the timings.
 
     The final line is written when the engine's stream ends: in jinja mode the finish reason and the
@@ -290,6 +310,12 @@ async def _lines(gw: Gateway, lease: Lease, events: AsyncGenerator[Piece, None],
         await events.aclose()
     if finish is None:
         return
+    state["tool_calls"] = calls.ollama() if calls is not None else []
+    if state["tool_calls"]:
+        # Ollama sends the calls whole, in a message of their own before the final one
+        yield json.dumps({"model": name, "created_at": translate.now_rfc3339(), "message": {
+            "role": "assistant", "content": "", "tool_calls": state["tool_calls"]}, "done": False},
+            ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
     gw.metrics.observe_generation(
         name, ttft=None if first_at is None else first_at - started, prompt_tokens=counts.prompt_tokens,
         completion_tokens=counts.completion_tokens, generation_seconds=(counts.predicted_ms or 0) / 1000 or None)
@@ -299,7 +325,7 @@ async def _lines(gw: Gateway, lease: Lease, events: AsyncGenerator[Piece, None],
     else:
         final["response"] = ""
     final.update(
-        done=True, done_reason=finish, total_duration=_ns(time.monotonic() - started),
+        done=True, done_reason=ollama_tools.done_reason(finish), total_duration=_ns(time.monotonic() - started),
         load_duration=_ns(lease.load_seconds), prompt_eval_count=counts.prompt_tokens or 0,
         prompt_eval_duration=_ns((counts.prompt_ms or 0) / 1000), eval_count=counts.completion_tokens or 0,
         eval_duration=_ns((counts.predicted_ms or 0) / 1000),
@@ -336,17 +362,3 @@ def _iso(ts: float | None) -> str:
 
 def _ns(seconds: float) -> int:
     return int(seconds * 1e9)
-
-
-def _rss(pid: int | None) -> int | None:
-    """Resident memory of an engine (Linux); what Ollama's SIZE column means: memory the model takes."""
-    if not pid:
-        return None
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None

@@ -1,0 +1,217 @@
+"""Ollama's create API: POST /api/create, and the blob upload it relies on (HEAD/POST /api/blobs/DIGEST).
+
+A current Ollama client sends the model as JSON (`from` or `files`, `template`, `system`, `parameters`,
+`messages`, `license`, `adapters`); older ones send a Modelfile's text in `modelfile`, with uploaded files
+written as `@sha256:<hex>`. Both become a parsed Modelfile and go through `llmctl.api.create`, the same
+call as `llmctl create`, so Ollama's semantics (layers of a FROM model reused, PARAMETERs merged key by key)
+hold here too.
+
+Local files are uploaded first (`POST /api/blobs/sha256:<hex>`, verified against the digest while it is
+written, as the store writes every blob) and then named by digest. The gateway never reads a path a
+client names: it may run on another machine, and a path would let any client read the server's files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from fastapi import APIRouter
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from llmctl.errors import IntegrityError, InvalidInput, InvalidModelfile
+from llmctl.runtime.gateway import errors, jobs, translate
+from llmctl.runtime.gateway.app import gateway_of
+from llmctl.runtime.gateway.errors import GatewayError
+from llmctl.runtime.gateway.manage_routes import name_of
+from llmctl.settings import Settings
+
+router = APIRouter()
+JSON_FIELDS = ("from", "files", "adapters", "template", "system", "parameters", "messages", "license")
+DIGEST = re.compile(r"^sha256[:-]([0-9a-f]{64})$")
+WRITE_CHUNK = 4 * 1024 * 1024
+
+
+@router.post("/api/create")
+async def create(request: Request) -> Response:
+    from llmctl.api.create import create as create_model
+
+    gw = gateway_of(request)
+    body = await gw.read_json(request)
+    name = request.state.model = name_of(body)
+    stream = translate.flag(body, "stream", True)
+    if body.get("quantize"):
+        raise GatewayError(400, "quantize is not supported by llmctl serve; quantize the GGUF with llama-quantize "
+                                "and create the model from the result", param="quantize")
+    modelfile, blobs_dir = await asyncio.to_thread(build_modelfile, gw.settings, name, body)
+    legacy = body.get("modelfile") is not None
+
+    def work(progress: jobs.QueueProgress) -> Any:
+        try:
+            return create_model(gw.settings, name, modelfile, base_dir=blobs_dir, progress=progress)
+        except InvalidModelfile as exc:
+            if legacy:
+                raise
+            raise InvalidInput(exc.reason) from None  # no "line N:" of a Modelfile the client never wrote
+
+    return await jobs.respond(
+        gw, request, "/api/create", name, work, verb="pulling", first=("gathering model components",),
+        last=lambda _: ("writing manifest",),
+        stream=stream)
+
+
+def build_modelfile(settings: Settings, name: str, body: Mapping[str, Any]) -> tuple[Any, Path]:
+    """The request as a checked Modelfile, and the folder its file references point into (the blobs).
+
+    Raises a 400 for anything `llmctl create` would refuse later, so a bad request never starts a stream.
+    """
+    from llmctl.api.models import open_store, parse_name
+    from llmctl.modelfile import Command, Message, Modelfile, parse, render_modelfile
+
+    parse_name(settings, name)  # InvalidReference: a 400 before anything starts
+    store = open_store(settings)
+    text = body.get("modelfile")
+    if text is not None:
+        if not isinstance(text, str):
+            raise GatewayError(400, "modelfile must be a string", param="modelfile")
+        given = [k for k in JSON_FIELDS if body.get(k) not in (None, "", [], {})]
+        if given:
+            raise GatewayError(400, f"give either `modelfile` or the JSON fields ({', '.join(given)}), not both")
+        parsed = parse(text)
+        commands = [Command(c.name, str(_blob(store, c.args[1:], "FROM" if c.name == "model" else "ADAPTER"))
+                            if c.name in ("model", "adapter") and c.args.startswith("@sha256:") else c.args, c.line)
+                    for c in parsed.commands]
+        modelfile = Modelfile(commands)
+    else:
+        base, files = body.get("from"), body.get("files")
+        if base and files:
+            raise GatewayError(400, "give either `from` (a model) or `files` (uploaded GGUF blobs), not both")
+        if base:
+            if not isinstance(base, str):
+                raise GatewayError(400, "from must be a model name", param="from")
+            froms = [base]
+        elif files:
+            froms = [str(_blob(store, digest, f"files[{fname!r}]")) for fname, digest in _named_digests(files, "files")]
+            if any(not fname.endswith(".gguf") for fname in files):
+                raise GatewayError(400, "only GGUF files can be imported (safetensors must be converted first)",
+                                   param="files")
+        else:
+            raise GatewayError(400, "neither 'from' or 'files' was specified")
+        adapters = [str(_blob(store, digest, f"adapters[{fname!r}]"))
+                    for fname, digest in _named_digests(body.get("adapters") or {}, "adapters")]
+        license_ = body.get("license")
+        licenses = [license_] if isinstance(license_, str) else license_ or []
+        if not isinstance(licenses, list) or not all(isinstance(x, str) for x in licenses):
+            raise GatewayError(400, "license must be a string or a list of strings", param="license")
+        messages = body.get("messages") or []
+        if not isinstance(messages, list) or not all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content", ""), str)
+                for m in messages):
+            raise GatewayError(400, "messages must be a list of {role, content} objects", param="messages")
+        parameters = body.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise GatewayError(400, "parameters must be an object", param="parameters")
+        for key in ("template", "system"):
+            if body.get(key) is not None and not isinstance(body.get(key), str):
+                raise GatewayError(400, f"{key} must be a string", param=key)
+        text = render_modelfile(  # InvalidInput (a 400) for what no Modelfile can say
+            froms=froms, template=body.get("template"), system=body.get("system"), parameters=parameters,
+            messages=[Message(m["role"], m.get("content", "")) for m in messages], adapters=adapters,
+            licenses=licenses)
+        try:
+            modelfile = parse(text)  # checks every PARAMETER as `ollama create` does
+        except InvalidModelfile as exc:
+            raise GatewayError(400, exc.reason) from None
+    _only_blobs(modelfile, store.blobs_dir)
+    return modelfile, store.blobs_dir
+
+
+def _named_digests(value: Any, field: str) -> list[tuple[str, str]]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise GatewayError(400, f"{field} must map file names to sha256 digests", param=field)
+    return list(value.items())
+
+
+def _blob(store: Any, digest: str, what: str) -> Path:
+    m = DIGEST.match(digest)
+    if not m:
+        raise GatewayError(400, f"{what}: {digest!r} is not a sha256 digest")
+    if not store.has_blob(f"sha256:{m.group(1)}"):
+        raise GatewayError(400, f"{what}: blob sha256:{m.group(1)} is not on the server; upload it first with "
+                                f"POST /api/blobs/sha256:{m.group(1)}")
+    return store.blob_path(f"sha256:{m.group(1)}")
+
+
+def _only_blobs(modelfile: Any, blobs_dir: Path) -> None:
+    """Refuse FROM/ADAPTER paths outside the store's blobs: the gateway does not read the server's files."""
+    from llmctl.api.create import looks_like_path, resolve_path
+
+    args = [("FROM", a) for a in modelfile.froms() if looks_like_path(a, blobs_dir)]
+    args += [("ADAPTER", a) for a in modelfile.adapters]
+    for what, arg in args:
+        path = resolve_path(arg, blobs_dir)
+        if path.parent.resolve() != blobs_dir.resolve() or not DIGEST.match("sha256:" + path.name):
+            raise GatewayError(400, f"{what} {arg}: llmctl serve does not read files by path; upload the file "
+                                    f"(POST /api/blobs/sha256:<digest>) and name it by digest in `files` / `adapters`")
+
+
+# -- blobs ----------------------------------------------------------------------------------------------------
+def _digest_or_none(text: str) -> str | None:
+    m = DIGEST.match(text)
+    return f"sha256:{m.group(1)}" if m else None
+
+
+@router.head("/api/blobs/{digest}")
+async def head_blob(request: Request, digest: str) -> Response:
+    """200 if the store has the blob (an upload can be skipped), 404 if not."""
+    from llmctl.api.models import open_store
+
+    gw = gateway_of(request)
+    d = _digest_or_none(digest)
+    if d is None:
+        gw.finish("/api/blobs", "", 400, "client")
+        return Response(status_code=400)
+    found = await asyncio.to_thread(lambda: open_store(gw.settings).has_blob(d))
+    gw.finish("/api/blobs", "", 200 if found else 404, None if found else "client")
+    return Response(status_code=200 if found else 404)
+
+
+@router.post("/api/blobs/{digest}")
+async def create_blob(request: Request, digest: str) -> Response:
+    """Stream the body into the store; it is kept only if its bytes hash to `digest` (201; 200 if present)."""
+    from llmctl.api.models import open_store
+
+    gw = gateway_of(request)
+    d = _digest_or_none(digest)
+    if d is None:
+        gw.finish("/api/blobs", "", 400, "client")
+        return errors.response(GatewayError(400, f"{digest!r} is not a sha256 digest (sha256:<64 hex>)"), False)
+    store = await asyncio.to_thread(open_store, gw.settings)
+    if store.has_blob(d):
+        gw.finish("/api/blobs", "", 200)
+        return Response(status_code=200)
+    writer = await asyncio.to_thread(store.writer)
+    try:
+        buf = bytearray()
+        async for chunk in request.stream():
+            buf += chunk
+            if len(buf) >= WRITE_CHUNK:
+                await asyncio.to_thread(writer.write, bytes(buf))
+                buf.clear()
+        if buf:
+            await asyncio.to_thread(writer.write, bytes(buf))
+        await asyncio.to_thread(writer.commit, d)
+    except ClientDisconnect:
+        gw.finish("/api/blobs", "", jobs.CLIENT_CLOSED, "cancelled")
+        return Response(status_code=jobs.CLIENT_CLOSED)
+    except IntegrityError:
+        gw.finish("/api/blobs", "", 400, "client")
+        return errors.response(GatewayError(400, f"digest mismatch, expected {d!r}, got {writer.digest!r} "
+                                                 f"({writer.size} bytes); nothing was stored"), False)
+    finally:
+        await asyncio.to_thread(writer.abort)
+    gw.finish("/api/blobs", "", 201)
+    return Response(status_code=201)

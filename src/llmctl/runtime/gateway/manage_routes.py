@@ -1,0 +1,104 @@
+"""Ollama's model management API: /api/pull, /api/push, /api/copy, /api/delete.
+
+Ollama clients (ollama-python's `pull`/`push`/`copy`/`delete`, Open WebUI's model manager) call these on
+the server they chat with; each one goes through the same library call as the matching `llmctl` command
+(`llmctl.api.pull`, `.push`, `.manage`), so names resolve with the configured default registry and
+namespace (`LLMCTL_REGISTRY`) and `LLMCTL_OFFLINE` is honoured. Pull and push stream Ollama's progress
+objects (see `jobs`); copy and delete answer 200 with an empty body, or `{"error": ...}` with 400/404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Mapping
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from llmctl.runtime.gateway import jobs, translate
+from llmctl.runtime.gateway.app import gateway_of
+from llmctl.runtime.gateway.errors import GatewayError
+
+router = APIRouter()
+
+
+def name_of(body: Mapping[str, Any], key: str = "model") -> str:
+    """The model a management request names: `model`, or `name` as older Ollama clients send it."""
+    value = body.get(key)
+    if value in (None, "") and key == "model":
+        value = body.get("name")
+    if not isinstance(value, str) or not value.strip():
+        raise GatewayError(400, f"{key} is required", param=key)
+    return value.strip()
+
+
+@router.post("/api/pull")
+async def pull(request: Request) -> Response:
+    """Pull into the gateway's store, with the CLI's resume and verification; `insecure` allows plain HTTP."""
+    from llmctl.api.pull import pull as pull_model
+
+    gw = gateway_of(request)
+    body = await gw.read_json(request)
+    name = request.state.model = name_of(body)
+    insecure = translate.flag(body, "insecure", False)
+    stream = translate.flag(body, "stream", True)
+    return await jobs.respond(
+        gw, request, "/api/pull", name, lambda p: pull_model(gw.settings, name, progress=p, insecure=insecure),
+        verb="pulling", first=("pulling manifest",), after_blobs=("verifying sha256 digest", "writing manifest"),
+        stream=stream)
+
+
+@router.post("/api/push")
+async def push(request: Request) -> Response:
+    """Push a stored model to the registry its name points at (blobs it already has are skipped)."""
+    from llmctl.api.push import push as push_model
+
+    gw = gateway_of(request)
+    body = await gw.read_json(request)
+    name = request.state.model = name_of(body)
+    insecure = translate.flag(body, "insecure", False)
+    stream = translate.flag(body, "stream", True)
+    return await jobs.respond(
+        gw, request, "/api/push", name, lambda p: push_model(gw.settings, name, progress=p, insecure=insecure),
+        verb="pushing", first=("retrieving manifest",), after_blobs=("pushing manifest",), stream=stream)
+
+
+@router.post("/api/copy")
+async def copy(request: Request) -> Response:
+    """`llmctl tag SOURCE DESTINATION`: a second name for the same manifest; no bytes are copied."""
+    from llmctl.api.manage import tag
+
+    gw = gateway_of(request)
+    body = await gw.read_json(request)
+    source = request.state.model = name_of(body, "source")
+    destination = name_of(body, "destination")
+    await asyncio.to_thread(tag, gw.settings, source, destination)
+    gw.finish("/api/copy", source, 200)
+    return Response(status_code=200)
+
+
+@router.delete("/api/delete")
+async def delete(request: Request) -> Response:
+    """`llmctl rm NAME`, after stopping its engines when no other name keeps the same model."""
+    from llmctl.api.manage import remove
+
+    gw = gateway_of(request)
+    body = await gw.read_json(request)
+    name = request.state.model = name_of(body)
+    if await asyncio.to_thread(_last_name_of_its_model, gw.settings, name):
+        # its blobs are about to be collected: an engine must not outlive its weights file
+        await gw.scheduler.unload(name)
+    await asyncio.to_thread(remove, gw.settings, [name])
+    gw.finish("/api/delete", name, 200)
+    return Response(status_code=200)
+
+
+def _last_name_of_its_model(settings: Any, name: str) -> bool:
+    """Whether `name` is stored (NotFound if not) and no other tag points at its manifest."""
+    from llmctl.api.models import open_store, parse_name
+
+    store = open_store(settings)
+    ref = parse_name(settings, name)
+    desc = store.resolve(ref)  # NotFound: "model 'x' not found", a 404 like Ollama's
+    return not any(e.descriptor.digest == desc.digest and str(e.reference) != str(ref) for e in store.entries())
