@@ -298,3 +298,19 @@ def test_place_without_probe_or_with_gpus_none(gemma_gguf: Path, settings) -> No
     none = gpu.place(model, 2048, gpus="none", available=[Gpu(0, "big", 80 * GiB, 80 * GiB, "9.0")])
     assert none.plan.gpu_layers == 0 and none.processor == "100% CPU"
     assert none.env == {"CUDA_VISIBLE_DEVICES": "-1"}
+
+
+def test_vram_per_process_adds_up_over_gpus() -> None:
+    apps = gpu.parse_apps("1234, 4500\n1234, 300\n99, [N/A]\ngarbage\n77, 10\n")
+    assert apps == {1234: 4800 * MiB, 77: 10 * MiB}
+
+
+def test_engine_memory_without_a_gpu() -> None:
+    import os as _os
+
+    from llmctl.runtime.memory import engine_memory
+
+    me = engine_memory(_os.getpid(), 123, on_gpu=False)
+    assert me.size > 10 * MiB and me.vram == 0
+    assert engine_memory(None, 123, on_gpu=False).size == 123
+    assert engine_memory(None, 123, on_gpu=True).vram == 123

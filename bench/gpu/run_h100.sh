@@ -10,7 +10,7 @@
 # skips them. STEPS="build model bench serve test" picks steps; BUDGET (s) stops the run before the call's limit.
 set -uo pipefail
 T0=$(date +%s); BUDGET=${BUDGET:-560}
-STEPS=${STEPS:-"build model bench serve test auto"}
+STEPS=${STEPS:-"build model bench serve test auto"}  # "multi": the several-GPU checks (2+ GPUs)
 ROOT=$(cd "$(dirname "$0")/../.." && pwd); cd "$ROOT"
 OUT=${OUT:-$ROOT/gpu-out}; mkdir -p "$OUT"
 B=$HOME/gpubuild; M=$HOME/gpumodels; L=$HOME/gpulogs; mkdir -p "$M" "$L"  # $OUT keeps 8 files at most
@@ -84,5 +84,19 @@ if want auto && [ "$(left)" -gt 45 ]; then
     curl -s 127.0.0.1:18200/api/generate -d '{"model":"random-llama-8b:q4_k_m"}'; echo
     python3 -m llmctl ps; kill -INT $GW; wait $GW
     grep -ho -- " -ngl [0-9]*" $LLMCTL_HOME/logs/engine-*.log | tail -1 ) 2>&1 | tee "$OUT/auto.txt"
+fi
+if want multi && [ "$(left)" -gt 60 ]; then
+  say "several GPUs: pytest tests/test_gpu_multi.py, then llmctl serve --gpus 0,1 --split-mode tensor and llmctl ps"
+  LLMCTL_GPU_TEST_GGUF=$GGUF timeout $(( $(left) - 40 )) python3 -m pytest tests/test_gpu_multi.py -m gpu -v \
+    -p no:cacheprovider 2>&1 | tee "$OUT/pytest-gpu-multi.txt" | tail -12
+  ( export LLMCTL_HOME=$HOME/llmctl-home LLMCTL_HOST=127.0.0.1:18201
+    python3 -m llmctl package --gguf $GGUF random-llama-8b:q4_k_m -q > /dev/null || exit 1
+    python3 -m llmctl serve --parallel 4 --gpus 0,1 --split-mode tensor --tensor-split 1,1 > $L/serve-multi.log 2>&1 & GW=$!
+    for i in $(seq 60); do curl -sf 127.0.0.1:18201/ >/dev/null && break; sleep 0.5; done
+    curl -s 127.0.0.1:18201/api/generate -d '{"model":"random-llama-8b:q4_k_m","prompt":"Once upon a time","stream":false,"options":{"num_predict":16}}' | head -c 300; echo
+    python3 -m llmctl ps
+    nvidia-smi --query-gpu=index,memory.used --format=csv
+    grep -ho -- " --split-mode [a-z]* --tensor-split [0-9,.]*" $LLMCTL_HOME/logs/engine-*.log | tail -1
+    kill -INT $GW; wait $GW ) 2>&1 | tee "$OUT/multi-cli.txt"
 fi
 say "done"

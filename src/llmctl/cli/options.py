@@ -21,7 +21,7 @@ Gpus = Annotated[Optional[str], typer.Option(
     "--gpus", help="GPUs the engines may use: all (default), none, or indexes/UUIDs like 0,1 (sets "
                    "CUDA_VISIBLE_DEVICES for CUDA engines; default: LLMCTL_GPUS).")]
 SplitMode = Annotated[Optional[str], typer.Option(
-    "--split-mode", help="How a model spans several GPUs: layer (default), row or none.")]
+    "--split-mode", help="How a model spans several GPUs: layer (default), tensor, row or none.")]
 TensorSplit = Annotated[Optional[str], typer.Option(
     "--tensor-split", metavar="3,1", help="Several GPUs: share of the model per GPU, e.g. 3,1.")]
 

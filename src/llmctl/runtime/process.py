@@ -218,6 +218,10 @@ class EngineProcess:
                           r"failed to open[^\n]*|out of memory[^\n]*|failed to apply lora[^\n]*)", tail, re.I)
             if m:
                 msg += f": {m.group(1).strip()}"
+            from llmctl.runtime.gpu import ROW_SPLIT_FAILURE, ROW_UNSUPPORTED
+
+            if ROW_SPLIT_FAILURE in tail:
+                return EngineError(ROW_UNSUPPORTED)
             if self.engine.kind == "cuda" and re.search(r"out of memory|cudaMalloc failed|failed to allocate", tail, re.I):
                 msg += "; " + self.oom_message()
         return EngineError(msg + self._tail_text())

@@ -20,7 +20,12 @@ from llmctl.errors import UsageError
 MiB = 1 << 20
 GiB = 1 << 30
 QUERY = "index,name,memory.total,memory.free,compute_cap,driver_version,uuid"
-SPLIT_MODES = ("none", "layer", "row")
+SPLIT_MODES = ("none", "layer", "row", "tensor")
+# llama.cpp's own words when a build has no row split for a backend (CUDA in the pinned llama.cpp exports no
+# split buffer type: ggml-org/llama.cpp#27465); engines turn it into ROW_UNSUPPORTED.
+ROW_SPLIT_FAILURE = "does not support split buffers"
+ROW_UNSUPPORTED = ("--split-mode row: this llama.cpp build cannot split rows across these GPUs "
+                   "(ggml-org/llama.cpp#27465); use --split-mode layer (the default) or tensor")
 
 
 def gib(n: int | float) -> str:
@@ -89,6 +94,34 @@ def query_gpus(timeout: float = 15) -> list[Gpu]:
     except (OSError, subprocess.SubprocessError):
         return []
     return parse_query(r.stdout) if r.returncode == 0 else []
+
+
+def parse_apps(text: str) -> dict[int, int]:
+    """Parse `nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits`: pid -> bytes.
+
+    A process on several GPUs has one line per GPU; its uses add up."""
+    out: dict[int, int] = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split(",")]
+        if len(cells) == 2 and cells[0].isdigit():
+            try:
+                out[int(cells[0])] = out.get(int(cells[0]), 0) + int(float(cells[1])) * MiB
+            except ValueError:
+                continue
+    return out
+
+
+def vram_by_pid(timeout: float = 5) -> dict[int, int]:
+    """GPU memory each process uses now (what `llmctl ps` shows as an engine's VRAM); {} without a driver."""
+    smi = nvidia_smi()
+    if not smi:
+        return {}
+    try:
+        r = subprocess.run([smi, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return parse_apps(r.stdout) if r.returncode == 0 else {}
 
 
 def no_gpu_reason() -> str | None:
