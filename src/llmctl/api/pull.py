@@ -23,6 +23,9 @@ from llmctl.progress import NullProgress, Progress
 from llmctl.settings import Settings
 
 
+HF_HOSTS = ("hf.co", "huggingface.co")  # sources.hf.HOSTS: a name without one of them is an OCI reference
+
+
 @dataclass(frozen=True)
 class Pulled:
     reference: Reference
@@ -76,13 +79,14 @@ def pull(
     retry: RetryPolicy | None = None,
 ) -> Pulled:
     """Pull `name` into the store and tag it; returns what was transferred. Raises typed LlmctlErrors."""
-    from llmctl.sources import hf
-
     if quiet:
         progress = NullProgress()
     started = time.monotonic()
-    if hf.is_hf_name(name):
-        return hf.pull(settings, name, progress=progress, started=started)
+    if any(host in name.lower() for host in HF_HOSTS):  # cheap test first: sources.hf costs 5 ms to import
+        from llmctl.sources import hf
+
+        if hf.is_hf_name(name):
+            return hf.pull(settings, name, progress=progress, started=started)
     ref = parse_name(settings, name)
     check_online(settings, ref.registry)
     store = open_store(settings)

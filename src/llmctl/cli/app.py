@@ -1,25 +1,20 @@
 """The `llmctl` entry point: builds the typer app and turns every error into one line and an exit code.
 
 This is the only place errors become text. Command modules stay light at import time (typer and rich
-only) so `llmctl --help` is fast; they import heavy modules inside their function bodies.
+only) so `llmctl --help` is fast; they import heavy modules inside their function bodies. The typer app
+itself is built on first use (`typer_app()`; `app` still names it), because a plain `llmctl pull NAME` or
+`llmctl push NAME` does without it: see `_fast_transfer`.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import sys
-from typing import Optional
-
-import click
-import typer
-
-try:  # typer >= 0.2x vendors its own click; catch both so usage errors never become tracebacks
-    from typer._click import exceptions as _typer_click
-except ImportError:  # pragma: no cover - older typer uses click itself
-    _typer_click = click.exceptions
-
-CLICK_ERRORS = (click.exceptions.ClickException, _typer_click.ClickException)
-ABORTS = (click.exceptions.Abort, typer.Abort, KeyboardInterrupt)
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from llmctl import __version__
 from llmctl.errors import EXIT_INTERRUPTED, LlmctlError
@@ -37,63 +32,141 @@ Examples:
   llmctl list --json
 """
 
-app = typer.Typer(
-    name="llmctl",
-    help=HELP,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+@functools.cache
+def typer_app() -> Any:
+    """The typer app, built once per process: every command of `commands.COMMANDS` attached."""
+    from typing import Optional
 
+    import typer
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"llmctl {__version__}")
-        raise typer.Exit()
+    built = typer.Typer(
+        name="llmctl",
+        help=HELP,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode="rich",
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
 
+    def _version(value: bool) -> None:
+        if value:
+            typer.echo(f"llmctl {__version__}")
+            raise typer.Exit()
 
-@app.callback()
-def _root(
-    ctx: typer.Context,
-    version: Optional[bool] = typer.Option(
-        None, "--version", "-v", callback=_version, is_eager=True, help="Show the version and exit."
-    ),
-) -> None:
-    ctx.obj = Settings.from_env()
+    def _root(
+        ctx: typer.Context,
+        version: Optional[bool] = typer.Option(
+            None, "--version", "-v", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ) -> None:
+        ctx.obj = Settings.from_env()
 
+    # typer reads the annotations; as strings they would be looked up in this module's globals
+    _root.__annotations__ = {"ctx": typer.Context, "version": Optional[bool], "return": None}
+    built.callback()(_root)
 
-def _register() -> None:
-    """Attach one function per command module. The table is the CLI's table of contents."""
+    # Attach one function per command module. The table is the CLI's table of contents.
     from llmctl.cli import commands
 
     for name, func, aliases in commands.COMMANDS:
-        app.command(name)(func)
+        built.command(name)(func)
         for alias in aliases:
-            app.command(alias, hidden=True)(func)
+            built.command(alias, hidden=True)(func)
     for name, sub in commands.GROUPS:
-        app.add_typer(sub, name=name)
+        built.add_typer(sub, name=name)
+    return built
 
 
-_register()
+# `pull NAME` and `push NAME` are what users and scripts time (bench/transfer.py), and building the typer
+# app costs them ~0.15 s before the first byte moves: click, every command module, and pydantic, which
+# typer 0.29 uses to coerce each parameter. An invocation made only of the flags below runs the same
+# command function directly (with -q, the api function: no progress or result line to draw, so no rich);
+# anything else (help, unknown or malformed flags, `--`) goes through typer, so its parsing and messages
+# stay typer's. tests/test_registry_cli.py checks that these flags are exactly the commands' flags.
+FAST_COMMANDS = ("pull", "push")
+FAST_FLAGS = {"-q": "quiet", "--quiet": "quiet", "--json": "json_", "--insecure": "insecure"}
+FAST_VALUES = {"-j": "concurrency", "--concurrency": "concurrency", "--ca-cert": "ca_cert"}
+FAST_CONCURRENCY = range(1, 33)
+
+
+def _fast_transfer(args: list[str]) -> int | None:
+    """Run `pull`/`push` without typer when `args` are plain; None when typer must parse them."""
+    if not args or args[0] not in FAST_COMMANDS:
+        return None
+    kwargs: dict[str, Any] = {"concurrency": 3, "insecure": False, "ca_cert": None, "quiet": False, "json_": False}
+    names: list[str] = []
+    rest = iter(args[1:])
+    for arg in rest:
+        if arg in FAST_FLAGS:
+            kwargs[FAST_FLAGS[arg]] = True
+        elif arg in FAST_VALUES:
+            value = next(rest, "")
+            if not value or value.startswith("-"):
+                return None
+            if FAST_VALUES[arg] == "concurrency":
+                if not (value.isascii() and value.isdigit() and int(value) in FAST_CONCURRENCY):
+                    return None
+                kwargs["concurrency"] = int(value)
+            else:
+                kwargs["ca_cert"] = Path(value)
+        elif arg.startswith("-") or names or not arg:
+            return None
+        else:
+            names.append(arg)
+    if len(names) != 1:
+        return None
+    settings = Settings.from_env()
+    if kwargs["quiet"]:  # no progress, no result line: nothing for typer or rich to do
+        if args[0] == "pull":
+            from llmctl.api.pull import pull as transfer
+        else:
+            from llmctl.api.push import push as transfer
+        result = transfer(settings, names[0], quiet=True, concurrency=kwargs["concurrency"],
+                          insecure=kwargs["insecure"], ca_cert=kwargs["ca_cert"])
+        if kwargs["json_"]:  # as render.print_json
+            sys.stdout.write(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+            sys.stdout.flush()
+        return 0
+    if args[0] == "pull":
+        from llmctl.cli.pull import pull as command
+    else:
+        from llmctl.cli.push import push as command
+    command(SimpleNamespace(obj=settings), names[0], **kwargs)  # the commands read only ctx.obj
+    return 0
+
+
+def _click_exceptions() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """(aborts, usage errors) of click and of the click typer >= 0.2x vendors, whichever were imported:
+    a module never imported raised nothing. Both are caught so usage errors never become tracebacks."""
+    aborts: list[type[BaseException]] = []
+    usage: list[type[BaseException]] = []
+    for name in ("click.exceptions", "typer._click.exceptions"):
+        module = sys.modules.get(name)
+        for found, cls in ((aborts, getattr(module, "Abort", None)), (usage, getattr(module, "ClickException", None))):
+            if isinstance(cls, type):
+                found.append(cls)
+    typer = sys.modules.get("typer")
+    if typer is not None and hasattr(typer, "Abort"):
+        aborts.append(typer.Abort)
+    return tuple(aborts), tuple(usage)
 
 
 def main(argv: list[str] | None = None) -> None:
     debug = os.environ.get("LLMCTL_DEBUG", "") not in ("", "0", "false")
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        code = app(args=argv, prog_name="llmctl", standalone_mode=False)
+        code = _fast_transfer(args)
+        if code is None:
+            code = typer_app()(args=args, prog_name="llmctl", standalone_mode=False)
     except LlmctlError as exc:
         if debug:
             import traceback
 
             traceback.print_exc()
         _fail(str(exc), exc.exit_code)
-    except ABORTS:
+    except KeyboardInterrupt:
         _fail("interrupted", EXIT_INTERRUPTED)
-    except CLICK_ERRORS as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
@@ -104,8 +177,14 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
         _fail(f"{exc.strerror or exc}{where}", 1)
-    except Exception as exc:  # the last net: never a traceback for users
-        if debug:
+    except Exception as exc:
+        aborts, usage = _click_exceptions()
+        if isinstance(exc, aborts):
+            _fail("interrupted", EXIT_INTERRUPTED)
+        if isinstance(exc, usage):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        if debug:  # the last net: never a traceback for users
             raise
         _fail(f"unexpected {type(exc).__name__}: {exc} (set LLMCTL_DEBUG=1 for a traceback)", 1)
     if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C inside a command into a return code
@@ -116,3 +195,9 @@ def main(argv: list[str] | None = None) -> None:
 def _fail(message: str, code: int) -> None:
     sys.stderr.write(f"llmctl: error: {message}\n")
     sys.exit(code)
+
+
+def __getattr__(name: str) -> Any:  # `from llmctl.cli.app import app` keeps working, built on first use
+    if name == "app":
+        return typer_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

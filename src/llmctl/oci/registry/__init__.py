@@ -1,4 +1,5 @@
-"""OCI distribution: the registry client (client.py), auth (auth.py), TLS rules (tls.py), push and pull.
+"""OCI distribution: the registry client (client.py) on its HTTP/1.1 transport (http11.py), error mapping
+(errors.py), auth (auth.py), TLS rules (tls.py), push and pull, and what they share (transfer.py).
 
 `connect()` is the one place a `Settings` and a command's flags become a configured client, so push, pull,
 login and the automatic pull of `run`/`create` all treat TLS, credentials and retries the same way.

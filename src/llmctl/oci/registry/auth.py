@@ -17,8 +17,6 @@ import base64
 import json
 import os
 import re
-import shutil
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -139,6 +137,9 @@ class DockerConfig:
 
 
 def _helper_run(helper: str, action: str, payload: str) -> str | None:
+    import shutil  # with subprocess, 5-10 ms of imports that only credential helpers need
+    import subprocess
+
     exe = shutil.which(f"docker-credential-{helper}")
     if exe is None:
         return None  # configured but not installed here: fall back to `auths`, as skopeo does

@@ -1,29 +1,27 @@
-"""The HTTP side of the distribution spec on httpx: scheme discovery, auth, retries, error mapping.
+"""The distribution spec's HTTP conventions over `http11.Transport`: scheme discovery, auth, retries.
 
-Why httpx and not oras-py's transport: oras-py's push reads a whole blob into memory (273 MB RSS for a
+Why our own transport and not oras-py's: oras-py's push reads a whole blob into memory (273 MB RSS for a
 253 MB model), its pull does not verify digests, and it has no Range resume and no cross-repository mount.
-A streaming client is small when the store already does content addressing (docs/design-registry.md).
+A streaming client is small when the store already does content addressing (docs/design.md). Why not
+httpx: see `http11.py`.
 
-One `RegistryClient` per registry and command; it is shared by the transfer threads (httpx's pool is
+One `RegistryClient` per registry and command; it is shared by the transfer threads (the connection pool is
 thread-safe). Every request names the token scopes it needs, so auth happens before a body is sent:
 a 253 MB upload is never sent twice because of a 401.
 """
 
 from __future__ import annotations
 
-import json
 import random
-import ssl
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable
 from urllib.parse import urlencode
 
-import httpx
-
 from llmctl import __version__
-from llmctl.errors import AuthError, NotFound, RegistryError
+from llmctl.errors import AuthError, RegistryError
+from llmctl.oci.registry import errors
 from llmctl.oci.registry.auth import (
     Challenge,
     Credentials,
@@ -32,23 +30,11 @@ from llmctl.oci.registry.auth import (
     parse_challenge,
     token_from_response,
 )
-from llmctl.oci.registry.tls import TlsOptions, tls_hint
-from llmctl.oci.registry.transfer import Cancelled
+from llmctl.oci.registry.http11 import Body, ConnectError, Response, Transport, TransportError
+from llmctl.oci.registry.tls import TlsOptions, speaks_tls, split_host, tls_hint, unverified_context
 
 USER_AGENT = f"llmctl/{__version__}"
-
-# httpcore reads sockets 64 KiB at a time; every read then passes through h11, httpx and our hash/write loop.
-# 1 MiB reads cut the CPU of a 253 MB pull by a quarter (user 0.34 -> 0.26 s, sys 0.17 -> 0.12 s, measured
-# here), which is wall time on a busy 2-core machine. Memory stays constant: one buffer per connection.
-try:
-    from httpcore._sync.http11 import HTTP11Connection as _H11
-
-    if getattr(_H11, "READ_NUM_BYTES", None) == 64 * 1024:
-        _H11.READ_NUM_BYTES = 1024 * 1024
-except ImportError:  # a different httpcore layout: keep its default
-    pass
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-Body = bytes | Callable[[], Iterable[bytes]] | None
 
 
 @dataclass(frozen=True)
@@ -68,37 +54,6 @@ class RetryPolicy:
 def api_host(registry: str) -> str:
     """Docker Hub's name and its API endpoint differ; every other registry is its own endpoint."""
     return "registry-1.docker.io" if registry == "docker.io" else registry
-
-
-def registry_message(resp: httpx.Response) -> str:
-    """The `errors[]` of a distribution error body, as `CODE: message`; empty when there is none."""
-    try:
-        data = json.loads(resp.read()[:65536] or b"null")
-        errors = data.get("errors") if isinstance(data, dict) else None
-        if errors:
-            return "; ".join(f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors[:3])
-    except (ValueError, AttributeError, httpx.HTTPError):
-        pass
-    return ""
-
-
-def _is_tls_error(exc: BaseException) -> bool:
-    """A TLS handshake failure: not transient, so never retried."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _is_cert_error(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 class RegistryClient:
@@ -121,18 +76,16 @@ class RegistryClient:
         self.retry = retry or RetryPolicy()
         self.tokens = tokens or TokenCache()
         self._sleep = sleep
-        self._http = httpx.Client(
-            verify=self.tls.ssl_context(registry),
-            timeout=httpx.Timeout(timeout, connect=15.0),
-            headers={"User-Agent": USER_AGENT},
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-            trust_env=False,
-        )
+        self._http = Transport(tls_context=self._tls_context, headers={"User-Agent": USER_AGENT},
+                               timeout=timeout, connect_timeout=15.0)
         self._base: str | None = None
         self._challenge: Challenge | None = None
         self._lock = threading.Lock()
         self._token_lock = threading.Lock()
+
+    def _tls_context(self):  # type: ignore[no-untyped-def]
+        ctx = self.tls.ssl_context(self.registry)
+        return ctx if ctx is not False else unverified_context()
 
     def close(self) -> None:
         self._http.close()
@@ -159,12 +112,14 @@ class RegistryClient:
         first_error: BaseException | None = None
         for scheme in schemes:
             try:
+                if scheme != schemes[-1] and not self._speaks_tls(host):
+                    continue  # a plain-HTTP server: the next scheme
                 # TLS spoken to a plain-HTTP port fails at once and for good: no retries before the fallback.
                 resp = self._send_retrying("GET", f"{scheme}://{host}/v2/", headers={}, body=None, stream=False,
                                            attempts=1 if scheme != schemes[-1] else None)
-            except httpx.TransportError as exc:
-                if _is_cert_error(exc):
-                    raise RegistryError(f"TLS certificate of {self.registry} is not trusted: {_reason(exc)}",
+            except TransportError as exc:
+                if errors.is_cert_error(exc):
+                    raise RegistryError(f"TLS certificate of {self.registry} is not trusted: {errors.reason(exc)}",
                                         hint=tls_hint(self.registry)) from None
                 first_error = first_error or exc
                 continue
@@ -176,6 +131,13 @@ class RegistryClient:
             return
         assert first_error is not None
         raise self.transport_error(first_error)
+
+    def _speaks_tls(self, host: str) -> bool:
+        name, port = split_host(host)
+        try:
+            return speaks_tls(name, port or 443)
+        except OSError as exc:
+            raise ConnectError(str(exc) or type(exc).__name__) from exc
 
     def _auth_header(self, scopes: tuple[str, ...], *, stale: str | None = None) -> str | None:
         """The Authorization value for a request needing `scopes`; `stale` is a header the registry just
@@ -204,19 +166,25 @@ class RegistryClient:
         if ch.params.get("service"):
             params.append(("service", ch.params["service"]))
         params += [("scope", s) for s in scopes]
+        realm = ch.realm or ""
         try:
             if creds and creds.identity_token:
                 form = [("grant_type", "refresh_token"), ("refresh_token", creds.identity_token),
                         ("client_id", "llmctl"), *params]
-                resp = self._http.post(ch.realm or "", content=urlencode(form),
+                resp = self._http.send("POST", realm, body=urlencode(form).encode(),
                                        headers={"Content-Type": "application/x-www-form-urlencoded"})
             else:
+                headers = {}
                 if creds and creds.username:
                     params.append(("account", creds.username))
-                auth = (creds.username, creds.password) if creds and creds.username else None
-                resp = self._http.get(ch.realm or "", params=params, auth=auth)
-        except httpx.TransportError as exc:
-            raise RegistryError(f"cannot reach the token server of {self.registry} ({ch.realm}): {_reason(exc)}") from None
+                    headers["Authorization"] = creds.basic_header()
+                url = f"{realm}{'&' if '?' in realm else '?'}{urlencode(params)}" if params else realm
+                resp = self._http.send("GET", url, headers=headers)
+            with resp:
+                resp.read(4 * 1024 * 1024)  # kept on the response for .json()
+        except TransportError as exc:
+            raise RegistryError(f"cannot reach the token server of {self.registry} ({ch.realm}): "
+                                f"{errors.reason(exc)}") from None
         if resp.status_code in (401, 403):
             if creds:
                 raise AuthError(f"{self.registry} refused the credentials of {creds.username or 'this login'}",
@@ -263,8 +231,11 @@ class RegistryClient:
         follow_redirects: bool = False,
         retry: bool = True,
         raw_errors: bool = False,
-    ) -> httpx.Response:
+    ) -> Response:
         """Send with auth and retries. Returns any final response; callers map statuses with `error()`.
+
+        Without `stream` the body (a small JSON answer at most) is read and the connection freed; with it
+        the caller reads the body and must `close()` the response.
 
         A 401 with a cached token renews it once (the token expired or was revoked early); a 401 after
         that is returned to the caller, which reports it as an AuthError. Connection failures that outlast
@@ -273,13 +244,13 @@ class RegistryClient:
         try:
             return self._request(method, path, scopes=scopes, headers=headers, body=body, stream=stream,
                                  follow_redirects=follow_redirects, retry=retry)
-        except httpx.TransportError as exc:
+        except TransportError as exc:
             if raw_errors:
                 raise
             raise self.transport_error(exc) from None
 
     def _request(self, method: str, path: str, *, scopes: tuple[str, ...], headers: dict[str, str] | None,
-                 body: Body, stream: bool, follow_redirects: bool, retry: bool) -> httpx.Response:
+                 body: Body, stream: bool, follow_redirects: bool, retry: bool) -> Response:
         url = self.url(path)
         renewed = False
         auth: str | None = None
@@ -308,18 +279,19 @@ class RegistryClient:
     def _send_retrying(
         self, method: str, url: str, *, headers: dict[str, str], body: Body, stream: bool,
         follow_redirects: bool = False, attempts: int | None = None,
-    ) -> httpx.Response:
+    ) -> Response:
         """Retry connection failures, 429 and 5xx; `attempts=1` for requests that must not repeat
         (an upload whose body may have been half-consumed by the registry)."""
         attempts = attempts or self.retry.attempts
         attempt = 0
         while True:
-            content = body() if callable(body) else body
             try:
-                req = self._http.build_request(method, url, headers=headers, content=content)
-                resp = self._http.send(req, stream=stream, follow_redirects=follow_redirects)
-            except httpx.TransportError as exc:
-                if _is_tls_error(exc) or attempt + 1 >= attempts:
+                resp = self._http.send(method, url, headers=headers, body=body, follow_redirects=follow_redirects)
+                if not stream:
+                    resp.read(4 * 1024 * 1024)  # kept on the response for error messages
+                    resp.close()
+            except TransportError as exc:
+                if errors.is_tls_error(exc) or attempt + 1 >= attempts:
                     raise
                 self._sleep(self.retry.delay(attempt))
                 attempt += 1
@@ -337,69 +309,13 @@ class RegistryClient:
         self._sleep(self.retry.delay(attempt))
 
     # -- errors --------------------------------------------------------------------------------------
-    def error(self, resp: httpx.Response, what: str) -> Exception:
+    def error(self, resp: Response, what: str) -> Exception:
         """A typed, one-line error for a response that is not what the caller needed."""
-        status = resp.status_code
-        detail = registry_message(resp)
-        suffix = f": {detail}" if detail else ""
-        if status == 401:
-            if self.credentials:
-                return AuthError(f"{self.registry} refused the credentials for {what}{suffix}",
-                                 hint=f"run `llmctl login {self.registry}` with an account that has access")
-            return AuthError(f"{self.registry} requires authentication for {what}",
-                             hint=f"run `llmctl login {self.registry}`")
-        if status == 403:
-            return AuthError(f"access to {what} denied by {self.registry}{suffix}",
-                             hint="the account lacks permission for this repository")
-        if status == 404:
-            return NotFound(f"{what} not found on {self.registry}{suffix}")
-        if status == 429:
-            return RegistryError(f"{self.registry} is rate limiting requests (429) after {self.retry.attempts} attempts",
-                                 hint="wait and try again")
-        if status >= 500:
-            return RegistryError(f"{self.registry} failed with {status} {resp.reason_phrase} after "
-                                 f"{self.retry.attempts} attempts{suffix}")
-        return RegistryError(f"{self.registry} answered {status} {resp.reason_phrase} for {what}{suffix}")
+        return errors.response_error(self.registry, resp, what, has_credentials=bool(self.credentials),
+                                     attempts=self.retry.attempts)
 
     def transport_error(self, exc: BaseException) -> RegistryError:
-        if _is_cert_error(exc):
-            return RegistryError(f"TLS certificate of {self.registry} is not trusted: {_reason(exc)}",
-                                 hint=tls_hint(self.registry))
-        if isinstance(exc, httpx.ConnectError):
-            return RegistryError(f"registry {self.registry} is unreachable: {_reason(exc)}")
-        if isinstance(exc, httpx.TimeoutException):
-            return RegistryError(f"registry {self.registry} timed out: {type(exc).__name__}")
-        return RegistryError(f"connection to {self.registry} lost: {_reason(exc)}")
+        return errors.transport_error(self.registry, exc)
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    if "Connection refused" in text or "[Errno 111]" in text:
-        return "connection refused"
-    if "Name or service not known" in text or "nodename nor servname" in text or "[Errno -2]" in text:
-        return "unknown host"
-    return text.splitlines()[0][:200]
-
-
-def iter_file(path: "object", start: int = 0, length: int | None = None, chunk: int = 4 * 1024 * 1024,
-              on_bytes: Callable[[int], None] | None = None,
-              cancelled: Callable[[], bool] | None = None) -> Callable[[], Iterator[bytes]]:
-    """A re-startable body: each call opens the file again and streams `length` bytes from `start`."""
-
-    def gen() -> Iterator[bytes]:
-        remaining = length
-        with open(path, "rb") as f:  # type: ignore[call-overload]
-            f.seek(start)
-            while remaining is None or remaining > 0:
-                if cancelled is not None and cancelled():
-                    raise Cancelled()
-                data = f.read(chunk if remaining is None else min(chunk, remaining))
-                if not data:
-                    break
-                if remaining is not None:
-                    remaining -= len(data)
-                if on_bytes:
-                    on_bytes(len(data))
-                yield data
-
-    return gen
+__all__ = ["RegistryClient", "RetryPolicy", "USER_AGENT", "api_host"]

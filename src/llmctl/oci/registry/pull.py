@@ -3,11 +3,13 @@
 Order: manifest (by tag or digest, digest checked), then the blobs the store lacks, in parallel, largest
 first, then the manifest is stored and tagged; a reader never sees a model whose blobs are missing.
 
-Each blob streams into `ingest/<hex>.partial` through `BlobWriter`, which hashes while writing; an
-interrupted download (network, registry crash, Ctrl-C, disk full) keeps that file and the next pull asks
-for the rest with `Range`. A blob whose bytes do not hash to its digest is deleted and the pull fails with
-IntegrityError; when a resumed file fails, it is fetched once more from byte 0 first, since the old
-partial bytes, not the registry, may be the culprit.
+Each blob streams into `ingest/<hex>.partial` through `BlobWriter`, which hashes while writing (socket
+reads land in one reused 1 MiB buffer, hashed and written from there; the writer flushes to disk in the
+background as it goes, so the final fsync is short). An interrupted download (network, registry crash,
+Ctrl-C, disk full) keeps that file and the next pull asks for the rest with `Range`. A blob whose bytes
+do not hash to its digest is deleted and the pull fails with IntegrityError; when a resumed file fails,
+it is fetched once more from byte 0 first, since the old partial bytes, not the registry, may be the
+culprit.
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ import json
 import re
 from dataclasses import dataclass
 
-import httpx
-
 from llmctl.errors import IntegrityError, InvalidModel, RegistryError
 from llmctl.oci import mediatypes as mt
 from llmctl.oci.descriptor import Descriptor, Manifest
@@ -27,10 +27,12 @@ from llmctl.oci.layout import Store
 from llmctl.oci.reference import Reference
 from llmctl.oci.registry.auth import repo_scope
 from llmctl.oci.registry.client import RegistryClient
+from llmctl.oci.registry.http11 import ProtocolError, Response, TransportError
 from llmctl.oci.registry.transfer import Tracker, disk_error, run_parallel
 
 MANIFEST_ACCEPT = ", ".join([mt.OCI_MANIFEST, mt.OCI_INDEX, mt.DOCKER_MANIFEST_V2, mt.DOCKER_MANIFEST_LIST])
 MAX_MANIFEST = 4 * 1024 * 1024
+READ_SIZE = 1024 * 1024  # per read from the socket: fewer, larger writes and hash updates
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
@@ -71,14 +73,14 @@ def _get_manifest(client: RegistryClient, repository: str, reference: str, *, wh
             if resp.status_code == 404:
                 raise client.error(resp, f"model {what}")
             raise client.error(resp, f"the manifest of {what}")
-        raw = bytearray()
-        for chunk in resp.iter_raw():
-            raw += chunk
-            if len(raw) > MAX_MANIFEST:
-                raise RegistryError(f"{client.registry}: the manifest of {what} is larger than 4 MiB")
+        try:
+            raw_bytes = resp.read(MAX_MANIFEST + 1)
+        except TransportError as exc:
+            raise client.transport_error(exc) from None
+        if len(raw_bytes) > MAX_MANIFEST:
+            raise RegistryError(f"{client.registry}: the manifest of {what} is larger than 4 MiB")
     finally:
         resp.close()
-    raw_bytes = bytes(raw)
     digest = "sha256:" + hashlib.sha256(raw_bytes).hexdigest()
     if expected and digest != expected:
         raise IntegrityError(f"the manifest {client.registry} served for {what} hashes to {digest}, not {expected}")
@@ -195,22 +197,15 @@ def _fill(client: RegistryClient, store: Store, repository: str, desc: Descripto
                         continue
                     else:
                         raise client.error(resp, where)
-                    for chunk in resp.iter_raw():
-                        tracker.check()
-                        if writer.size + len(chunk) > desc.size:
-                            chunk = chunk[: desc.size - writer.size + 1]  # one byte too many is enough to fail
-                            writer.write(chunk)
-                            break
-                        writer.write(chunk)
-                        counted += len(chunk)
-                        tracker.advance(key, len(chunk))
+                    # one byte more than the descriptor's size is enough to fail the digest check
+                    counted += _copy_body(resp, writer, desc.size + 1, tracker, key)
                 finally:
                     resp.close()
                 if writer.size > desc.size:
                     break
                 if writer.size < desc.size:
-                    raise httpx.RemoteProtocolError("the connection closed before the blob was complete")
-            except httpx.TransportError as exc:
+                    raise ProtocolError("the connection closed before the blob was complete")
+            except TransportError as exc:
                 failures = 1 if writer.size > before else failures + 1  # progress made: a fresh budget
                 if failures >= client.retry.attempts:
                     raise client.transport_error(exc) from None
@@ -225,6 +220,37 @@ def _fill(client: RegistryClient, store: Store, repository: str, desc: Descripto
                                  f"match the digest; nothing was stored") from None
         tracker.finish(key, "resumed" if resumed else "done")
         return resumed, writer.size - resumed
+
+
+def _copy_body(resp: Response, writer: BlobWriter, stop_at: int, tracker: Tracker, key: str) -> int:
+    """Write the body into `writer` until it ends or the writer holds `stop_at` bytes; returns the bytes
+    written. The socket is read straight into one 1 MiB buffer (no per-read `bytes`); what arrived before a
+    broken connection is written before the error is raised, so a resume keeps it."""
+    buf = bytearray(READ_SIZE)
+    view = memoryview(buf)
+    written = 0
+    while writer.size < stop_at:
+        tracker.check()
+        want = min(len(buf), stop_at - writer.size)
+        n, error = 0, None
+        while n < want:
+            try:
+                got = resp.readinto(view[n:want])
+            except TransportError as exc:
+                error = exc
+                break
+            if not got:
+                break
+            n += got
+        if n:
+            writer.write(view[:n])
+            written += n
+            tracker.advance(key, n)
+        if error is not None:
+            raise error
+        if n < want:
+            break  # the body ended
+    return written
 
 
 def pull_blobs(client: RegistryClient, store: Store, repository: str, manifest: Manifest, tracker: Tracker,

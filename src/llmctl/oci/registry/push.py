@@ -3,12 +3,14 @@
 For each blob: `HEAD` it and skip it when the registry has it (so a re-push of an unchanged model sends
 0 bytes); else try a cross-repository mount from a repository of the same registry known to hold it
 (a failed mount costs nothing: the registry answers with an ordinary upload session); else upload it,
-streaming from the store's file: one `PUT` up to `chunk_size`, `PATCH` chunks above it (for registries
-and proxies that cap request bodies). The manifest goes last, byte for byte as stored, so its digest on
-the registry is the one in the store.
+straight from the store's file with sendfile(2): one `PUT` up to `chunk_size`, `PATCH` chunks above it
+(for registries and proxies that cap request bodies). Blobs go in parallel, largest first, each with its
+own HEAD. The manifest goes last, byte for byte as stored, so its digest on the registry is the one in
+the store.
 
 Blob bytes are not re-hashed on the way out: the store only holds verified blobs, and the registry
-checks the digest on commit. That keeps push at disk/network speed.
+checks the digest on commit. That keeps push at disk/network speed: over loopback the registry's own
+hashing is the limit (docs/benchmarks.md, `## Transfer`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
-
-import httpx
+from urllib.parse import quote, urljoin
 
 from llmctl.errors import IntegrityError, RegistryError
 from llmctl.oci import mediatypes as mt
@@ -26,7 +26,8 @@ from llmctl.oci.descriptor import Descriptor, Manifest
 from llmctl.oci.layout import Store
 from llmctl.oci.reference import Reference
 from llmctl.oci.registry.auth import repo_scope
-from llmctl.oci.registry.client import RegistryClient, iter_file
+from llmctl.oci.registry.client import RegistryClient
+from llmctl.oci.registry.http11 import FileBody, Response, TransportError
 from llmctl.oci.registry.transfer import Tracker, run_parallel
 
 CHUNK_SIZE = 256 * 1024 * 1024
@@ -44,7 +45,7 @@ class PushStats:
 
 
 def _absolute(client: RegistryClient, location: str) -> str:
-    return str(httpx.URL(client.base).join(location))
+    return urljoin(client.base + "/", location)
 
 
 def _with_digest(location: str, digest: str) -> str:
@@ -100,7 +101,7 @@ def push_blob(client: RegistryClient, store: Store, repository: str, desc: Descr
                 _put_chunked(client, location, path, desc, scopes, on_bytes, tracker, what, chunk_size)
             tracker.finish(key, "pushed")
             return UPLOADED, desc.size
-        except (httpx.TransportError, _Retryable) as exc:
+        except (TransportError, _Retryable) as exc:
             failures += 1
             tracker.rewind(key, sent[0])
             if failures >= client.retry.attempts:
@@ -117,7 +118,7 @@ class _Retryable(Exception):
         self.error = error
 
 
-def _check_upload(client: RegistryClient, resp: httpx.Response, expected: int, what: str) -> None:
+def _check_upload(client: RegistryClient, resp: Response, expected: int, what: str) -> None:
     if resp.status_code == expected:
         return
     error = client.error(resp, what)
@@ -129,7 +130,7 @@ def _check_upload(client: RegistryClient, resp: httpx.Response, expected: int, w
 def _put_whole(client: RegistryClient, location: str, path: Path, desc: Descriptor, scopes: tuple[str, ...],
                on_bytes, tracker: Tracker, what: str) -> None:
     headers = {"Content-Type": "application/octet-stream", "Content-Length": str(desc.size)}
-    body = iter_file(path, 0, desc.size, on_bytes=on_bytes, cancelled=tracker.cancel.is_set)
+    body = FileBody(path, 0, desc.size, on_bytes=on_bytes, check=tracker.check)
     resp = client.request("PUT", _with_digest(location, desc.digest), scopes=scopes, headers=headers, body=body,
                           retry=False, raw_errors=True)
     resp.close()
@@ -144,7 +145,7 @@ def _put_chunked(client: RegistryClient, location: str, path: Path, desc: Descri
         n = min(chunk_size, desc.size - offset)
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(n),
                    "Content-Range": f"{offset}-{offset + n - 1}"}
-        body = iter_file(path, offset, n, on_bytes=on_bytes, cancelled=tracker.cancel.is_set)
+        body = FileBody(path, offset, n, on_bytes=on_bytes, check=tracker.check)
         resp = client.request("PATCH", location, scopes=scopes, headers=headers, body=body, retry=False,
                               raw_errors=True)
         resp.close()
@@ -159,7 +160,7 @@ def _put_chunked(client: RegistryClient, location: str, path: Path, desc: Descri
     _check_committed(client, resp, desc)
 
 
-def _check_committed(client: RegistryClient, resp: httpx.Response, desc: Descriptor) -> None:
+def _check_committed(client: RegistryClient, resp: Response, desc: Descriptor) -> None:
     got = resp.headers.get("Docker-Content-Digest")
     if got and got != desc.digest:
         raise IntegrityError(f"{client.registry} stored blob {desc.digest} under digest {got}")
