@@ -107,7 +107,7 @@ def test_corrupt_blob_is_rejected_and_nothing_is_stored(registry: RegistryServer
                                                         small_gguf: Path, tmp_path: Path, cli) -> None:
     publisher = Settings.from_env({"LLMCTL_HOME": str(tmp_path / "publisher")})
     package(publisher, f"{registry.host}/team/tiny:v1", PackageSpec(gguf=small_gguf))
-    pushed = push(publisher, f"{registry.host}/team/tiny:v1")
+    push(publisher, f"{registry.host}/team/tiny:v1")
     proxy = fault_proxy(corrupt_blobs=True)
 
     with pytest.raises(IntegrityError, match="corrupt"):

@@ -10,7 +10,7 @@ objects (see `jobs`); copy and delete answer 200 with an empty body, or `{"error
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -38,15 +38,8 @@ async def pull(request: Request) -> Response:
     """Pull into the gateway's store, with the CLI's resume and verification; `insecure` allows plain HTTP."""
     from llmctl.api.pull import pull as pull_model
 
-    gw = gateway_of(request)
-    body = await gw.read_json(request)
-    name = request.state.model = name_of(body)
-    insecure = translate.flag(body, "insecure", False)
-    stream = translate.flag(body, "stream", True)
-    return await jobs.respond(
-        gw, request, "/api/pull", name, lambda p: pull_model(gw.settings, name, progress=p, insecure=insecure),
-        verb="pulling", first=("pulling manifest",), after_blobs=("verifying sha256 digest", "writing manifest"),
-        stream=stream)
+    return await _transfer(request, "/api/pull", pull_model, verb="pulling", first=("pulling manifest",),
+                           after_blobs=("verifying sha256 digest", "writing manifest"))
 
 
 @router.post("/api/push")
@@ -54,14 +47,20 @@ async def push(request: Request) -> Response:
     """Push a stored model to the registry its name points at (blobs it already has are skipped)."""
     from llmctl.api.push import push as push_model
 
+    return await _transfer(request, "/api/push", push_model, verb="pushing", first=("retrieving manifest",),
+                           after_blobs=("pushing manifest",))
+
+
+async def _transfer(request: Request, route: str, transfer: Callable[..., Any], **status: Any) -> Response:
+    """Pull or push the model the body names as a job whose progress becomes Ollama status lines."""
     gw = gateway_of(request)
     body = await gw.read_json(request)
     name = request.state.model = name_of(body)
     insecure = translate.flag(body, "insecure", False)
     stream = translate.flag(body, "stream", True)
-    return await jobs.respond(
-        gw, request, "/api/push", name, lambda p: push_model(gw.settings, name, progress=p, insecure=insecure),
-        verb="pushing", first=("retrieving manifest",), after_blobs=("pushing manifest",), stream=stream)
+    return await jobs.respond(gw, request, route, name,
+                              lambda p: transfer(gw.settings, name, progress=p, insecure=insecure),
+                              stream=stream, **status)
 
 
 @router.post("/api/copy")

@@ -8,21 +8,18 @@ model and answers an empty embedding.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from llmctl.runtime.gateway import errors, translate
+from llmctl.runtime.gateway import translate
 from llmctl.runtime.gateway.app import begin_model_request
 from llmctl.runtime.gateway.errors import GatewayError
-from llmctl.runtime.gateway.proxy import ClientGone, UpstreamError, post_json, until_disconnect
+from llmctl.runtime.gateway.ollama_routes import embeddings_of
 from llmctl.runtime.scheduler import EMBED
 
 router = APIRouter()
 ROUTE = "/api/embeddings"
-CLIENT_CLOSED = 499
 
 
 @router.post(ROUTE)
@@ -39,21 +36,8 @@ async def embeddings(request: Request) -> Response:
         gw.scheduler.release(lease)
         gw.finish(ROUTE, name, 200)
         return JSONResponse({"embedding": []})
-    gw.metrics.in_flight.inc()
-    code, kind = 200, None
-    try:
-        data: dict[str, Any] = await until_disconnect(request, post_json(
-            gw.client, lease.runner.base_url + "/v1/embeddings", {"input": prompt, "embd_normalize": -1}))
-    except ClientGone:
-        code, kind = CLIENT_CLOSED, "cancelled"
-        return Response(status_code=code)
-    except UpstreamError as exc:
-        err = await gw.upstream_error(lease, exc)
-        code, kind = err.status, "engine"
-        return errors.response(err, False)
-    finally:
-        gw.metrics.in_flight.dec()
-        gw.scheduler.release(lease)
-        gw.finish(ROUTE, name, code, kind)
+    data = await embeddings_of(gw, request, lease, ROUTE, name, {"input": prompt, "embd_normalize": -1})
+    if isinstance(data, Response):
+        return data
     items = data.get("data") or []
     return JSONResponse({"embedding": items[0].get("embedding", []) if items else []})

@@ -183,11 +183,25 @@ async def embed(request: Request) -> Response:
     if not (isinstance(inp, str) or (isinstance(inp, list) and inp and all(isinstance(s, str) for s in inp))):
         raise GatewayError(400, "input must be a string or a non-empty list of strings")
     lease = await gw.lease(name, keep_alive=gw.keep_alive(body.get("keep_alive")), mode=EMBED)
+    data = await embeddings_of(gw, request, lease, "/api/embed", name, {"input": inp})
+    if isinstance(data, Response):
+        return data
+    vectors = [d["embedding"] for d in sorted(data.get("data", []), key=lambda d: d.get("index", 0))]
+    return JSONResponse({"model": name, "embeddings": vectors, "total_duration": _ns(time.monotonic() - started),
+                         "load_duration": _ns(lease.load_seconds),
+                         "prompt_eval_count": (data.get("usage") or {}).get("prompt_tokens", 0)})
+
+
+async def embeddings_of(gw: Gateway, request: Request, lease: Lease, route: str, name: str,
+                        payload: dict[str, Any]) -> dict[str, Any] | Response:
+    """POST `payload` to the engine's /v1/embeddings; the lease is released and the request counted however
+    it ends. An error (or a client gone) comes back as the Response to send instead of the engine's answer."""
     gw.metrics.in_flight.inc()
     code, kind = 200, None
     try:
-        data = await until_disconnect(request, post_json(gw.client, lease.runner.base_url + "/v1/embeddings",
-                                                         {"input": inp}))
+        data: dict[str, Any] = await until_disconnect(
+            request, post_json(gw.client, lease.runner.base_url + "/v1/embeddings", payload))
+        return data
     except ClientGone:
         code, kind = CLIENT_CLOSED, "cancelled"
         return Response(status_code=code)
@@ -198,11 +212,7 @@ async def embed(request: Request) -> Response:
     finally:
         gw.metrics.in_flight.dec()
         gw.scheduler.release(lease)
-        gw.finish("/api/embed", name, code, kind)
-    vectors = [d["embedding"] for d in sorted(data.get("data", []), key=lambda d: d.get("index", 0))]
-    return JSONResponse({"model": name, "embeddings": vectors, "total_duration": _ns(time.monotonic() - started),
-                         "load_duration": _ns(lease.load_seconds),
-                         "prompt_eval_count": (data.get("usage") or {}).get("prompt_tokens", 0)})
+        gw.finish(route, name, code, kind)
 
 
 async def _load_or_unload(gw: Gateway, name: str, ka: float | None, route: str, *, chat: bool,
