@@ -277,7 +277,6 @@ def table(results: dict[tuple[str, int], Phase], streams: list[int], labels: dic
     rows = ["| target | streams | requests ok/failed | aggregate tok/s | vs raw | TTFT p50 | TTFT p95 |",
             "|---|---:|---:|---:|---:|---:|---:|"]
     for n in streams:
-        raw = results.get(("raw", n))
         for t in labels:
             p = results.get((t, n))
             if p is None:
