@@ -27,7 +27,7 @@ from llmctl.errors import LlmctlError
 from llmctl.runtime.gateway import errors, translate
 from llmctl.runtime.gateway.errors import GatewayError
 from llmctl.runtime.gateway.metrics import CONTENT_TYPE, Metrics
-from llmctl.runtime.gateway.proxy import UpstreamError, make_client
+from llmctl.runtime.gateway.proxy import UpstreamError, UpstreamStream, make_client, open_stream
 from llmctl.runtime.scheduler import GENERATE, Lease, Runner, Scheduler, SchedulerConfig, parse_keep_alive
 from llmctl.settings import Settings
 
@@ -124,6 +124,24 @@ class Gateway:
         self.metrics.requests.labels(route, model, str(code)).inc()
         if kind:
             self.metrics.errors.labels(route, model, kind).inc()
+
+    def end(self, lease: Lease, route: str, name: str, code: int, kind: str | None = None) -> None:
+        """A generation request is over: it leaves the in-flight gauge, its lease and is counted."""
+        self.metrics.in_flight.dec()
+        self.scheduler.release(lease)
+        self.finish(route, name, code, kind)
+
+    async def open_engine_stream(self, lease: Lease, route: str, name: str, endpoint: str, body: dict[str, Any],
+                                 *, openai: bool) -> UpstreamStream | Response:
+        """Count the request in flight and open its engine stream; if the engine refuses, end the request and
+        return the error Response (OpenAI's or Ollama's shape) to send instead."""
+        self.metrics.in_flight.inc()
+        try:
+            return await open_stream(lease.runner.base_url + endpoint, body)
+        except UpstreamError as exc:
+            err = await self.upstream_error(lease, exc)
+            self.end(lease, route, name, err.status, "engine" if err.status >= 500 else "client")
+            return errors.response(err, openai)
 
     def upstream_model(self, runner: Runner) -> bytes | None:
         return self.upstream_names.get(runner.key)

@@ -27,7 +27,7 @@ from llmctl.runtime.gateway import answer, errors, ollama_tools, translate
 from llmctl.runtime.gateway.app import Gateway, begin_model_request, gateway_of
 from llmctl.runtime.gateway.errors import GatewayError
 from llmctl.runtime.gateway.proxy import (
-    ClientGone, EventStream, Piece, UpstreamError, open_stream, post_json, until_disconnect,
+    ClientGone, EventStream, Piece, UpstreamError, post_json, until_disconnect,
 )
 from llmctl.runtime.memory import engine_memory
 from llmctl.runtime.prompt import COMPLETION, JINJA, prompt_mode
@@ -245,13 +245,9 @@ async def _respond(gw: Gateway, request: Request, lease: Lease, route: str, name
                    chat: bool, calls: ollama_tools.ToolCalls | None = None) -> Response:
     """Stream (or collect) one answer as Ollama NDJSON; `retry` is the fallback for an empty answer, `calls`
     collects tool calls (a jinja-mode chat with tools)."""
-    gw.metrics.in_flight.inc()
-    try:
-        resp = await open_stream(lease.runner.base_url + endpoint, upstream)
-    except UpstreamError as exc:
-        err = await gw.upstream_error(lease, exc)
-        _end(gw, lease, route, name, err.status, "engine" if err.status >= 500 else "client")
-        return errors.response(err, False)
+    resp = await gw.open_engine_stream(lease, route, name, endpoint, upstream, openai=False)
+    if isinstance(resp, Response):
+        return resp
     state: dict[str, Any] = {"kind": None, "text": [], "final": None, "tool_calls": []}
     if calls is not None:
         events = ollama_tools.pieces(resp, calls)
@@ -261,7 +257,7 @@ async def _respond(gw: Gateway, request: Request, lease: Lease, route: str, name
     lines = _lines(gw, lease, events, name, started, chat, state, calls)
     if stream:
         def on_close(cancelled: bool) -> None:
-            _end(gw, lease, route, name, CLIENT_CLOSED if cancelled else 200, "cancelled" if cancelled else state["kind"])
+            gw.end(lease, route, name, CLIENT_CLOSED if cancelled else 200, "cancelled" if cancelled else state["kind"])
 
         return EventStream(lines, media_type=NDJSON, on_close=on_close)
 
@@ -272,14 +268,14 @@ async def _respond(gw: Gateway, request: Request, lease: Lease, route: str, name
     try:
         await until_disconnect(request, collect())
     except ClientGone:
-        _end(gw, lease, route, name, CLIENT_CLOSED, "cancelled")
+        gw.end(lease, route, name, CLIENT_CLOSED, "cancelled")
         return Response(status_code=CLIENT_CLOSED)
     if state["kind"] or state["final"] is None:
         err = state.get("error") or GatewayError(502, "the engine stopped without finishing the answer")
         log.warning("%s %s: %s", route, name, err.message)
-        _end(gw, lease, route, name, err.status, "engine")
+        gw.end(lease, route, name, err.status, "engine")
         return errors.response(err, False)
-    _end(gw, lease, route, name, 200)
+    gw.end(lease, route, name, 200)
     final = state["final"]
     text = "".join(state["text"])
     if chat:
@@ -349,12 +345,6 @@ def _line(name: str, text: str, chat: bool) -> bytes:
     tail = "}" if chat else ""
     return (f'{{"model":{json.dumps(name)},"created_at":"{translate.now_rfc3339()}",{key}'
             f'{json.dumps(text, ensure_ascii=False)}{tail},"done":false}}\n').encode()
-
-
-def _end(gw: Gateway, lease: Lease, route: str, name: str, code: int, kind: str | None = None) -> None:
-    gw.metrics.in_flight.dec()
-    gw.scheduler.release(lease)
-    gw.finish(route, name, code, kind)
 
 
 def _details(model: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from llmctl.runtime.gateway import answer, errors, translate
 from llmctl.runtime.gateway.app import Gateway, begin_model_request, gateway_of
 from llmctl.runtime.gateway.errors import GatewayError
 from llmctl.runtime.gateway.proxy import (
-    SSE_HEADERS, ClientGone, EventStream, UpstreamError, UpstreamStream, open_stream, parse_piece, post_json,
+    SSE_HEADERS, ClientGone, EventStream, UpstreamError, UpstreamStream, parse_piece, post_json,
     until_disconnect,
 )
 from llmctl.runtime.prompt import COMPLETION
@@ -101,37 +101,33 @@ async def embeddings(request: Request) -> Response:
 async def relay(gw: Gateway, request: Request, lease: Lease, route: str, name: str, endpoint: str,
                 upstream: dict[str, Any], stream: bool, started: float) -> Response:
     """Forward to the engine's own OpenAI endpoint; the lease is released however this ends."""
-    url = lease.runner.base_url + endpoint
-    gw.metrics.in_flight.inc()
     if not stream:
+        gw.metrics.in_flight.inc()
         try:
-            data = await until_disconnect(request, post_json(gw.client, url, upstream))
+            data = await until_disconnect(request, post_json(gw.client, lease.runner.base_url + endpoint, upstream))
         except ClientGone:
-            _end(gw, lease, route, name, CLIENT_CLOSED, "cancelled")
+            gw.end(lease, route, name, CLIENT_CLOSED, "cancelled")
             return Response(status_code=CLIENT_CLOSED)
         except UpstreamError as exc:
             err = await gw.upstream_error(lease, exc)
-            _end(gw, lease, route, name, err.status, "engine" if err.status >= 500 else "client")
+            gw.end(lease, route, name, err.status, "engine" if err.status >= 500 else "client")
             return errors.response(err, True)
         data["model"] = name
         p = parse_piece(data)
         gw.metrics.observe_generation(name, ttft=None, prompt_tokens=p.prompt_tokens,
                                       completion_tokens=p.completion_tokens,
                                       generation_seconds=(p.predicted_ms or 0) / 1000 or None)
-        _end(gw, lease, route, name, 200)
+        gw.end(lease, route, name, 200)
         return JSONResponse(data)
-    try:
-        resp = await open_stream(url, upstream)
-    except UpstreamError as exc:
-        err = await gw.upstream_error(lease, exc)
-        _end(gw, lease, route, name, err.status, "engine" if err.status >= 500 else "client")
-        return errors.response(err, True)
+    resp = await gw.open_engine_stream(lease, route, name, endpoint, upstream, openai=True)
+    if isinstance(resp, Response):
+        return resp
     state: dict[str, Any] = {"kind": None}
     body = _relay_events(gw, lease, resp, name, started, state)
 
     def on_close(cancelled: bool) -> None:
         kind = "cancelled" if cancelled else state["kind"]
-        _end(gw, lease, route, name, CLIENT_CLOSED if cancelled else 200, kind)
+        gw.end(lease, route, name, CLIENT_CLOSED if cancelled else 200, kind)
 
     return EventStream(body, media_type="text/event-stream", on_close=on_close, headers=SSE_HEADERS)
 
@@ -180,13 +176,9 @@ async def _translated_chat(gw: Gateway, request: Request, lease: Lease, route: s
     retried once, as `llmctl run` does: see `answer`)."""
     out = translate.OpenAIChunks(name)
     upstream["stream"] = True
-    gw.metrics.in_flight.inc()
-    try:
-        resp = await open_stream(lease.runner.base_url + endpoint, upstream)
-    except UpstreamError as exc:
-        err = await gw.upstream_error(lease, exc)
-        _end(gw, lease, route, name, err.status, "engine" if err.status >= 500 else "client")
-        return errors.response(err, True)
+    resp = await gw.open_engine_stream(lease, route, name, endpoint, upstream, openai=True)
+    if isinstance(resp, Response):
+        return resp
     state: dict[str, Any] = {"kind": None, "text": [], "finish": None, "usage": (0, 0)}
     events = answer.pieces(resp, lease.runner.base_url + endpoint, answer.retry_body(endpoint, upstream),
                            answer.Outcome(), strip_leading=lease.runner.prompt_mode == COMPLETION)
@@ -218,7 +210,7 @@ async def _translated_chat(gw: Gateway, request: Request, lease: Lease, route: s
 
     if stream:
         def on_close(cancelled: bool) -> None:
-            _end(gw, lease, route, name, CLIENT_CLOSED if cancelled else 200, "cancelled" if cancelled else state["kind"])
+            gw.end(lease, route, name, CLIENT_CLOSED if cancelled else 200, "cancelled" if cancelled else state["kind"])
 
         return EventStream(chunks(), media_type="text/event-stream", on_close=on_close, headers=SSE_HEADERS)
 
@@ -229,19 +221,14 @@ async def _translated_chat(gw: Gateway, request: Request, lease: Lease, route: s
     try:
         await until_disconnect(request, collect())
     except ClientGone:
-        _end(gw, lease, route, name, CLIENT_CLOSED, "cancelled")
+        gw.end(lease, route, name, CLIENT_CLOSED, "cancelled")
         return Response(status_code=CLIENT_CLOSED)
     if state["kind"]:
-        _end(gw, lease, route, name, 502, "engine")
+        gw.end(lease, route, name, 502, "engine")
         return errors.response(GatewayError(502, "the engine failed during generation"), True)
-    _end(gw, lease, route, name, 200)
+    gw.end(lease, route, name, 200)
     return JSONResponse(out.completion("".join(state["text"]), state["finish"], *state["usage"]))
 
-
-def _end(gw: Gateway, lease: Lease, route: str, name: str, code: int, kind: str | None = None) -> None:
-    gw.metrics.in_flight.dec()
-    gw.scheduler.release(lease)
-    gw.finish(route, name, code, kind)
 
 
 def _epoch(text: str) -> int:
