@@ -121,7 +121,7 @@ def list_(
             render.stdout.print(note, markup=False)
     probed = gpu.query_gpus()
     gpus = (", ".join(f"{g.index}: {g.name} ({gpu.gib(g.free)} free of {gpu.gib(g.total)}, compute {g.compute_cap})"
-                      for g in probed) or ", ".join(machine["gpus"]) or "none")  # type: ignore[arg-type]
+                      for g in probed) or "none")
     amx = " (AMX advertised: builds here disable it)" if machine["amx_advertised"] else ""
     render.stdout.print(
         f"\nmachine: {machine['cpu']}, {machine['cores']} cores, {' '.join(machine['simd'])}{amx}\n"  # type: ignore[arg-type]

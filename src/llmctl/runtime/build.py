@@ -87,7 +87,8 @@ def detected_cuda_archs() -> str:
     GPU to ask, Turing to Hopper (a portable, slower build)."""
     from llmctl.runtime import gpu
 
-    return gpu.cuda_archs(gpu.query_gpus()) or ("native" if cpu.gpu_present() else CUDA_ARCHS_DEFAULT)
+    gpus = gpu.query_gpus()
+    return gpu.cuda_archs(gpus) or ("native" if gpus else CUDA_ARCHS_DEFAULT)
 
 
 def _is_x86() -> bool:

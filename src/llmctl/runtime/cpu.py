@@ -1,4 +1,6 @@
-"""What this machine offers an engine: CPU features (and the AMX trap), NVIDIA GPUs, and a CUDA compiler.
+"""What this machine offers an engine: CPU features (and the AMX trap), and a CUDA compiler.
+
+GPUs are `runtime.gpu`'s (`query_gpus`, the one GPU probe); `describe()` lists them from there.
 
 The AMX trap: some machines advertise AMX in /proc/cpuinfo while AMX instructions raise SIGILL (a
 hypervisor that does not enable the tile state). A `-march=native` llama.cpp build then dies at its first
@@ -57,27 +59,6 @@ def cpu_info() -> CpuInfo:
     return CpuInfo(model, cores, frozenset(flags))
 
 
-def gpus() -> list[str]:
-    """NVIDIA GPUs the driver exposes (names), without starting CUDA."""
-    names: list[str] = []
-    root = Path("/proc/driver/nvidia/gpus")
-    if root.is_dir():
-        for info in sorted(root.glob("*/information")):
-            m = re.search(r"^Model:\s*(.+)$", info.read_text(errors="replace"), re.M)
-            names.append(m.group(1).strip() if m else info.parent.name)
-    if not names and any(Path("/dev").glob("nvidia[0-9]*")) and shutil.which("nvidia-smi"):
-        try:
-            out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
-        except (OSError, subprocess.SubprocessError):
-            out = ""
-        names = [re.sub(r"^GPU \d+: ", "", line).split(" (UUID")[0] for line in out.splitlines() if line.strip()]
-    return names
-
-
-def gpu_present() -> bool:
-    return bool(gpus())
-
-
 def nvcc() -> Path | None:
     found = shutil.which("nvcc")
     if found:
@@ -104,13 +85,15 @@ def cuda_version() -> str | None:
 
 def describe() -> dict[str, object]:
     """A summary for `runtime list` and error messages."""
+    from llmctl.runtime.gpu import query_gpus
+
     info = cpu_info()
     return {
         "cpu": info.model,
         "cores": info.logical_cores,
         "simd": info.simd,
         "amx_advertised": info.amx,
-        "gpus": gpus(),
+        "gpus": [g.name for g in query_gpus()],
         "nvcc": str(nvcc()) if nvcc() else None,
         "cuda": cuda_version(),
     }

@@ -179,15 +179,17 @@ def list_engines(settings: Settings) -> list[Engine]:
 
 def find_engine(settings: Settings) -> Engine:
     """The engine to run, by the discovery order above. Raises EngineError when there is none."""
+    from llmctl.runtime.gpu import query_gpus
+
     o = override_engine(settings)
     if o:
         return o
-    gpu = cpu.gpu_present()
+    has_gpu = bool(query_gpus())
     for e in runtime_engines(settings):
-        if _usable(e, gpu):
+        if _usable(e, has_gpu):
             return e
     w = wheel_engine()
-    if w and _usable(w, gpu):
+    if w and _usable(w, has_gpu):
         return w
     p = path_engine()
     if p:
@@ -210,14 +212,13 @@ def processor_note(engine: Engine, *, verbose: bool = False) -> str | None:
             return None
         names = ", ".join(f"{g.index}: {g.name} ({gpu.gib(g.free)} free)" for g in gpus)
         return f"running on the GPU: llama-server {engine.version} (CUDA, {engine.path}) on {names}"
-    why = gpu.no_gpu_reason()
-    names = ", ".join(cpu.gpus())
-    if why is None or names:
+    names = ", ".join(g.name for g in gpu.query_gpus())
+    if names:
         if cpu.nvcc() is None:
-            return (f"running on the CPU: a GPU is present ({names or 'NVIDIA'}) but this llama-server is a CPU build "
+            return (f"running on the CPU: a GPU is present ({names}) but this llama-server is a CPU build "
                     f"and nvcc (the CUDA toolkit) is not on PATH or in CUDA_HOME to build a CUDA one")
-        return (f"running on the CPU: a GPU is present ({names or 'NVIDIA'}) but this llama-server is a CPU build; "
+        return (f"running on the CPU: a GPU is present ({names}) but this llama-server is a CPU build; "
                 f"`llmctl runtime install --cuda` builds a CUDA one")
     if verbose:
-        return f"running on the CPU: {why}"
+        return f"running on the CPU: {gpu.no_gpu_reason()}"
     return None
