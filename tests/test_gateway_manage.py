@@ -27,8 +27,8 @@ from fixtures_gateway import MODEL, RunningGateway, metric_value, start_gateway
 from fixtures_registry import RegistryServer, make_gguf
 from llmctl.errors import AuthError, IntegrityError, InvalidInput, NotFound, OfflineError, RegistryError
 from llmctl.oci.registry.transfer import TOTAL_KEY, Cancelled
-from llmctl.runtime.gateway import jobs, ollama_tools
-from llmctl.runtime.gateway.errors import GatewayError
+from llmctl.server import jobs, ollama_tools
+from llmctl.server.errors import GatewayError
 
 TOOLS = [{"type": "function", "function": {
     "name": "get_weather", "description": "Get the current weather for a city",

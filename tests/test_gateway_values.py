@@ -1,4 +1,7 @@
-"""The gateway's value grammars, which Ollama users type: keep_alive durations, UNTIL wording, host:port."""
+"""The gateway's value grammars, which Ollama users type: keep_alive durations, UNTIL wording, host:port.
+
+The host grammar is `llmctl.names.parse_host`, the one parser of LLMCTL_HOST for `serve` (where to listen)
+and for every client (where to connect); tests/test_names.py has the rest of the names module's tables."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import pytest
 
 from llmctl.cli.ps import human_until
 from llmctl.errors import InvalidInput
-from llmctl.runtime.daemon import split_host, url_for
+from llmctl.names import parse_host, url_for
 from llmctl.runtime.scheduler import parse_keep_alive
 
 
@@ -47,16 +50,30 @@ def test_until_forever() -> None:
     assert human_until("9999-12-31T23:59:59Z", True) == "Forever"
 
 
-@pytest.mark.parametrize(("text", "host", "port"), [
-    ("127.0.0.1:11434", "127.0.0.1", 11434), ("0.0.0.0", "0.0.0.0", 11434), (":8080", "127.0.0.1", 8080),
-    ("http://localhost:9000/", "localhost", 9000), ("[::1]:7000", "::1", 7000),
+@pytest.mark.parametrize(("text", "host", "port", "url"), [
+    ("127.0.0.1:11434", "127.0.0.1", 11434, "http://127.0.0.1:11434"),
+    ("0.0.0.0", "0.0.0.0", 11434, "http://127.0.0.1:11434"),
+    (":8080", "127.0.0.1", 8080, "http://127.0.0.1:8080"),
+    ("", "127.0.0.1", 11434, "http://127.0.0.1:11434"),
+    ("http://localhost:9000/", "localhost", 9000, "http://localhost:9000"),
+    ("http://gw.example.com:9000/api", "gw.example.com", 9000, "http://gw.example.com:9000"),
+    ("https://gw.example.com", "gw.example.com", 443, "https://gw.example.com:443"),
+    ("[::1]:7000", "::1", 7000, "http://[::1]:7000"),
+    ("::", "::", 11434, "http://[::1]:11434"),
+    ("[::]:80", "::", 80, "http://[::1]:80"),
+    ("  gpu-box  ", "gpu-box", 11434, "http://gpu-box:11434"),
 ])
-def test_split_host(text: str, host: str, port: int) -> None:
-    assert split_host(text) == (host, port)
+def test_parse_host_like_ollama_host(text: str, host: str, port: int, url: str) -> None:
+    address = parse_host(text)
+    assert (address.host, address.port, address.url) == (host, port, url)
+
+
+@pytest.mark.parametrize("text", ["host:port", "h:99999", "ftp://h:21", "h:-1"])
+def test_parse_host_rejects(text: str) -> None:
+    with pytest.raises(InvalidInput, match="not a host:port"):
+        parse_host(text)
 
 
 def test_url_for_wildcards() -> None:
     assert url_for("0.0.0.0", 11434) == "http://127.0.0.1:11434"
     assert url_for("::", 80) == "http://[::1]:80"
-    with pytest.raises(InvalidInput):
-        split_host("host:port")

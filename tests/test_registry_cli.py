@@ -52,10 +52,11 @@ def test_anything_else_is_left_to_typer(args: list[str]) -> None:
 
 
 def test_hf_names_are_recognised_without_importing_the_hf_source() -> None:
-    from llmctl.api.pull import HF_HOSTS
-    from llmctl.sources.hf import HOSTS
-
-    assert set(HF_HOSTS) == set(HOSTS)
+    code = ("import sys; from llmctl.api.pull import pull; from llmctl.names import is_hf_name; "
+            "assert is_hf_name('hf.co/Org/Repo:Q4_K_M') and not is_hf_name('docker.io/org/repo'); "
+            "print('llmctl.sources.hf' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
 
 
 def _llmctl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

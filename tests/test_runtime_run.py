@@ -204,7 +204,7 @@ def test_interactive_chat_through_a_pty(runtime_home: Path) -> None:
 
 def test_chat_history_and_system_reach_the_engine(gemma_model, runtime_settings, gemma_engine) -> None:
     # the REPL's conversation: earlier turns and /set system are part of what the engine evaluates
-    from llmctl.runtime.chat import Repl
+    from llmctl.cli.chat import Repl
 
     s = Session(runtime_settings, MODEL, params={"num_predict": 4, "temperature": 0})
     s.model, s.backend, s.engine = gemma_model, "llama-server", gemma_engine

@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmctl.artifact.model import Model, load
 from llmctl.errors import LlmctlError, NotFound
+from llmctl.names import is_loopback, parse_name, short
 from llmctl.oci.layout import Store
-from llmctl.oci.reference import Reference, parse
+from llmctl.oci.reference import Reference
 from llmctl.progress import Progress
 from llmctl.settings import Settings
-from llmctl.sources import bundled
+
+if TYPE_CHECKING:  # the GGUF reader (numpy) behind artifact/ costs 0.2 s: `pull` and `push` open stores without it
+    from llmctl.artifact.model import Model
+
+__all__ = ["ensure_model", "get_model", "open_store", "parse_name", "short", "stored_gguf_metadata"]
 
 
 def open_store(settings: Settings) -> Store:
+    """The store of this LLMCTL_HOME, created on first use. The one place settings become a `Store`."""
     return Store(settings.store_dir).init()
-
-
-def parse_name(settings: Settings, text: str) -> Reference:
-    return parse(text, registry=settings.registry, namespace=settings.namespace)
-
-
-def short(settings: Settings, ref: Reference) -> str:
-    return ref.short(settings.registry, settings.namespace)
 
 
 def get_model(settings: Settings, name: str | Reference, progress: Progress | None = None) -> Model:
     """A stored model; the bundled default is installed on first use (offline). Never touches the network."""
+    from llmctl.artifact.model import load
+    from llmctl.sources import bundled
+
     store = open_store(settings)
     ref = name if isinstance(name, Reference) else parse_name(settings, name)
     try:
@@ -58,11 +58,6 @@ def ensure_model(settings: Settings, name: str | Reference, progress: Progress |
         except LlmctlError as exc:
             raise type(exc)(f"model {short(settings, ref)!r} not found locally, and pulling it failed: {exc}") from None
         return get_model(settings, ref, progress)
-
-
-def is_loopback(registry: str) -> bool:
-    host = registry.rsplit(":", 1)[0] if not registry.startswith("[") else registry.split("]")[0] + "]"
-    return host in ("localhost", "[::1]") or host.startswith("127.")
 
 
 def stored_gguf_metadata(settings: Settings, name: str, *, pull: bool = True) -> tuple[dict[str, Any], int]:

@@ -12,18 +12,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmctl.api.models import open_store
 from llmctl.errors import OfflineError
-from llmctl.oci.layout import Store
-from llmctl.oci.reference import Reference, parse
+from llmctl.names import is_hf_name, is_loopback, parse_name, short
+from llmctl.oci.reference import Reference
 from llmctl.oci.registry import RetryPolicy, connect
 from llmctl.oci.registry.pull import pull_artifact
-from llmctl.oci.registry.tls import is_loopback
 from llmctl.oci.registry.transfer import Tracker
 from llmctl.progress import NullProgress, Progress
 from llmctl.settings import Settings
-
-
-HF_HOSTS = ("hf.co", "huggingface.co")  # sources.hf.HOSTS: a name without one of them is an OCI reference
 
 
 @dataclass(frozen=True)
@@ -47,20 +44,6 @@ class Pulled:
         }
 
 
-# `llmctl.api.models` has the same three helpers, but importing it loads the GGUF reader (numpy): 0.2 s of
-# a 1.2 s pull. The registry path needs none of it.
-def parse_name(settings: Settings, text: str) -> Reference:
-    return parse(text, registry=settings.registry, namespace=settings.namespace)
-
-
-def short(settings: Settings, ref: Reference) -> str:
-    return ref.short(settings.registry, settings.namespace)
-
-
-def open_store(settings: Settings) -> Store:
-    return Store(settings.store_dir).init()
-
-
 def check_online(settings: Settings, registry: str) -> None:
     if settings.offline and not is_loopback(registry):
         raise OfflineError(f"cannot reach {registry}: LLMCTL_OFFLINE is set",
@@ -82,11 +65,8 @@ def pull(
     if quiet:
         progress = NullProgress()
     started = time.monotonic()
-    if any(host in name.lower() for host in HF_HOSTS):  # cheap test first: sources.hf costs 5 ms to import
-        from llmctl.sources import hf
-
-        if hf.is_hf_name(name):
-            return hf.pull(settings, name, progress=progress, started=started)
+    if is_hf_name(name):  # sources.hf costs 5 ms to import: only Hugging Face names pay for it
+        return _pull_hf(settings, name, progress, started)
     ref = parse_name(settings, name)
     check_online(settings, ref.registry)
     store = open_store(settings)
@@ -100,3 +80,12 @@ def pull(
         total=stats.total, downloaded=stats.downloaded, resumed=stats.resumed, skipped=stats.skipped,
         seconds=time.monotonic() - started,
     )
+
+
+def _pull_hf(settings: Settings, name: str, progress: Progress | None, started: float) -> Pulled:
+    from llmctl.sources import hf
+
+    got = hf.pull(settings, open_store(settings), name, progress=progress)
+    return Pulled(reference=got.reference, name=short(settings, got.reference), digest=got.digest,
+                  source="huggingface", blobs=got.blobs, total=got.total, downloaded=got.downloaded, resumed=0,
+                  skipped=0, seconds=time.monotonic() - started)

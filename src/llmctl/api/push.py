@@ -11,8 +11,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmctl.api.pull import check_online, open_store, parse_name, short
+from llmctl.api.models import open_store
+from llmctl.api.pull import check_online
 from llmctl.errors import IntegrityError, NotFound
+from llmctl.names import parse_name, short
 from llmctl.oci.layout import Store
 from llmctl.oci.reference import Reference
 from llmctl.oci.registry import RetryPolicy, connect

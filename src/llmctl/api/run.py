@@ -163,7 +163,8 @@ class Session:
         self.model: Any = None
         self.backend: str | None = None
         self.engine: Any = None  # EngineProcess | InprocEngine
-        self.gateway: str | None = None
+        self.gateway: str | None = None  # the URL of the gateway that answers, when backend is "gateway"
+        self._gateway_client: Any = None  # llmctl.api.client.Client
         self._options: Any = None
         self._load_seconds = 0.0
         self.last_request: Any = None  # the last CompletionRequest sent to a local engine
@@ -174,19 +175,31 @@ class Session:
 
         self.model = ensure_model(self.settings, self.name, self.progress)
         if self.requested in (AUTO, GATEWAY) and not self.lora:
-            from llmctl.runtime import client
-
-            url = client.gateway_url(self.settings)
-            if url and client.has_model(url, self.name):
-                self.gateway, self.backend = url, GATEWAY
+            if self._use_gateway():
                 return self
             if self.requested == GATEWAY:
-                where = client.host_url(self.settings.host)
+                from llmctl.api.gateway import gateway_url
+
+                where = gateway_url(self.settings)
                 raise EngineError(f"no llmctl gateway with {self.name} answers at {where} (start one: `llmctl serve`)")
         elif self.requested == GATEWAY:
             raise UsageError("--lora needs a local engine; leave out --backend gateway")
         self._start_engine()
         return self
+
+    def _use_gateway(self) -> bool:
+        """Whether a running gateway knows the model; if so, this session talks to it."""
+        from llmctl.api.client import Client, find_gateway
+
+        url = find_gateway(self.settings)
+        if url is None:
+            return False
+        client = Client(self.settings, url=url, timeout=None)  # no read timeout: an answer may take long
+        if not client.has_model(self.name):
+            client.close()
+            return False
+        self.gateway, self._gateway_client, self.backend = url, client, GATEWAY
+        return True
 
     def _engine_options(self) -> Any:
         from llmctl.runtime.launch import EngineOptions, gpu_overrides
@@ -225,6 +238,9 @@ class Session:
         self._load_seconds = time.monotonic() - t0
 
     def close(self) -> None:
+        if self._gateway_client is not None:
+            self._gateway_client.close()
+            self._gateway_client = None
         if self.engine is not None:
             self.engine.stop()
             self.engine = None
@@ -261,12 +277,10 @@ class Session:
 
     def _attempts(self, messages: list[Mapping[str, Any]], params: dict[str, Any]) -> Iterator[Iterator[Any]]:
         if self.backend == GATEWAY:
-            from llmctl.runtime import client
-
             msgs = [dict(m) for m in messages]
             if self.system is not None and not (msgs and msgs[0].get("role") == "system"):
                 msgs.insert(0, {"role": "system", "content": self.system})
-            yield client.chat(str(self.gateway), self.name, msgs, params)
+            yield self._gateway_client.chat(self.name, msgs, params)
             return
         from llmctl.runtime.prompt import build_completion
 

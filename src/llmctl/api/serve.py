@@ -1,9 +1,9 @@
 """Talking to a running gateway: what `ps`, `load`, `unload`, `status` and `logs` do.
 
-The gateway is found through `$LLMCTL_HOME/run/gateway.json` (written by `llmctl serve`), else at
-`LLMCTL_HOST`. These calls use the same public HTTP API any client uses (Ollama's `/api/ps`, a
-`/api/generate` without prompt to load, with `keep_alive: 0` to unload), so they work against any gateway,
-local or not.
+The gateway is found through `$LLMCTL_HOME/run/gateway.json` (written by `llmctl serve`, read by
+`api.gateway`), else at `LLMCTL_HOST`. These calls go through `api.client.Client` and the same public HTTP
+API any client uses (Ollama's `/api/ps`, a `/api/generate` without prompt to load, with `keep_alive: 0` to
+unload), so they work against any gateway, local or not.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import httpx
-
-from llmctl.errors import AuthError, EngineError, InvalidInput, LlmctlError, NotFound
+from llmctl.api.client import Client
+from llmctl.api.gateway import engine_logs, log_path, read_state
+from llmctl.errors import LlmctlError, NotFound
 from llmctl.settings import Settings
+
+__all__ = ["Client", "LoadedModel", "follow", "load", "log_files", "log_for", "ps", "status", "tail", "unload"]
 
 
 @dataclass(frozen=True)
@@ -37,53 +39,6 @@ class LoadedModel:
         return {"name": self.name, "id": self.id, "size": self.size, "processor": self.processor,
                 "until": None if self.forever else self.expires_at, "port": self.port, "pid": self.pid,
                 "mode": self.mode}
-
-
-class Client:
-    """A small synchronous client for the gateway's management calls."""
-
-    def __init__(self, settings: Settings, *, url: str | None = None, api_key: str | None = None,
-                 timeout: float = 300.0) -> None:
-        from llmctl.runtime.daemon import gateway_url
-
-        self.url = (url or gateway_url(settings)).rstrip("/")
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=3.0),
-                                  trust_env=False)
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._http.close()
-
-    def request(self, method: str, path: str, json: Any = None) -> Any:
-        try:
-            resp = self._http.request(method, path, json=json)
-        except httpx.ConnectError:
-            raise EngineError(f"no gateway is running at {self.url}", hint="start one with `llmctl serve`") from None
-        except httpx.TimeoutException:
-            raise EngineError(f"the gateway at {self.url} did not answer in time") from None
-        except httpx.TransportError as exc:
-            raise EngineError(f"the gateway at {self.url} failed: {exc}") from None
-        if resp.status_code >= 400:
-            raise _error(resp)
-        return resp.json()
-
-
-def _error(resp: httpx.Response) -> LlmctlError:
-    try:
-        err = resp.json().get("error")
-        message = str(err.get("message") if isinstance(err, dict) else err)
-    except (ValueError, AttributeError):
-        message = resp.text[:300] or f"HTTP {resp.status_code}"
-    if resp.status_code == 404:
-        return NotFound(message)
-    if resp.status_code in (401, 403):
-        return AuthError(message, hint="pass --api-key or set LLMCTL_API_KEY")
-    if resp.status_code < 500:
-        return InvalidInput(message)
-    return EngineError(message)
 
 
 def ps(client: Client) -> list[LoadedModel]:
@@ -112,8 +67,6 @@ def unload(client: Client, name: str) -> bool:
 
 def status(settings: Settings, client: Client) -> dict[str, Any]:
     """Health, version, loaded models and the local daemon record (if this home runs the gateway)."""
-    from llmctl.runtime.daemon import read_state
-
     health = client.request("GET", "/health")
     version = client.request("GET", "/api/version").get("version")
     loaded = [m.to_json() for m in ps(client)]
@@ -128,8 +81,6 @@ def status(settings: Settings, client: Client) -> dict[str, Any]:
 
 def log_files(settings: Settings) -> list[Path]:
     """The gateway log first, then engine logs, newest first."""
-    from llmctl.runtime.daemon import log_path
-
     gateway = log_path(settings)
     engines = sorted(settings.logs_dir.glob("engine-*.log"), key=lambda p: p.stat().st_mtime, reverse=True) \
         if settings.logs_dir.is_dir() else []
@@ -139,8 +90,6 @@ def log_files(settings: Settings) -> list[Path]:
 def log_for(settings: Settings, name: str | None, client: Client | None = None) -> Path:
     """The gateway log, or the log of the engine serving `name` (the running one if the gateway says so,
     else the newest); NotFound if there is none."""
-    from llmctl.runtime.daemon import engine_logs, log_path
-
     path: Path | None = None
     if name is None:
         path = log_path(settings)

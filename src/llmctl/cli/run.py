@@ -88,7 +88,7 @@ def run(
     out.write("\n")
     out.flush()
     if verbose:
-        from llmctl.runtime.chat import stats_lines
+        from llmctl.cli.chat import stats_lines
 
         render.stderr.print("\n".join(stats_lines(reply.stats)), markup=False)
 
@@ -127,7 +127,7 @@ class _loading:
 
 def _chat(settings, name, params, adapters, system, backend, verbose, quiet) -> None:  # type: ignore[no-untyped-def]
     from llmctl.api.run import Session
-    from llmctl.runtime.chat import repl
+    from llmctl.cli.chat import repl
 
     def make(model_name: str) -> Session:
         with render.CliProgress(quiet=quiet) as progress, _loading(quiet, f"loading {model_name}"):

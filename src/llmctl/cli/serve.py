@@ -39,16 +39,18 @@ def serve(
 
       curl localhost:11434/v1/chat/completions -d '{"model":"gemma3:270m","messages":[{"role":"user","content":"Hi"}]}'
     """
+    from llmctl.api.gateway import GatewayState
     from llmctl.errors import EngineError
-    from llmctl.runtime.daemon import GatewayState, serve as run_gateway, split_host
+    from llmctl.names import parse_host
     from llmctl.runtime.engine import find_engine, processor_note
-    from llmctl.runtime.gateway.app import GatewayOptions
     from llmctl.runtime.scheduler import parse_keep_alive
+    from llmctl.server.daemon import serve as run_gateway
+    from llmctl.server.gateway import GatewayOptions
 
     settings = with_gpus(ctx.obj, gpus, split_mode, tensor_split)  # reaches the scheduler's engines
-    default_host, default_port = split_host(settings.host)
+    default = parse_host(settings.host)
     options = GatewayOptions(
-        host=host or default_host, port=default_port if port is None else port, parallel=parallel,
+        host=host or default.host, port=default.port if port is None else port, parallel=parallel,
         keep_alive=parse_keep_alive(keep_alive, 300.0), max_loaded=max_loaded, api_key=api_key or None,
         ctx_size=ctx_size, threads=threads, gpu_layers=gpu_layers,
     )

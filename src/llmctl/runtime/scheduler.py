@@ -14,7 +14,8 @@ follow Ollama's scheduler so its users meet no surprises:
   its model starts a fresh one.
 
 Everything here runs on the gateway's event loop; the blocking parts (starting and stopping a process,
-reading the store) go to worker threads.
+reading the store) go to worker threads. Names become models through the `lookup` the gateway passes in
+(`api.models.get_model`): the runtime does not call up into the core API.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any, Callable
 
 from llmctl.artifact.model import Model
 from llmctl.errors import EngineError, InvalidInput
+from llmctl.names import short
 from llmctl.settings import Settings
 
 log = logging.getLogger("llmctl.scheduler")
@@ -121,10 +123,13 @@ class Lease:
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, config: SchedulerConfig, *, engine: Any = None,
-                 on_event: Callable[..., None] | None = None) -> None:
+    """The engines of one gateway. `lookup(name)` returns the stored model a name means (NotFound if none)."""
+
+    def __init__(self, settings: Settings, config: SchedulerConfig, *, lookup: Callable[[str], Model],
+                 engine: Any = None, on_event: Callable[..., None] | None = None) -> None:
         self.settings = settings
         self.config = config
+        self._lookup = lookup
         self.engine = engine  # llmctl.runtime.engine.Engine; None: found at each start
         self.engine_kind = str(getattr(engine, "kind", "cpu"))
         self._starter = ThreadPoolExecutor(max_workers=4, thread_name_prefix="llmctl-engine-start")
@@ -162,13 +167,11 @@ class Scheduler:
         Cached per name while the store's index.json is unchanged (it is replaced atomically on every tag
         change, and blobs never change under a digest), so a request costs one stat, not a store read.
         """
-        from llmctl.api.models import get_model
-
         stamp = self._index_stamp()
         hit = self._models.get(name)
         if hit is not None and stamp is not None and hit[0] == stamp:
             return hit[1]
-        model = await asyncio.to_thread(get_model, self.settings, name)
+        model = await asyncio.to_thread(self._lookup, name)
         if stamp is not None:
             self._models[name] = (stamp, model)
         return model
@@ -282,8 +285,6 @@ class Scheduler:
             seconds = time.monotonic() - started
         finally:
             self._loading.discard(key)
-        from llmctl.api.models import short
-
         runner = Runner(key, short(self.settings, model.reference), model, mode, process, seconds, time.time())
         if self._closing:
             await asyncio.to_thread(process.stop)

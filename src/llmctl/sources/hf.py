@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlparse
 
 from llmctl.errors import AuthError, IntegrityError, InvalidInput, InvalidReference, NotFound, OfflineError, RegistryError
@@ -27,18 +26,14 @@ from llmctl.oci import mediatypes as mt
 from llmctl.oci.blobs import copy_into
 from llmctl.oci.descriptor import Descriptor
 from llmctl.oci.layout import Store
+from llmctl.names import is_hf_name, is_loopback
 from llmctl.oci.reference import Reference, parse
-from llmctl.oci.registry.tls import is_loopback
 from llmctl.oci.registry.transfer import disk_error
 from llmctl.progress import NullProgress, Progress
 from llmctl.settings import Settings
 
-if TYPE_CHECKING:
-    from llmctl.api.pull import Pulled
-
-HOSTS = ("hf.co", "huggingface.co")
 # `name-00001-of-00003.gguf`, as llmctl.artifact.ingest.SHARD (not imported: it loads the GGUF reader and numpy,
-# and `pull` imports this module for every name just to ask `is_hf_name`)
+# and `api.pull` imports this module for every Hugging Face name)
 SHARD = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
 STORE_REGISTRY = "hf.co"
 DEFAULT_QUANT = "Q4_K_M"
@@ -62,9 +57,19 @@ class RemoteFile:
     sha256: str | None  # LFS files only; small text files have a git oid instead
 
 
-def is_hf_name(name: str) -> bool:
-    text = re.sub(r"^https?://", "", name.strip())
-    return text.split("/", 1)[0].lower() in HOSTS and "/" in text
+@dataclass(frozen=True)
+class HfPull:
+    """What `pull` stored: `api.pull` turns it into the `Pulled` every pull returns."""
+
+    reference: Reference
+    digest: str
+    blobs: int  # layers + config
+    total: int  # bytes of the model
+    downloaded: int  # bytes of the files fetched through the Hugging Face cache
+
+
+__all__ = ["HfName", "HfPull", "RemoteFile", "is_hf_name", "parse_name", "pull", "select_projector",
+           "select_weights"]
 
 
 def parse_name(name: str) -> HfName:
@@ -204,12 +209,9 @@ def _ingest(store: Store, path: Path, remote: RemoteFile, media_type: str, progr
     return layer(media_type, written.digest, written.size, PurePosixPath(remote.path).name)
 
 
-def pull(settings: Settings, name: str, *, progress: Progress | None = None, started: float | None = None) -> "Pulled":
-    from llmctl.api.models import open_store, short
-    from llmctl.api.pull import Pulled
-
+def pull(settings: Settings, store: Store, name: str, *, progress: Progress | None = None) -> HfPull:
+    """Download `hf.co/ORG/REPO[:QUANT]` through the Hugging Face cache into `store` and tag it."""
     progress = progress or NullProgress()
-    started = started if started is not None else time.monotonic()
     hf = parse_name(name)
     endpoint = settings.hf_endpoint or DEFAULT_ENDPOINT
     host = urlparse(endpoint).netloc
@@ -241,7 +243,6 @@ def pull(settings: Settings, name: str, *, progress: Progress | None = None, sta
         except Exception as exc:
             raise _hub_error(exc, hf.repo_id) from None
 
-    store = open_store(settings)
     weight_paths = [download(f) for f in weights]
     infos = [check_gguf(p) for p in weight_paths]
     facts = facts_for_shards(infos)
@@ -270,9 +271,8 @@ def pull(settings: Settings, name: str, *, progress: Progress | None = None, sta
             layers.append(ingest_text(store, infos[0].chat_template, mt.CHAT_TEMPLATE))
         committed = commit_model(store, [hf.reference], layers, facts, created=_created(info))
     total = sum(d.size for d in layers)
-    return Pulled(reference=hf.reference, name=short(settings, hf.reference), digest=committed.digest,
-                  source="huggingface", blobs=len(layers) + 1, total=total, downloaded=downloaded, resumed=0,
-                  skipped=0, seconds=time.monotonic() - started)
+    return HfPull(reference=hf.reference, digest=committed.digest, blobs=len(layers) + 1, total=total,
+                  downloaded=downloaded)
 
 
 def _model_info(api: Any, repo_id: str) -> Any:

@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from llmctl import __version__
 from llmctl.errors import AuthError, RegistryError
+from llmctl.names import split_host
 from llmctl.oci.registry import errors
 from llmctl.oci.registry.auth import (
     Challenge,
@@ -31,7 +32,7 @@ from llmctl.oci.registry.auth import (
     token_from_response,
 )
 from llmctl.oci.registry.http11 import Body, ConnectError, Response, Transport, TransportError
-from llmctl.oci.registry.tls import TlsOptions, speaks_tls, split_host, tls_hint, unverified_context
+from llmctl.oci.registry.tls import TlsOptions, speaks_tls, tls_hint, unverified_context
 
 USER_AGENT = f"llmctl/{__version__}"
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})

@@ -10,37 +10,15 @@ certificate is an error, never a silent downgrade.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmctl.errors import UsageError
+from llmctl.names import is_loopback
 
 if TYPE_CHECKING:  # ssl costs 25-50 ms to import: only registries that speak TLS pay for it
     import ssl
-
-LOOPBACK_NAMES = ("localhost",)
-
-
-def split_host(registry: str) -> tuple[str, int | None]:
-    """`host[:port]` (IPv6 in brackets) -> (host, port)."""
-    if registry.startswith("["):
-        host, _, rest = registry[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-    else:
-        host, _, port = registry.partition(":")
-    return host, int(port) if port.isdigit() else None
-
-
-def is_loopback(registry: str) -> bool:
-    host, _ = split_host(registry)
-    if host.lower() in LOOPBACK_NAMES or host.lower().endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

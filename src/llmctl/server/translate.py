@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from llmctl.artifact.model import Model
-from llmctl.runtime.gateway.errors import GatewayError
+from llmctl.server.errors import GatewayError
 from llmctl.runtime.scheduler import Runner
 
 CHAT = "/v1/chat/completions"

@@ -16,9 +16,9 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from llmctl.runtime.gateway import jobs, translate
-from llmctl.runtime.gateway.app import gateway_of
-from llmctl.runtime.gateway.errors import GatewayError
+from llmctl.server import jobs, translate
+from llmctl.server.gateway import gateway_of
+from llmctl.server.errors import GatewayError
 
 router = APIRouter()
 

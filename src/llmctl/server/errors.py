@@ -14,11 +14,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from llmctl.errors import (
+    AuthError,
     Conflict,
     EngineError,
+    IntegrityError,
     InvalidInput,
     LlmctlError,
     NotFound,
+    OfflineError,
+    RegistryError,
     UsageError,
 )
 
@@ -55,17 +59,34 @@ def bad_request(message: str, param: str | None = None) -> GatewayError:
     return GatewayError(400, message, param=param)
 
 
+# The one table from the typed errors of `llmctl.errors` to HTTP statuses, for every route and every job:
+# what the client got wrong is 4xx, what a registry or an engine did is 5xx. The first matching row wins, so
+# a subclass comes before its base (AuthError is a RegistryError). Anything else is a 500.
+HTTP_STATUS: tuple[tuple[type[LlmctlError], int], ...] = (
+    (NotFound, 404),  # "model 'x' not found", as Ollama words it
+    (InvalidInput, 400),  # InvalidReference, InvalidModelfile, InvalidModel too
+    (UsageError, 400),
+    (Conflict, 409),
+    (AuthError, 401),  # the registry refused the server's credentials, not the client's API key: said so below
+    (OfflineError, 503),  # LLMCTL_OFFLINE on the server: nothing the client can change
+    (RegistryError, 502),
+    (IntegrityError, 502),  # what a registry sent does not match its digest
+    (EngineError, 502),
+)
+
+
+def status_of(exc: LlmctlError) -> int:
+    return next((status for kind, status in HTTP_STATUS if isinstance(exc, kind)), 500)
+
+
 def from_llmctl(exc: LlmctlError) -> GatewayError:
-    """Map the project's typed errors to HTTP: what the client got wrong is 4xx, the engine is 5xx."""
+    """A typed error as the HTTP error of `HTTP_STATUS`."""
+    status = status_of(exc)
     if isinstance(exc, NotFound):
-        return GatewayError(404, exc.message, code="model_not_found")
-    if isinstance(exc, (InvalidInput, UsageError)):
-        return GatewayError(400, str(exc))
-    if isinstance(exc, Conflict):
-        return GatewayError(409, str(exc))
-    if isinstance(exc, EngineError):
-        return GatewayError(502, str(exc))
-    return GatewayError(500, str(exc))
+        return GatewayError(status, exc.message, code="model_not_found")
+    if isinstance(exc, AuthError):
+        return GatewayError(status, f"registry: {exc}")
+    return GatewayError(status, str(exc))
 
 
 def is_openai(request: Request) -> bool:

@@ -12,10 +12,10 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from llmctl.runtime.gateway import translate
-from llmctl.runtime.gateway.app import begin_model_request
-from llmctl.runtime.gateway.errors import GatewayError
-from llmctl.runtime.gateway.ollama_routes import embeddings_of
+from llmctl.server import translate
+from llmctl.server.gateway import begin_model_request
+from llmctl.server.errors import GatewayError
+from llmctl.server.routes.ollama import embeddings_of
 from llmctl.runtime.scheduler import EMBED
 
 router = APIRouter()

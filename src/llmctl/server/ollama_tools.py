@@ -18,9 +18,9 @@ import json
 import logging
 from typing import Any, AsyncGenerator, Mapping
 
-from llmctl.runtime.gateway import translate
-from llmctl.runtime.gateway.errors import GatewayError
-from llmctl.runtime.gateway.proxy import Piece, UpstreamStream, parse_piece
+from llmctl.server import translate
+from llmctl.server.errors import GatewayError
+from llmctl.server.proxy import Piece, UpstreamStream, parse_piece
 from llmctl.runtime.scheduler import Runner
 
 log = logging.getLogger("llmctl.gateway")

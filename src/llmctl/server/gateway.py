@@ -1,40 +1,36 @@
-"""The gateway's FastAPI app: one factory, all state on `app.state.gateway`, nothing global.
+"""What every route shares: the `Gateway` (scheduler, upstream client, metrics, request helpers) and the
+`serve` flags that shape it (`GatewayOptions`).
 
-`create_app(settings, options)` returns an app whose lifespan owns a `Scheduler` (the engines), one pooled
-`httpx.AsyncClient` (to the engines) and a `Metrics` registry. Routes live in `openai_routes`,
-`ollama_routes` (+ `ollama_legacy`) and, for Ollama's model management, `manage_routes` and
-`create_routes`; all reach the shared pieces through `Gateway`, so tests and the benchmark can build as
-many independent gateways in one process as they like.
+One `Gateway` lives on `app.state.gateway` per app (`app.create_app` builds it in the lifespan); routes reach it
+through the request (`gateway_of`), never a global, so tests and the benchmark can run many gateways in one
+process. The scheduler gets its model lookup from here: the server may call the core (`llmctl.api`), the
+runtime may not.
 """
 
 from __future__ import annotations
 
-import hmac
+import functools
 import json
 import logging
 import time
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any
 
-from fastapi import FastAPI
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import Response
 
-from llmctl import __version__
+from llmctl.api.models import get_model
 from llmctl.errors import LlmctlError
-from llmctl.runtime.gateway import errors, translate
-from llmctl.runtime.gateway.errors import GatewayError
-from llmctl.runtime.gateway.metrics import CONTENT_TYPE, Metrics
-from llmctl.runtime.gateway.proxy import UpstreamError, UpstreamStream, make_client, open_stream
 from llmctl.runtime.scheduler import GENERATE, Lease, Runner, Scheduler, SchedulerConfig, parse_keep_alive
+from llmctl.server import errors, translate
+from llmctl.server.errors import GatewayError
+from llmctl.server.metrics import Metrics
+from llmctl.server.proxy import UpstreamError, UpstreamStream, make_client, open_stream
 from llmctl.settings import Settings
 
 log = logging.getLogger("llmctl.gateway")
 
 DEFAULT = object()
-OPEN_PATHS = frozenset({"/", "/health", "/api/version"})
 
 
 @dataclass(frozen=True)
@@ -66,7 +62,8 @@ class Gateway:
         self.settings = settings
         self.options = options
         self.engine = engine
-        self.scheduler = Scheduler(settings, options.scheduler_config(), engine=engine, on_event=self._on_event)
+        self.scheduler = Scheduler(settings, options.scheduler_config(), lookup=functools.partial(get_model, settings),
+                                   engine=engine, on_event=self._on_event)
         self.metrics = Metrics(self._loaded_rows)
         self.client = make_client()
         self.started_at = time.time()
@@ -149,110 +146,6 @@ class Gateway:
     async def close(self) -> None:
         await self.scheduler.close()
         await self.client.aclose()
-
-
-class ApiKeyMiddleware:
-    """Pure ASGI (no BaseHTTPMiddleware: it would buffer and break disconnect detection on streams)."""
-
-    def __init__(self, app: ASGIApp, key: str) -> None:
-        self.app = app
-        self.expected = f"Bearer {key}".encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "HEAD":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        if hmac.compare_digest(headers.get(b"authorization", b""), self.expected):
-            await self.app(scope, receive, send)
-            return
-        openai = scope["path"].startswith("/v1/")
-        err = GatewayError(401, "missing or wrong API key (send `Authorization: Bearer KEY`)",
-                           code="invalid_api_key")
-        await errors.response(err, openai)(scope, receive, send)
-
-
-def create_app(settings: Settings, options: GatewayOptions, *, engine: Any = None) -> FastAPI:
-    """A gateway app. `engine` is the discovered llama-server (for /api/version and PROCESSOR)."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        gw = Gateway(settings, options, engine)
-        app.state.gateway = gw
-        await gw.scheduler.start()
-        try:
-            yield
-        finally:
-            await gw.close()
-
-    app = FastAPI(title="llmctl gateway", version=__version__, lifespan=lifespan, docs_url=None,
-                  redoc_url=None, openapi_url=None)
-
-    @app.exception_handler(GatewayError)
-    async def _gateway_error(request: Request, exc: GatewayError) -> Response:
-        _count_error(request, exc.status)
-        return errors.response(exc, errors.is_openai(request))
-
-    @app.exception_handler(LlmctlError)
-    async def _llmctl_error(request: Request, exc: LlmctlError) -> Response:
-        err = errors.from_llmctl(exc)
-        _count_error(request, err.status)
-        return errors.response(err, errors.is_openai(request))
-
-    @app.exception_handler(404)
-    async def _no_route(request: Request, exc: Exception) -> Response:
-        err = GatewayError(404, f"no route {request.method} {request.url.path}")
-        return errors.response(err, errors.is_openai(request))
-
-    @app.exception_handler(405)
-    async def _bad_method(request: Request, exc: Exception) -> Response:
-        err = GatewayError(405, f"method {request.method} not allowed on {request.url.path}")
-        return errors.response(err, errors.is_openai(request))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s", request.url.path)
-        _count_error(request, 500)
-        err = GatewayError(500, f"internal error: {type(exc).__name__}: {exc}")
-        return errors.response(err, errors.is_openai(request))
-
-    @app.get("/health")
-    async def health(request: Request) -> Response:
-        gw: Gateway = request.app.state.gateway
-        return JSONResponse({"status": "ok", "version": __version__, "loaded": len(gw.scheduler.runners()),
-                             "uptime": round(time.time() - gw.started_at, 3)})
-
-    @app.get("/metrics")
-    async def metrics(request: Request) -> Response:
-        gw: Gateway = request.app.state.gateway
-        return Response(gw.metrics.render(), media_type=CONTENT_TYPE)
-
-    @app.api_route("/", methods=["GET", "HEAD"])
-    async def root() -> Response:
-        return PlainTextResponse("llmctl is running (Ollama and OpenAI compatible API)")
-
-    from llmctl.runtime.gateway import (
-        create_routes, manage_routes, ollama_legacy, ollama_routes, openai_routes,
-    )
-
-    app.include_router(openai_routes.router)
-    app.include_router(ollama_routes.router)
-    app.include_router(ollama_legacy.router)
-    app.include_router(manage_routes.router)
-    app.include_router(create_routes.router)
-    if options.api_key:
-        app.add_middleware(ApiKeyMiddleware, key=options.api_key)
-    return app
-
-
-def _count_error(request: Request, status: int) -> None:
-    gw: Gateway | None = getattr(request.app.state, "gateway", None)
-    if gw is None:
-        return
-    route = request.url.path
-    # no model label on 404s: names a client made up must not grow the label set
-    model = "" if status == 404 else getattr(request.state, "model", "") or ""
-    gw.finish(route, model, status, "client" if status < 500 else "server")
 
 
 def gateway_of(request: Request) -> "Gateway":

@@ -23,10 +23,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from llmctl.errors import IntegrityError, InvalidInput, InvalidModelfile
-from llmctl.runtime.gateway import errors, jobs, translate
-from llmctl.runtime.gateway.app import gateway_of
-from llmctl.runtime.gateway.errors import GatewayError
-from llmctl.runtime.gateway.manage_routes import name_of
+from llmctl.server import errors, jobs, translate
+from llmctl.server.gateway import gateway_of
+from llmctl.server.errors import GatewayError
+from llmctl.server.routes.manage import name_of
 from llmctl.settings import Settings
 
 router = APIRouter()

@@ -17,10 +17,10 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from llmctl.runtime.gateway import answer, errors, translate
-from llmctl.runtime.gateway.app import Gateway, begin_model_request, gateway_of
-from llmctl.runtime.gateway.errors import GatewayError
-from llmctl.runtime.gateway.proxy import (
+from llmctl.server import answer, errors, translate
+from llmctl.server.gateway import Gateway, begin_model_request, gateway_of
+from llmctl.server.errors import GatewayError
+from llmctl.server.proxy import (
     SSE_HEADERS, ClientGone, EventStream, UpstreamError, UpstreamStream, parse_piece, post_json,
     until_disconnect,
 )

@@ -1,112 +1,31 @@
-"""Running the gateway in the foreground, and finding a running one.
+"""Running the gateway in the foreground: `llmctl serve`.
 
 `serve()` checks what can fail before anything starts (a missing engine, a busy port) so each becomes
 one clear CLI message, binds the socket itself (no window for another process to take the port), writes
-`$LLMCTL_HOME/run/gateway.json` so `ps`, `status`, `load` and `run` find the gateway on any port, logs to
-stderr and `$LLMCTL_HOME/logs/serve.log`, and removes the file on the way out.
+`$LLMCTL_HOME/run/gateway.json` (`api.gateway`, where `ps`, `status`, `load` and `run` read it) so they find
+the gateway on any port, logs to stderr and `$LLMCTL_HOME/logs/serve.log`, and removes the file on the way out.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 import socket
 import sys
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from llmctl import __version__
-from llmctl.errors import Conflict, InvalidInput
+from llmctl.api.gateway import GatewayState, clear_state, log_path, write_state
+from llmctl.errors import Conflict, EngineError, InvalidInput
+from llmctl.names import url_for
+from llmctl.server.app import create_app
+from llmctl.server.gateway import GatewayOptions
 from llmctl.settings import Settings
 
-STATE_FILE = "gateway.json"
-LOG_FILE = "serve.log"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-@dataclass(frozen=True)
-class GatewayState:
-    pid: int
-    host: str
-    port: int
-    url: str
-    started_at: float
-    version: str
-    log_path: str
-    engine: str | None = None
-    engine_version: str | None = None
-    engine_kind: str | None = None
-
-
-def state_path(settings: Settings) -> Path:
-    return settings.run_dir / STATE_FILE
-
-
-def log_path(settings: Settings) -> Path:
-    return settings.logs_dir / LOG_FILE
-
-
-def engine_logs(settings: Settings, name: str) -> list[Path]:
-    """Engine logs of model `name`, newest first. The engine layer names them
-    `engine-<reference, unsafe characters as _>-p<port>.log`, one per start, so a crash's log survives
-    the restart that follows it."""
-    import re
-
-    from llmctl.api.models import parse_name
-
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(parse_name(settings, name))).strip("_")[:80]
-    if not settings.logs_dir.is_dir():
-        return []
-    found = [p for p in settings.logs_dir.glob(f"engine-{slug}-p*.log") if p.name[len(f"engine-{slug}-p"):-4].isdigit()]
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
-
-
-def split_host(hostport: str, default_port: int = 11434) -> tuple[str, int]:
-    """`LLMCTL_HOST` forms: "host:port", "host", ":port", "http://host:port", "[::1]:port"."""
-    text = hostport.strip()
-    for prefix in ("http://", "https://"):
-        if text.startswith(prefix):
-            text = text[len(prefix):]
-    text = text.rstrip("/")
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.lstrip(":")
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    else:
-        host, port = text, ""
-    try:
-        return host or "127.0.0.1", int(port) if port else default_port
-    except ValueError:
-        raise InvalidInput(f"not a host:port: {hostport!r}") from None
-
-
-def url_for(host: str, port: int) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
-    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
-
-
-def read_state(settings: Settings) -> GatewayState | None:
-    """The running gateway of this LLMCTL_HOME, or None (no file, unreadable, or its process is gone)."""
-    try:
-        data = json.loads(state_path(settings).read_text())
-        state = GatewayState(**data)
-    except (OSError, ValueError, TypeError):
-        return None
-    return state if _alive(state.pid) else None
-
-
-def gateway_url(settings: Settings) -> str:
-    """Where clients should go: the running gateway's URL, else LLMCTL_HOST."""
-    state = read_state(settings)
-    if state is not None:
-        return state.url
-    host, port = split_host(settings.host)
-    return url_for(host, port)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -144,14 +63,13 @@ def setup_logging(settings: Settings, *, verbose: bool = False) -> Path:
     return path
 
 
-def serve(settings: Settings, options: Any, *, on_ready: Callable[[GatewayState], None] | None = None) -> None:
+def serve(settings: Settings, options: GatewayOptions, *, on_ready: Callable[[GatewayState], None] | None = None) -> None:
     """Run the gateway until SIGINT/SIGTERM. Raises EngineError (no engine) or Conflict (port busy) first."""
     import asyncio
 
     import uvicorn
 
     from llmctl.runtime.engine import find_engine
-    from llmctl.runtime.gateway.app import create_app
 
     engine = find_engine(settings)
     sock = bind(options.host, options.port)
@@ -173,7 +91,7 @@ def serve(settings: Settings, options: Any, *, on_ready: Callable[[GatewayState]
         while not server.started and not task.done():
             await asyncio.sleep(0.02)
         if server.started:
-            _write_state(settings, state)
+            write_state(settings, state)
             log.info("llmctl %s gateway on %s (engine %s %s, %s); logs in %s", __version__, state.url,
                      state.engine, state.engine_version or "", state.engine_kind, settings.logs_dir)
             if on_ready:
@@ -191,11 +109,9 @@ def serve(settings: Settings, options: Any, *, on_ready: Callable[[GatewayState]
         else:
             asyncio.run(run())
     finally:
-        _clear_state(settings, state.pid)
+        clear_state(settings, state.pid)
         sock.close()
     if not server.started:
-        from llmctl.errors import EngineError
-
         raise EngineError(f"the gateway did not start; see {logfile}")
 
 
@@ -215,34 +131,6 @@ def _server_class() -> type:
                 self.should_exit = True
 
     return Server
-
-
-def _write_state(settings: Settings, state: GatewayState) -> None:
-    path = state_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(asdict(state), indent=2))
-    os.replace(tmp, path)
-
-
-def _clear_state(settings: Settings, pid: int) -> None:
-    """Remove the state file only if it is still ours (a second gateway may have replaced it)."""
-    path = state_path(settings)
-    try:
-        if json.loads(path.read_text()).get("pid") == pid:
-            path.unlink()
-    except (OSError, ValueError):
-        pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _has(module: str) -> bool:

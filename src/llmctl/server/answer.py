@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Mapping
 
-from llmctl.runtime.gateway.proxy import Piece, UpstreamStream, open_stream, parse_piece
+from llmctl.server.proxy import Piece, UpstreamStream, open_stream, parse_piece
 
 
 def retry_body(endpoint: str, body: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -27,14 +27,12 @@ from typing import Any, AsyncIterator, Callable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from llmctl.errors import (
-    AuthError, Conflict, IntegrityError, InvalidInput, LlmctlError, NotFound, OfflineError, RegistryError, UsageError,
-)
+from llmctl.errors import LlmctlError
 from llmctl.oci.registry.transfer import TOTAL_KEY, Cancelled
-from llmctl.runtime.gateway import errors
-from llmctl.runtime.gateway.app import Gateway
-from llmctl.runtime.gateway.errors import GatewayError
-from llmctl.runtime.gateway.proxy import ClientGone, EventStream, until_disconnect
+from llmctl.server import errors
+from llmctl.server.gateway import Gateway
+from llmctl.server.errors import GatewayError
+from llmctl.server.proxy import ClientGone, EventStream, until_disconnect
 
 log = logging.getLogger("llmctl.gateway")
 NDJSON = "application/x-ndjson"
@@ -153,23 +151,12 @@ class QueueProgress:
 
 
 def job_error(exc: BaseException) -> GatewayError:
-    """A store/registry failure as HTTP: the client's mistake is 4xx, the registry's is 502."""
+    """How a job's failure is answered: typed errors by the one table (`errors.HTTP_STATUS`), a client that
+    went away as 499, anything else as a logged 500."""
     if isinstance(exc, GatewayError):
         return exc
-    if isinstance(exc, NotFound):
-        return GatewayError(404, exc.message)  # "model 'x' not found", as Ollama words it
-    if isinstance(exc, (InvalidInput, UsageError)):
-        return GatewayError(400, str(exc))
-    if isinstance(exc, Conflict):
-        return GatewayError(409, str(exc))
-    if isinstance(exc, AuthError):
-        return GatewayError(401, f"registry: {exc}")
-    if isinstance(exc, OfflineError):
-        return GatewayError(503, str(exc))
-    if isinstance(exc, (RegistryError, IntegrityError)):
-        return GatewayError(502, str(exc))
     if isinstance(exc, LlmctlError):
-        return GatewayError(500, str(exc))
+        return errors.from_llmctl(exc)
     if isinstance(exc, Cancelled):
         return GatewayError(CLIENT_CLOSED, "cancelled")
     log.error("unexpected error in a store operation", exc_info=exc)
@@ -199,7 +186,7 @@ async def respond(gw: Gateway, request: Request, route: str, model: str, work: C
 
     def end(code: int, kind: str | None = None) -> None:
         gw.metrics.in_flight.dec()
-        # no model label on 404s, as in `app._count_error`: names a client made up must not grow the label set
+        # no model label on 404s, as in `server.app._count_error`: names a client made up must not grow the label set
         gw.finish(route, "" if code == 404 else model, code, kind)
 
     def final(result: Any) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """Ollama API: /api/generate, /api/chat (NDJSON streams), /api/embed, /api/tags, /api/ps, /api/show, /api/version.
 
-Model management (pull, push, create, copy, delete, blobs) lives in `manage_routes` and `create_routes`;
+Model management (pull, push, create, copy, delete, blobs) lives in `routes.manage` and `routes.create`;
 the tool-call translation of /api/chat in `ollama_tools`.
 
 Shapes follow Ollama's docs/api.md so ollama-python, Open WebUI and friends work unchanged: streams are
@@ -23,10 +23,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from llmctl import __version__
-from llmctl.runtime.gateway import answer, errors, ollama_tools, translate
-from llmctl.runtime.gateway.app import Gateway, begin_model_request, gateway_of
-from llmctl.runtime.gateway.errors import GatewayError
-from llmctl.runtime.gateway.proxy import (
+from llmctl.server import answer, errors, ollama_tools, translate
+from llmctl.server.gateway import Gateway, begin_model_request, gateway_of
+from llmctl.server.errors import GatewayError
+from llmctl.server.proxy import (
     ClientGone, EventStream, Piece, UpstreamError, post_json, until_disconnect,
 )
 from llmctl.runtime.memory import engine_memory

@@ -1,0 +1,139 @@
+"""The gateway's FastAPI app: one factory, all state on `app.state.gateway`, nothing global.
+
+`create_app(settings, options)` returns an app whose lifespan owns a `Gateway` (`gateway.py`: the scheduler,
+one pooled `httpx.AsyncClient` to the engines, a `Metrics` registry). Routes live in `routes/`: `openai`,
+`ollama` (+ `ollama_legacy`) and, for Ollama's model management, `manage` and `create`. This module adds
+what is not a model route: the API key check, error handlers, `/health`, `/metrics` and `/`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from llmctl import __version__
+from llmctl.errors import LlmctlError
+from llmctl.server import errors
+from llmctl.server.errors import GatewayError
+from llmctl.server.gateway import Gateway, GatewayOptions
+from llmctl.server.metrics import CONTENT_TYPE
+from llmctl.server.routes import create, manage, ollama, ollama_legacy, openai
+from llmctl.settings import Settings
+
+log = logging.getLogger("llmctl.gateway")
+
+OPEN_PATHS = frozenset({"/", "/health", "/api/version"})
+
+
+class ApiKeyMiddleware:
+    """Pure ASGI (no BaseHTTPMiddleware: it would buffer and break disconnect detection on streams)."""
+
+    def __init__(self, app: ASGIApp, key: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {key}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "HEAD":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if hmac.compare_digest(headers.get(b"authorization", b""), self.expected):
+            await self.app(scope, receive, send)
+            return
+        openai = scope["path"].startswith("/v1/")
+        err = GatewayError(401, "missing or wrong API key (send `Authorization: Bearer KEY`)",
+                           code="invalid_api_key")
+        await errors.response(err, openai)(scope, receive, send)
+
+
+def create_app(settings: Settings, options: GatewayOptions, *, engine: Any = None) -> FastAPI:
+    """A gateway app. `engine` is the discovered llama-server (for /api/version and PROCESSOR)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gw = Gateway(settings, options, engine)
+        app.state.gateway = gw
+        await gw.scheduler.start()
+        try:
+            yield
+        finally:
+            await gw.close()
+
+    app = FastAPI(title="llmctl gateway", version=__version__, lifespan=lifespan, docs_url=None,
+                  redoc_url=None, openapi_url=None)
+    _add_error_handlers(app)
+    _add_service_routes(app)
+    for module in (openai, ollama, ollama_legacy, manage, create):
+        app.include_router(module.router)
+    if options.api_key:
+        app.add_middleware(ApiKeyMiddleware, key=options.api_key)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every failure leaves as the dialect's error body (`errors.py`) with the status of the one table."""
+
+    @app.exception_handler(GatewayError)
+    async def _gateway_error(request: Request, exc: GatewayError) -> Response:
+        _count_error(request, exc.status)
+        return errors.response(exc, errors.is_openai(request))
+
+    @app.exception_handler(LlmctlError)
+    async def _llmctl_error(request: Request, exc: LlmctlError) -> Response:
+        err = errors.from_llmctl(exc)
+        _count_error(request, err.status)
+        return errors.response(err, errors.is_openai(request))
+
+    @app.exception_handler(404)
+    async def _no_route(request: Request, exc: Exception) -> Response:
+        err = GatewayError(404, f"no route {request.method} {request.url.path}")
+        return errors.response(err, errors.is_openai(request))
+
+    @app.exception_handler(405)
+    async def _bad_method(request: Request, exc: Exception) -> Response:
+        err = GatewayError(405, f"method {request.method} not allowed on {request.url.path}")
+        return errors.response(err, errors.is_openai(request))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s", request.url.path)
+        _count_error(request, 500)
+        err = GatewayError(500, f"internal error: {type(exc).__name__}: {exc}")
+        return errors.response(err, errors.is_openai(request))
+
+
+def _add_service_routes(app: FastAPI) -> None:
+    """What is not a model API: liveness, Prometheus metrics, and Ollama's plain-text root."""
+
+    @app.get("/health")
+    async def health(request: Request) -> Response:
+        gw: Gateway = request.app.state.gateway
+        return JSONResponse({"status": "ok", "version": __version__, "loaded": len(gw.scheduler.runners()),
+                             "uptime": round(time.time() - gw.started_at, 3)})
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        gw: Gateway = request.app.state.gateway
+        return Response(gw.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.api_route("/", methods=["GET", "HEAD"])
+    async def root() -> Response:
+        return PlainTextResponse("llmctl is running (Ollama and OpenAI compatible API)")
+
+
+def _count_error(request: Request, status: int) -> None:
+    gw: Gateway | None = getattr(request.app.state, "gateway", None)
+    if gw is None:
+        return
+    route = request.url.path
+    # no model label on 404s: names a client made up must not grow the label set
+    model = "" if status == 404 else getattr(request.state, "model", "") or ""
+    gw.finish(route, model, status, "client" if status < 500 else "server")
