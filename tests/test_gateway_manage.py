@@ -25,9 +25,12 @@ import pytest
 
 from fixtures_gateway import MODEL, RunningGateway, metric_value, start_gateway
 from fixtures_registry import RegistryServer, make_gguf
-from llmctl.errors import AuthError, IntegrityError, InvalidInput, NotFound, OfflineError, RegistryError
+from llmctl.errors import (
+    AuthError, Conflict, EngineError, IntegrityError, InvalidInput, InvalidReference, LlmctlError, NotFound, OfflineError,
+    PlanError, RegistryError, UsageError,
+)
 from llmctl.oci.registry.transfer import TOTAL_KEY, Cancelled
-from llmctl.server import jobs, ollama_tools
+from llmctl.server import errors, jobs, ollama_tools
 from llmctl.server.errors import GatewayError
 
 TOOLS = [{"type": "function", "function": {
@@ -153,12 +156,18 @@ def test_progress_reports_read_like_ollama_and_cancel_the_transfer(monkeypatch: 
     (NotFound("model 'x' not found", hint="h"), 404), (InvalidInput("bad"), 400), (AuthError("denied"), 401),
     (OfflineError("offline"), 503), (RegistryError("registry 127.0.0.1:1 is unreachable"), 502),
     (IntegrityError("corrupt"), 502), (Cancelled(), 499), (ValueError("boom"), 500),
+    (InvalidReference("invalid model name 'A'"), 400), (UsageError("no"), 400), (Conflict("busy"), 409),
+    (EngineError("engine died"), 502), (PlanError("does not fit"), 500),
 ])
 def test_store_errors_map_to_http(exc: Exception, status: int) -> None:
     err = jobs.job_error(exc)
     assert err.status == status
+    if isinstance(exc, LlmctlError):  # one table: a model route answers the same error with the same status
+        assert errors.from_llmctl(exc).status == status
     if status == 404:
         assert err.message == "model 'x' not found"  # Ollama's wording, no CLI hint
+    if isinstance(exc, AuthError):
+        assert err.message.startswith("registry: ")  # the registry refused the server, not the client's key
 
 
 # -- a gateway with a store of its own -------------------------------------------------------------------------
