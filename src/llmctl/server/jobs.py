@@ -30,8 +30,8 @@ from starlette.responses import JSONResponse, Response
 from llmctl.errors import LlmctlError
 from llmctl.oci.registry.transfer import TOTAL_KEY, Cancelled
 from llmctl.server import errors
-from llmctl.server.gateway import Gateway
 from llmctl.server.errors import GatewayError
+from llmctl.server.gateway import Gateway
 from llmctl.server.proxy import ClientGone, EventStream, until_disconnect
 
 log = logging.getLogger("llmctl.gateway")

@@ -18,10 +18,10 @@ import json
 import logging
 from typing import Any, AsyncGenerator, Mapping
 
+from llmctl.runtime.scheduler import Runner
 from llmctl.server import translate
 from llmctl.server.errors import GatewayError
 from llmctl.server.proxy import Piece, UpstreamStream, parse_piece
-from llmctl.runtime.scheduler import Runner
 
 log = logging.getLogger("llmctl.gateway")
 

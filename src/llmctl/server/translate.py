@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from llmctl.artifact.model import Model
-from llmctl.server.errors import GatewayError
 from llmctl.runtime.scheduler import Runner
+from llmctl.server.errors import GatewayError
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"

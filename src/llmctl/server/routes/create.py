@@ -24,8 +24,8 @@ from starlette.responses import Response
 
 from llmctl.errors import IntegrityError, InvalidInput, InvalidModelfile
 from llmctl.server import errors, jobs, translate
-from llmctl.server.gateway import gateway_of
 from llmctl.server.errors import GatewayError
+from llmctl.server.gateway import gateway_of
 from llmctl.server.routes.manage import name_of
 from llmctl.settings import Settings
 

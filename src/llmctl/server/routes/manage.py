@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from llmctl.server import jobs, translate
-from llmctl.server.gateway import gateway_of
 from llmctl.server.errors import GatewayError
+from llmctl.server.gateway import gateway_of
 
 router = APIRouter()
 

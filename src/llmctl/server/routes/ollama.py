@@ -23,15 +23,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from llmctl import __version__
-from llmctl.server import answer, errors, ollama_tools, translate
-from llmctl.server.gateway import Gateway, begin_model_request, gateway_of
-from llmctl.server.errors import GatewayError
-from llmctl.server.proxy import (
-    ClientGone, EventStream, Piece, UpstreamError, post_json, until_disconnect,
-)
 from llmctl.runtime.memory import engine_memory
 from llmctl.runtime.prompt import COMPLETION, JINJA, prompt_mode
 from llmctl.runtime.scheduler import EMBED, GENERATE, Lease, Runner
+from llmctl.server import answer, errors, ollama_tools, translate
+from llmctl.server.errors import GatewayError
+from llmctl.server.gateway import Gateway, begin_model_request, gateway_of
+from llmctl.server.proxy import (
+    ClientGone, EventStream, Piece, UpstreamError, post_json, until_disconnect,
+)
 
 log = logging.getLogger("llmctl.gateway")
 router = APIRouter()

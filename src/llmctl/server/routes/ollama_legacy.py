@@ -12,11 +12,11 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from llmctl.server import translate
-from llmctl.server.gateway import begin_model_request
-from llmctl.server.errors import GatewayError
-from llmctl.server.routes.ollama import embeddings_of
 from llmctl.runtime.scheduler import EMBED
+from llmctl.server import translate
+from llmctl.server.errors import GatewayError
+from llmctl.server.gateway import begin_model_request
+from llmctl.server.routes.ollama import embeddings_of
 
 router = APIRouter()
 ROUTE = "/api/embeddings"

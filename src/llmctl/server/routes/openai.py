@@ -17,15 +17,15 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from llmctl.runtime.prompt import COMPLETION
+from llmctl.runtime.scheduler import EMBED, GENERATE, Lease
 from llmctl.server import answer, errors, translate
-from llmctl.server.gateway import Gateway, begin_model_request, gateway_of
 from llmctl.server.errors import GatewayError
+from llmctl.server.gateway import Gateway, begin_model_request, gateway_of
 from llmctl.server.proxy import (
     SSE_HEADERS, ClientGone, EventStream, UpstreamError, UpstreamStream, parse_piece, post_json,
     until_disconnect,
 )
-from llmctl.runtime.prompt import COMPLETION
-from llmctl.runtime.scheduler import EMBED, GENERATE, Lease
 
 router = APIRouter()
 CLIENT_CLOSED = 499  # nginx's code for "client closed request": only ever seen in metrics
