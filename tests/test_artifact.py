@@ -73,10 +73,10 @@ def test_packaged_model_matches_the_schemas(cli, home: Path, gemma_gguf: Path, t
     config = inspected["config"]
     layers = inspected["manifest"]["layers"]
     assert [d["mediaType"] for d in layers] == [mt.GGUF, mt.LICENSE, mt.CHAT_TEMPLATE]
-    assert config["rootfs"]["diff_ids"] == [d["digest"] for d in layers] == [f["diffID"] for f in config["files"]]
+    assert config["rootfs"]["diff_ids"] == [d["digest"] for d in layers]
     assert config["config"]["context_size"] == 8192
     assert config["config"]["size"] == str(gemma_gguf.stat().st_size)
-    assert config["descriptor"]["createdAt"] == config["descriptor"]["created"]
+    assert list(config["descriptor"]) == ["created"]  # no `createdAt`: DMR would read it as ModelPack
     shown = json.loads(cli("show", "team/gemma:q4", "--json").stdout)
     assert shown["chat_template"].startswith("{% for m")
     assert shown["license"] == ["Gemma Terms of Use\n"]
@@ -138,5 +138,5 @@ def test_a_manifest_without_weights_is_refused(tmp_path: Path) -> None:
     store = Store(tmp_path).init()
     cfg = _put(store, b"{}", mt.MODEL_CONFIG_V01)
     store.put_manifest(Manifest(cfg, (_put(store, b"x", mt.LICENSE),)), [parse("empty")])
-    with pytest.raises(InvalidModel, match="no GGUF weights"):
+    with pytest.raises(InvalidModel, match="no weights layer"):
         load(store, parse("empty"))

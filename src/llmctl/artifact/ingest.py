@@ -8,11 +8,11 @@ but not kept twice.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from llmctl.artifact.build import ConfigFacts, build_config, build_manifest, layer
-from llmctl.artifact.gguf_meta import GgufInfo, read_gguf
+from llmctl.artifact.gguf_meta import GgufInfo, format_parameters, read_gguf
 from llmctl.errors import InvalidModel, NotFound
 from llmctl.oci import mediatypes as mt
 from llmctl.oci.blobs import copy_into
@@ -102,16 +102,9 @@ def check_gguf(path: Path, *, expect: str = "model") -> GgufInfo:
 
 
 def facts_for_shards(infos: list[GgufInfo]) -> ConfigFacts:
-    first = infos[0]
-    facts = ConfigFacts.from_gguf(first)
+    facts = ConfigFacts.from_gguf(infos[0])
     if len(infos) > 1:
-        from llmctl.artifact.gguf_meta import format_parameters
-
-        total = sum(i.parameter_count for i in infos)
-        facts = ConfigFacts(
-            facts.format, facts.format_version, facts.architecture, format_parameters(total),
-            facts.quantization, facts.context_size, facts.gguf,
-        )
+        facts = replace(facts, parameters=format_parameters(sum(i.parameter_count for i in infos)))
     return facts
 
 

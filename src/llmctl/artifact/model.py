@@ -1,14 +1,15 @@
 """A stored model resolved into what the runtime and `show` need: files on disk plus Modelfile parts.
 
-Reads every artifact variant we accept: ours, Docker Model Runner's v0.1/v0.2 configs, Ollama's
-`application/vnd.ollama.image.*` layers and CNCF ModelPack manifests. Layer meaning comes from
-`mediatypes.LAYER_ROLES`, with the file path annotation deciding for generic file layers.
+Reads every artifact variant we accept: ours, Docker Model Runner's v0.1/v0.2 configs (GGUF or safetensors),
+Ollama's `application/vnd.ollama.image.*` layers and CNCF ModelPack manifests. Layer meaning comes from
+`mediatypes.LAYER_ROLES`, with the file path annotation deciding for generic file layers. Facts a config
+lacks (model-spec's example has no context length) are read from the GGUF header of the local weights.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ class Model:
     messages: tuple[Message, ...] = ()
     licenses: tuple[str, ...] = ()
     created: str | None = None
+    format: str = mt.FORMAT_GGUF  # of the weights: "gguf" or "safetensors"
 
     @property
     def id(self) -> str:
@@ -52,17 +54,52 @@ class Model:
     def role_layers(self, role: str) -> list[Descriptor]:
         return [d for d in self.manifest.layers if layer_role(d) == role]
 
+    def require_gguf(self, name: str) -> None:
+        """Refuse, in one line, to hand safetensors weights to llama.cpp (InvalidModel: exit 4, HTTP 400)."""
+        if self.format != mt.FORMAT_GGUF:
+            raise InvalidModel(
+                f"model {name} is {self.format}: llama.cpp serves GGUF; export it for vLLM/SGLang "
+                f"(`llmctl export {name} DIR`) and plan it (`llmctl plan DIR`), or pull a GGUF build of it")
+        if not self.weights:
+            raise InvalidModel(f"model {name} keeps its weights in tar layers; `llmctl export {name} DIR` unpacks "
+                               f"them for an engine")
+
+
+LICENSE_NAMES = ("LICENSE", "LICENCE", "COPYING", "NOTICE")
+GENERIC_TYPES = (mt.DMR_MODEL_FILE, mt.CNCF_WEIGHT_RAW, mt.CNCF_DOC, mt.CNCF_CODE)
+
+
+def layer_path(desc: Descriptor) -> str:
+    """The layer's path in the model folder, from its annotations ("" when it has none)."""
+    return desc.annotations.get(mt.ANNOTATION_FILEPATH) or desc.annotations.get(mt.ANNOTATION_TITLE) or ""
+
 
 def layer_role(desc: Descriptor) -> str | None:
     role = mt.LAYER_ROLES.get(desc.media_type)
-    if role:
+    if role or desc.media_type not in GENERIC_TYPES:
         return role
-    path = desc.annotations.get(mt.ANNOTATION_FILEPATH) or desc.annotations.get(mt.ANNOTATION_TITLE) or ""
-    if desc.media_type in (mt.DMR_MODEL_FILE, mt.CNCF_WEIGHT_RAW) and path.endswith(".gguf"):
+    path = layer_path(desc)
+    if desc.media_type == mt.CNCF_WEIGHT_RAW and not path:
+        return mt.ROLE_WEIGHTS  # ModelPack weights without a path: the config's format says which
+    if desc.media_type in (mt.DMR_MODEL_FILE, mt.CNCF_WEIGHT_RAW) and _path_format(path):
         return mt.ROLE_WEIGHTS
-    if desc.media_type in (mt.DMR_MODEL_FILE, mt.CNCF_DOC) and Path(path).name.upper().startswith("LICENSE"):
+    if desc.media_type != mt.CNCF_CODE and Path(path).name.upper().startswith(LICENSE_NAMES):
         return mt.ROLE_LICENSE
+    return mt.ROLE_FILE if path else None
+
+
+def _path_format(path: str) -> str | None:
+    lower = path.lower()
+    if lower.endswith(".gguf"):
+        return mt.FORMAT_GGUF
+    if lower.endswith(".safetensors"):
+        return mt.FORMAT_SAFETENSORS
     return None
+
+
+def weight_format(desc: Descriptor, config_format: str | None = None) -> str | None:
+    """GGUF or safetensors, from the media type, else the path annotation, else the config's `format`."""
+    return mt.WEIGHT_FORMATS.get(desc.media_type) or _path_format(layer_path(desc)) or config_format
 
 
 def load(store: Store, ref: Reference) -> Model:
@@ -85,7 +122,9 @@ def load(store: Store, ref: Reference) -> Model:
             raise IntegrityError(f"{ref.short()}: blob {d.digest} is missing (run `llmctl verify`)")
         return p
 
+    facts = facts_from_config(config)
     weights, adapters, licenses = [], [], []
+    formats: set[str | None] = set()
     projector = chat_template = template = system = None
     parameters: dict[str, Any] = {}
     messages: list[Message] = []
@@ -93,6 +132,9 @@ def load(store: Store, ref: Reference) -> Model:
         role = layer_role(d)
         if role == mt.ROLE_WEIGHTS:
             weights.append(path(d))
+            formats.add(weight_format(d, facts.format))
+        elif d.media_type == mt.CNCF_WEIGHT_TAR:  # modctl's default: the weights file inside a tar
+            formats.add(weight_format(d, facts.format))
         elif role == mt.ROLE_ADAPTER:
             adapters.append(path(d))
         elif role == mt.ROLE_PROJECTOR:
@@ -110,17 +152,19 @@ def load(store: Store, ref: Reference) -> Model:
         elif role == mt.ROLE_MESSAGES:
             raw = _json_layer(store, d, list, ref)
             messages = [Message(str(m.get("role", "")), str(m.get("content", ""))) for m in raw if isinstance(m, dict)]
-    if not weights:
-        raise InvalidModel(f"{ref.short()} has no GGUF weights layer (media types: "
-                           f"{', '.join(sorted({d.media_type for d in manifest.layers})) or 'none'})")
+    weight_format_ = _one_format(ref, manifest, formats)
+    if weight_format_ == mt.FORMAT_GGUF:
+        facts = _with_gguf_header(facts, weights)
+    else:
+        facts = _with_safetensors_headers(facts, weights, store, manifest)
     descriptor = config.get("descriptor") if isinstance(config.get("descriptor"), dict) else {}
-    created = descriptor.get("createdAt") or descriptor.get("created") or config.get("created")
+    created = descriptor.get("created") or descriptor.get("createdAt") or config.get("created")
     return Model(
         reference=ref if not ref.digest else ref,
         digest=desc.digest,
         manifest=manifest,
         config=config,
-        facts=facts_from_config(config),
+        facts=facts,
         weights=tuple(weights),
         adapters=tuple(adapters),
         projector=projector,
@@ -131,6 +175,63 @@ def load(store: Store, ref: Reference) -> Model:
         messages=tuple(messages),
         licenses=tuple(licenses),
         created=created,
+        format=weight_format_,
+    )
+
+
+def _one_format(ref: Reference, manifest: Manifest, formats: set[str | None]) -> str:
+    if not formats:
+        raise InvalidModel(f"{ref.short()} has no weights layer, GGUF or safetensors (media types: "
+                           f"{', '.join(sorted({d.media_type for d in manifest.layers})) or 'none'})")
+    if len(formats) == 1 and formats <= {mt.FORMAT_GGUF, mt.FORMAT_SAFETENSORS}:
+        return str(next(iter(formats)))
+    what = " and ".join(sorted(str(f) for f in formats))
+    raise InvalidModel(f"{ref.short()} has {what} weights; llmctl reads models of GGUF or safetensors weights")
+
+
+def _with_safetensors_headers(facts: ConfigFacts, weights: list[Path], store: Store, manifest: Manifest) -> ConfigFacts:
+    """A ModelPack config has no context length (and may lack the rest): read the weights' headers and the
+    model's own config.json layer, when it is stored as a plain file."""
+    facts = replace(facts, format=mt.FORMAT_SAFETENSORS)
+    if facts.architecture and facts.parameters and facts.quantization and facts.context_size:
+        return facts
+    from llmctl.artifact.gguf_meta import format_parameters
+    from llmctl.artifact.safetensors_meta import read_config_json, read_safetensors, safetensors_facts
+
+    config_layer = next((d for d in manifest.layers if layer_role(d) == mt.ROLE_FILE and layer_path(d) == "config.json"),
+                        None)
+    try:
+        infos = [read_safetensors(w) for w in weights]
+        hf_config = read_config_json(store.blob_path(config_layer.digest)) if config_layer is not None else None
+    except InvalidModel:
+        return facts
+    found = safetensors_facts(infos, hf_config)
+    return replace(
+        facts,
+        architecture=facts.architecture or found.architecture,
+        parameters=facts.parameters or (format_parameters(found.parameter_count) if infos else None),
+        quantization=facts.quantization or found.quantization,
+        context_size=facts.context_size or found.context_size,
+    )
+
+
+def _with_gguf_header(facts: ConfigFacts, weights: list[Path]) -> ConfigFacts:
+    """Fill what the config does not say from the GGUF header of the local blob (a cheap header walk)."""
+    if facts.architecture and facts.parameters and facts.quantization and facts.context_size:
+        return facts
+    from llmctl.artifact.gguf_meta import format_parameters, read_gguf
+
+    try:
+        infos = [read_gguf(w) for w in weights]
+    except InvalidModel:
+        return facts  # `run` says what is wrong with the file; `show` shows what the config has
+    first = infos[0]
+    return replace(
+        facts,
+        architecture=facts.architecture or first.architecture,
+        parameters=facts.parameters or format_parameters(sum(i.parameter_count for i in infos)),
+        quantization=facts.quantization or first.quantization,
+        context_size=facts.context_size or first.context_length,
     )
 
 

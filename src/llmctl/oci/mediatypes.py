@@ -23,6 +23,9 @@ LICENSE = "application/vnd.docker.ai.license"
 CHAT_TEMPLATE = "application/vnd.docker.ai.chat.template.jinja"
 DMR_SAFETENSORS = "application/vnd.docker.ai.safetensors"
 DMR_MODEL_FILE = "application/vnd.docker.ai.model.file"
+# a tar of the config/tokenizer files of a safetensors model (`docker model package --safetensors-dir`)
+DMR_CONFIG_ARCHIVE = "application/vnd.docker.ai.vllm.config.tar"
+DMR_DIR_TAR = "application/vnd.docker.ai.dir.tar"  # a folder of the model, as a tar (`--dir-tar`)
 
 # llmctl's own layers for Modelfile parts (payloads identical to Ollama's layers)
 SYSTEM = "application/vnd.llmctl.system.v1"
@@ -49,12 +52,19 @@ CNCF_WEIGHT_GGUF = "application/vnd.cncf.model.weight.v1.gguf"
 CNCF_WEIGHT_SAFETENSORS = "application/vnd.cncf.model.weight.v1.safetensors"
 CNCF_WEIGHT_CONFIG = "application/vnd.cncf.model.weight.config.v1.raw"
 CNCF_DOC = "application/vnd.cncf.model.doc.v1.raw"
+CNCF_CODE = "application/vnd.cncf.model.code.v1.raw"
+# modctl's default (without --raw): each layer a tar holding one file at its path in the model folder
+CNCF_WEIGHT_TAR = "application/vnd.cncf.model.weight.v1.tar"
+CNCF_WEIGHT_CONFIG_TAR = "application/vnd.cncf.model.weight.config.v1.tar"
+CNCF_DOC_TAR = "application/vnd.cncf.model.doc.v1.tar"
+CNCF_CODE_TAR = "application/vnd.cncf.model.code.v1.tar"
 
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
 ANNOTATION_CREATED = "org.opencontainers.image.created"
 ANNOTATION_TITLE = "org.opencontainers.image.title"
 ANNOTATION_FILEPATH = "org.cncf.model.filepath"
+ANNOTATION_FILE_METADATA = "org.cncf.model.file.metadata+json"
 
 MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST_V2)
 INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
@@ -69,9 +79,14 @@ ROLE_TEMPLATE = "template"
 ROLE_SYSTEM = "system"
 ROLE_PARAMS = "params"
 ROLE_MESSAGES = "messages"
+ROLE_FILE = "file"  # a file of the model folder (config.json, tokenizer...), at its path annotation
+ROLE_ARCHIVE = "archive"  # a tar whose members are files of the model folder
 
 LAYER_ROLES: dict[str, str] = {
     GGUF: ROLE_WEIGHTS,
+    DMR_SAFETENSORS: ROLE_WEIGHTS,
+    DMR_CONFIG_ARCHIVE: ROLE_ARCHIVE,
+    DMR_DIR_TAR: ROLE_ARCHIVE,
     GGUF_LORA: ROLE_ADAPTER,
     GGUF_MMPROJ: ROLE_PROJECTOR,
     DMR_MMPROJ: ROLE_PROJECTOR,
@@ -90,5 +105,24 @@ LAYER_ROLES: dict[str, str] = {
     OLLAMA_MESSAGES: ROLE_MESSAGES,
     OLLAMA_LICENSE: ROLE_LICENSE,
     CNCF_WEIGHT_GGUF: ROLE_WEIGHTS,
-    CNCF_DOC: ROLE_LICENSE,
+    CNCF_WEIGHT_SAFETENSORS: ROLE_WEIGHTS,
+    CNCF_WEIGHT_CONFIG: ROLE_FILE,
+    CNCF_CODE: ROLE_FILE,
+    CNCF_WEIGHT_TAR: ROLE_ARCHIVE,
+    CNCF_WEIGHT_CONFIG_TAR: ROLE_ARCHIVE,
+    CNCF_DOC_TAR: ROLE_ARCHIVE,
+    CNCF_CODE_TAR: ROLE_ARCHIVE,
+}
+"""Roles by media type alone. `artifact.model.layer_role` decides the generic types (DMR's model.file,
+ModelPack's weight.v1.raw and doc.v1.raw) by their path annotation."""
+
+# Weight formats: what a weights layer holds.
+FORMAT_GGUF = "gguf"
+FORMAT_SAFETENSORS = "safetensors"
+WEIGHT_FORMATS: dict[str, str] = {
+    GGUF: FORMAT_GGUF,
+    OLLAMA_MODEL: FORMAT_GGUF,
+    CNCF_WEIGHT_GGUF: FORMAT_GGUF,
+    DMR_SAFETENSORS: FORMAT_SAFETENSORS,
+    CNCF_WEIGHT_SAFETENSORS: FORMAT_SAFETENSORS,
 }
