@@ -143,10 +143,12 @@ class StandInHub:
 
     def entry(self, path: str, file: Path) -> dict:
         size = file.stat().st_size
-        out = {"type": "file", "oid": hashlib.sha1(path.encode()).hexdigest(), "size": size, "path": path}
-        if path.endswith(".gguf"):
-            out["lfs"] = {"oid": self.sha256(file), "size": size, "pointerSize": 134}
-        return out
+        if path.endswith((".gguf", ".safetensors")):  # LFS: the git blob is the pointer file, the sha256 the content's
+            pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{self.sha256(file)}\nsize {size}\n"
+            return {"type": "file", "oid": hashlib.sha1(b"blob %d\0%s" % (len(pointer), pointer.encode())).hexdigest(),
+                    "size": size, "path": path, "lfs": {"oid": self.sha256(file), "size": size, "pointerSize": len(pointer)}}
+        oid = hashlib.sha1(b"blob %d\0" % size + file.read_bytes()).hexdigest()  # git's blob id, as the Hub lists it
+        return {"type": "file", "oid": oid, "size": size, "path": path}
 
     def downloads(self, suffix: str) -> int:
         return sum(1 for m, p, _ in self.requests if m == "GET" and "/resolve/" in p and p.endswith(suffix))

@@ -1,10 +1,11 @@
 """The core API that the CLI (and library users) call. No printing here: results are dataclasses.
 
 Modules: `models` (resolve names, open the store, ensure a model is present), `create` (Modelfile ->
-model), `package` (GGUF files -> model), `manage` (list, show, tag, rm, df, prune, verify), `pull`,
-`push`, `login`, `run`, `serve` (ps, load, unload, status, logs of a running gateway), `client` (the HTTP
-client for a gateway), `gateway` (where a running gateway is: its state file, logs). The core is called by
-the two front doors, `llmctl.cli` and `llmctl.server`, and imports neither. Names are loaded on first use: `import llmctl.api.pull` must not drag
+model), `package` (GGUF files or a safetensors folder -> model), `export` (model -> folder), `manage` (list,
+show, tag, rm, df, prune, verify), `pull`, `push`, `login`, `run`, `serve` (ps, load, unload, status, logs of
+a running gateway), `client` (the HTTP client for a gateway), `gateway` (where a running gateway is: its state
+file, logs). The core is called by the two front doors, `llmctl.cli` and `llmctl.server`, and imports neither.
+Names are loaded on first use: `import llmctl.api.pull` must not drag
 in the GGUF reader and numpy, which cost a pull 0.15 s and 14 MB of RSS.
 """
 

@@ -174,6 +174,7 @@ class Session:
         from llmctl.api.models import ensure_model
 
         self.model = ensure_model(self.settings, self.name, self.progress)
+        self.model.require_gguf(self.name)
         if self.requested in (AUTO, GATEWAY) and not self.lora:
             if self._use_gateway():
                 return self

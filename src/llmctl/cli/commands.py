@@ -14,6 +14,7 @@ GROUPS: list[tuple[str, Any]] = []
 # -- models and the local store ---------------------------------------------------------------------
 from llmctl.cli.create import create  # noqa: E402
 from llmctl.cli.df import df  # noqa: E402
+from llmctl.cli.export import export  # noqa: E402
 from llmctl.cli.inspect import inspect  # noqa: E402
 from llmctl.cli.list import list_  # noqa: E402
 from llmctl.cli.package import package  # noqa: E402
@@ -29,6 +30,7 @@ COMMANDS += [
     ("list", list_, ("ls",)),
     ("show", show, ()),
     ("inspect", inspect, ()),
+    ("export", export, ()),
     ("tag", tag, ("cp",)),
     ("rm", rm, ("remove",)),
     ("df", df, ()),

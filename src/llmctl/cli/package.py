@@ -1,4 +1,4 @@
-"""`llmctl package --gguf FILE NAME`: Docker Model Runner's packaging command."""
+"""`llmctl package (--gguf FILE | --safetensors-dir DIR) NAME`: Docker Model Runner's packaging command."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from llmctl.cli import render
 def package(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Name to store the model under (and to push to, with --push)."),
-    gguf: Path = typer.Option(..., "--gguf", help="GGUF weights; any shard of a split model brings all shards."),
+    gguf: Optional[Path] = typer.Option(None, "--gguf", help="GGUF weights; any shard of a split model brings all shards."),
+    safetensors_dir: Optional[Path] = typer.Option(
+        None, "--safetensors-dir", help="Hugging Face model folder: *.safetensors, config.json, tokenizer files."),
     license: List[Path] = typer.Option([], "--license", "-l", help="License file (repeatable)."),
     chat_template: Optional[Path] = typer.Option(None, "--chat-template", help="Jinja chat template file."),
     lora: List[Path] = typer.Option([], "--lora", help="GGUF LoRA adapter (repeatable)."),
@@ -24,13 +26,15 @@ def package(
     ca_cert: Optional[Path] = typer.Option(None, "--ca-cert", help="With --push: extra CA certificate (PEM)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
-    """Package GGUF weights and their companions into a model artifact.
+    """Package GGUF weights, or a safetensors model folder, and their companions into a model artifact.
 
     Examples:
 
       llmctl package --gguf ./model.gguf --license ./LICENSE myorg/mymodel:q4
 
       llmctl package --gguf ./model-00001-of-00003.gguf big:latest
+
+      llmctl package --safetensors-dir ./Qwen3-0.6B myorg/qwen3:0.6b
 
       llmctl package --gguf ./model.gguf --push registry.example.com/team/model:q4
     """
@@ -40,11 +44,13 @@ def package(
     settings = ctx.obj
     spec = PackageSpec(
         gguf=gguf, licenses=tuple(license), chat_template=chat_template, lora=tuple(lora), mmproj=mmproj,
-        context_size=context_size,
+        context_size=context_size, safetensors_dir=safetensors_dir,
     )
     with render.CliProgress(quiet=quiet) as progress:
         result = package_model(settings, name, spec, progress)
     if not quiet:
+        if result.skipped:
+            render.stderr.print(f"not part of the model, left out: {', '.join(result.skipped)}", markup=False)
         render.stderr.print(f"packaged {short(settings, result.reference)} ({result.digest[7:19]}, {render.human_size(result.size)})")
     if push:
         from llmctl.api.push import push as push_model

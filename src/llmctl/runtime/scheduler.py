@@ -188,6 +188,7 @@ class Scheduler:
         """Hold a running engine for `name`, loading it first if needed. Pair with `release`."""
         ka = self.config.keep_alive if keep_alive is _DEFAULT else keep_alive
         model = model or await self.resolve(name)
+        model.require_gguf(name)  # before anything is evicted to make room: a refused request changes nothing
         key = f"{model.digest}/{mode}"
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:

@@ -1,4 +1,4 @@
-"""`pull hf.co/ORG/REPO[:QUANT]`: GGUF models from Hugging Face, with Ollama's name syntax.
+"""`pull hf.co/ORG/REPO[:QUANT]`: GGUF (or safetensors) models from Hugging Face, with Ollama's name syntax.
 
 The repository's files are listed with huggingface_hub; the quantization tag picks the GGUF (default
 Q4_K_M, else the only one; a sharded GGUF brings all its shards, a `mmproj*.gguf` comes along as the
@@ -7,6 +7,9 @@ HF_HOME work as in every other HF tool, and a second pull downloads nothing), th
 each checked against the sha256 the Hub lists for it. License (a LICENSE file, else the model card's
 `license`), chat template (`chat_template.jinja`, else the GGUF's own) and Ollama-style `template`/`system`/
 `params` files become layers.
+
+A repository with safetensors weights and no GGUF is pulled as Docker Model Runner packages a safetensors
+folder (`sources/hf_safetensors.py`).
 
 Hugging Face repository names have capitals; store references do not, so the model is stored as
 `hf.co/org/repo:QUANT` in lower case and shown that way.
@@ -55,6 +58,7 @@ class RemoteFile:
     path: str
     size: int
     sha256: str | None  # LFS files only; small text files have a git oid instead
+    oid: str | None = None  # the git blob id: sha1 of b"blob <size>\0" + content
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,8 @@ def quant_label(key: str) -> str:
 def select_weights(files: list[RemoteFile], quant: str | None, repo_id: str) -> list[RemoteFile]:
     groups = gguf_groups(files)
     if not groups:
-        raise NotFound(f"hf.co/{repo_id} has no GGUF files", hint="llmctl pulls GGUF models from Hugging Face")
+        raise NotFound(f"hf.co/{repo_id} has no GGUF or safetensors files",
+                       hint="llmctl pulls GGUF and safetensors models from Hugging Face")
     available = ", ".join(sorted({quant_label(k) for k in groups}))
     if quant is None:
         default = [k for k in sorted(groups) if _quant_matches(k, DEFAULT_QUANT)]
@@ -228,11 +233,8 @@ def pull(settings: Settings, store: Store, name: str, *, progress: Progress | No
         tree = [e for e in api.list_repo_tree(hf.repo_id, recursive=True) if isinstance(e, RepoFile)]
     except Exception as exc:  # huggingface_hub raises its own hierarchy and httpx errors
         raise _hub_error(exc, hf.repo_id) from None
-    files = [RemoteFile(e.path, int(e.size), e.lfs.sha256 if e.lfs else None) for e in tree]
+    files = [RemoteFile(e.path, int(e.size), e.lfs.sha256 if e.lfs else None, e.blob_id) for e in tree]
     info = _model_info(api, hf.repo_id)
-    weights = select_weights(files, hf.quant, hf.repo_id)
-    projector = select_projector(files)
-    by_name = {f.path: f for f in files}
 
     def download(remote: RemoteFile) -> Path:
         try:
@@ -243,6 +245,13 @@ def pull(settings: Settings, store: Store, name: str, *, progress: Progress | No
         except Exception as exc:
             raise _hub_error(exc, hf.repo_id) from None
 
+    if not gguf_groups(files) and any(f.path.endswith(".safetensors") for f in files):
+        from llmctl.sources.hf_safetensors import store_safetensors
+
+        return store_safetensors(store, hf, files, info, download, progress)
+    weights = select_weights(files, hf.quant, hf.repo_id)
+    projector = select_projector(files)
+    by_name = {f.path: f for f in files}
     weight_paths = [download(f) for f in weights]
     infos = [check_gguf(p) for p in weight_paths]
     facts = facts_for_shards(infos)
