@@ -147,6 +147,8 @@ def _place(store: Store, entry: FolderEntry, stage: Path, tally: _Tally, progres
     blob = store.blob_path(entry.layer.digest)
     dest = stage / entry.path
     dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        raise InvalidModel(f"{entry.path} is in this model twice (a layer and a file of an archive)")
     key = f"export:{entry.path}"
     linked = False
     if not copy:

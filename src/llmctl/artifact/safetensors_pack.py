@@ -72,7 +72,8 @@ def plan_folder(files: Iterable[str], folders: Iterable[str] = (), *, index: dic
     skipped = [n for n in by_kind.get(None, []) if n not in hidden] + [f"{d}/" for d in sorted(folders)
                                                                          if not d.startswith(".")]
     if not weights:
-        raise NotFound(f"{where} has no .safetensors files")
+        hint = "only its top level is packaged, as Docker Model Runner does" if skipped else None
+        raise NotFound(f"{where} has no .safetensors files", hint=hint)
     if index is not None:
         named = _index_files(index, where)
         missing = sorted(named - set(weights))
