@@ -69,10 +69,10 @@ def export(settings: Settings, name: str, directory: Path, *, force: bool = Fals
            progress: Progress | None = None) -> Exported:
     """Lay `name` out in `directory` (pulled first if it is not stored, as `run` does)."""
     progress = progress or NullProgress()
+    target = Path(directory).expanduser().absolute()
+    _check_target(target, force)  # before a pull: a refused export changes nothing
     model = ensure_model(settings, name, progress)
     entries = folder_entries(model.manifest, model.format)
-    target = Path(directory).expanduser().absolute()
-    _check_target(target, force)
     store = open_store(settings)
     tally = _Tally()
     with store.writing():
