@@ -39,8 +39,8 @@ def test_explain_prints_numbers_with_formulas(tmp_path):
     assert res.exit_code == 0, res.output
     out = res.output
     assert "TP 8 x PP 2 = 16 GPUs on 2 node(s)" in out and "811.7 GB" in out
-    assert "[serve] weights" in out and "= (ceil(126/2) layers" in out
-    assert "prefill MFU" in out
+    assert "[serve] weights" in out and "ceil(126/2) layers" in out
+    assert "prefill matmul efficiency (bf16)" in out and "arXiv:2407.08608" in out
 
 
 def test_json_format(tmp_path):

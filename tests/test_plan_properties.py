@@ -56,8 +56,10 @@ def test_any_request_gives_a_valid_plan_or_a_clear_error(req):
     if req.nodes is None:
         assert plan.gpus <= req.node_budget * req.gpus_per_node
     for r in plan.roles:
-        assert m.num_attention_heads % r.shape.tp == 0 and m.num_kv_heads % r.shape.tp == 0
-        assert r.shape.tp <= req.gpus_per_node and r.memory.fits and r.instances >= 1
+        tp = r.shape.tp
+        assert m.num_attention_heads % tp == 0 and (m.is_mla or m.num_kv_heads % tp == 0 or tp % m.num_kv_heads == 0)
+        assert (tp <= req.gpus_per_node or tp % req.gpus_per_node == 0) and r.memory.fits and r.instances >= 1
+        assert r.shape.dp == 1 or (m.is_moe and r.shape.pp == 1 and r.shape.ep)
         assert r.memory.weights + r.memory.activations + r.memory.runtime < r.memory.budget
     w = req.workload
     if w.rate is not None:

@@ -85,6 +85,8 @@ def gpu_profile_from_dict(doc: Mapping[str, Any]) -> GpuProfile:
         default_gpus_per_node=int(doc.get("default_gpus_per_node", 8)),
         k8s_resource=str(doc.get("k8s_resource", "nvidia.com/gpu")),
         aliases=tuple(doc.get("aliases", ())),
+        arch=str(doc.get("arch", "hopper")),
+        fp4_tflops=float(doc["fp4_dense_tflops"]) if doc.get("fp4_dense_tflops") else None,
     )
 
 

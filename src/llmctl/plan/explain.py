@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmctl.plan import lmcache, memory, perf
-from llmctl.plan.memory import kv_bytes_per_token, weight_bytes_total
+from llmctl.plan import explain_perf, kv, lmcache, memory, shapes
+from llmctl.plan.memory import kv_bytes_per_token, plan_quant, role_bytes, weight_bytes_total
 from llmctl.plan.profiles import DTYPE_BYTES
-from llmctl.plan.shapes import valid_tps
 from llmctl.plan.solve import MIN_USEFUL_BATCH
 from llmctl.plan.types import Plan, Role, Step
 from llmctl.plan.units import fmt_bytes as fb
@@ -31,7 +30,8 @@ TOPICS = {
 def _model_steps(plan: Plan) -> list[Step]:
     m = plan.request.model
     pc = m.params()
-    wb = DTYPE_BYTES[plan.weight_dtype]
+    q = plan_quant(m, plan.weight_dtype)
+    rb = role_bytes(m, q)
     kvb = DTYPE_BYTES[plan.kv_dtype]
     s = [
         Step("model", "architecture",
@@ -44,13 +44,23 @@ def _model_steps(plan: Plan) -> list[Step]:
         s.append(Step("model", "active parameters per token", fmt_count(pc.active),
                       f"{m.experts_per_token} of {m.num_experts} routed experts"
                       + (" + shared experts" if m.shared_expert_intermediate_size else "")))
-    s.append(Step("model", f"weights ({plan.weight_dtype})", fb(weight_bytes_total(m, plan.weight_dtype)),
-                  f"{fmt_count(pc.total - pc.embedding - pc.norms)} linear params x {wb} B + "
+    s.append(Step("model", "quantization", q.label + (" (declared by the checkpoint)" if q.declared else ""),
+                  f"{q.detail}; {q.weight_bits:g} bits per weight"
+                  + ("; routed experts only" if q.scope == "experts" else "") if q.quantized else "16-bit checkpoint"))
+    quantized = ("experts" if q.scope == "experts" else "attention + MLP/experts")
+    s.append(Step("model", f"weights ({q.label})", fb(rb.total),
+                  f"{quantized} at {q.weight_bits:g} bits = {fb(rb.attention + rb.mlp + rb.experts)}"
+                  f" + embeddings/lm_head/norms/routers in 16-bit = {fb(rb.small + rb.embed + rb.head)}"
+                  if q.quantized else
+                  f"{fmt_count(pc.total - pc.embedding - pc.norms)} linear params x 2 B + "
                   f"{fmt_count(pc.embedding + pc.norms)} embedding/norm params x 2 B"))
     if m.is_mla:
         formula = f"{m.num_layers} layers x ({m.kv_lora_rank} latent + {m.qk_rope_head_dim} rope) x {kvb} B (MLA)"
     else:
         formula = f"{m.num_layers} layers x 2 x {m.num_kv_heads} KV heads x {m.head_dim} head dim x {kvb} B"
+    if m.sliding_layers:
+        formula += (f"; {m.sliding_layers} of {m.num_layers} layers slide over a {m.sliding_window}-token window "
+                    "and keep only that much per sequence")
     s.append(Step("model", f"KV cache per token ({plan.kv_dtype})", fb(kv_bytes_per_token(m, plan.kv_dtype)), formula))
     w = plan.request.workload
     s.append(Step("model", "max model length", f"{plan.max_model_len:,} tokens",
@@ -58,109 +68,95 @@ def _model_steps(plan: Plan) -> list[Step]:
     return s
 
 
+def _weight_formula(plan: Plan, r: Role) -> str:
+    m, sh = plan.request.model, r.shape
+    dense, experts = memory.weight_split(m, sh, plan.weight_dtype)
+    where = "" if sh.pp == 1 else f" (the heaviest of {sh.pp} stages: ceil({m.num_layers}/{sh.pp}) layers + embedding)"
+    if m.is_moe:
+        return (f"non-expert {fb(dense)} (/ TP {sh.tp}, replicated over DP) + routed experts {fb(experts)} "
+                f"(/ {sh.tp * sh.dp} GPUs){where}")
+    if sh.pp == 1:
+        return f"{fb(weight_bytes_total(m, plan.weight_dtype))} / TP {sh.tp}"
+    pc, q = m.params(), plan_quant(m, plan.weight_dtype)
+    return (f"(ceil({m.num_layers}/{sh.pp}) layers x {fmt_count(pc.max_layer)} params x {q.bytes_for('mlp'):g} B + "
+            f"{fmt_count(m.vocab_size * m.hidden_size)} embedding x 2 B) / TP {sh.tp}: the heaviest of {sh.pp} stages")
+
+
+def _kv_formula(plan: Plan, r: Role) -> str:
+    m, sh = plan.request.model, r.shape
+    per_layer = kv.per_layer_bytes(m, sh.tp, plan.kv_dtype)
+    if m.is_mla:
+        return f"ceil({m.num_layers}/{sh.pp}) layers x {per_layer} B (the MLA latent is not split by TP)"
+    heads = kv.kv_heads_per_rank(m, sh.tp)
+    rep = f"; TP {sh.tp} > {m.num_kv_heads} KV heads: each head is replicated on {sh.tp // m.num_kv_heads} ranks" \
+        if sh.tp > m.num_kv_heads else ""
+    return f"ceil({m.num_layers}/{sh.pp}) layers x 2 x {heads} KV head(s) per rank x {m.head_dim} x {DTYPE_BYTES[plan.kv_dtype]} B{rep}"
+
+
 def _memory_steps(plan: Plan, r: Role) -> list[Step]:
-    mem, sh, m = r.memory, r.shape, plan.request.model
+    mem, m = r.memory, plan.request.model
     gpu = plan.request.gpu
     tag = f"[{r.name}] "
-    if sh.pp == 1:
-        wformula = f"{fb(weight_bytes_total(m, plan.weight_dtype))} / TP {sh.tp}"
-    else:
-        pc = m.params()
-        wformula = (f"(ceil({m.num_layers}/{sh.pp}) layers x {fmt_count(pc.max_layer)} params x "
-                    f"{DTYPE_BYTES[plan.weight_dtype]} B + {fmt_count(m.vocab_size * m.hidden_size)} embedding x 2 B)"
-                    f" / TP {sh.tp}: the heaviest of {sh.pp} stages")
-    per_layer = m.kv_elements_per_token_per_layer * DTYPE_BYTES[plan.kv_dtype]
-    kvf = (f"ceil({m.num_layers}/{sh.pp}) layers x {per_layer} B"
-           + ("" if m.is_mla else f" / TP {sh.tp}") + (" (MLA latent is not split by TP)" if m.is_mla else ""))
+    seq = (f"{fb(mem.kv_seq_bytes)} per {plan.max_model_len:,}-token sequence"
+           + (f" (sliding layers keep {m.sliding_window} tokens)" if m.sliding_layers and
+              mem.kv_seq_bytes < mem.kv_bytes_per_token * plan.max_model_len else ""))
     return [
         Step("memory", tag + "budget", fb(mem.budget),
              f"{fb(gpu.memory_bytes)} ({gpu.name}) x gpu-memory-utilization {memory.GPU_MEMORY_UTILIZATION}"),
-        Step("memory", tag + "weights", fb(mem.weights), wformula),
+        Step("memory", tag + "weights", fb(mem.weights), _weight_formula(plan, r)),
         Step("memory", tag + "activations", fb(mem.activations),
              f"{memory.MAX_NUM_BATCHED_TOKENS} batched tokens x (2 hidden + (q + kv + 2 x mlp) / TP) x 2 B "
              f"+ FP32 logits for {memory.MAX_NUM_SEQS} rows"),
-        Step("memory", tag + "runtime reserve", fb(mem.runtime), "CUDA graphs, NCCL buffers, sampler"),
+        Step("memory", tag + "runtime reserve", fb(mem.runtime),
+             "CUDA graphs, NCCL buffers, sampler" + (" + expert-parallel all-to-all buffers" if r.shape.dp > 1 else "")),
         Step("memory", tag + "left for KV cache", fb(mem.kv_free), "budget - weights - activations - runtime"),
-        Step("memory", tag + "KV per token on one GPU", fb(mem.kv_bytes_per_token), kvf),
+        Step("memory", tag + "KV per token on one GPU", fb(mem.kv_bytes_per_token), _kv_formula(plan, r)),
         Step("memory", tag + "KV capacity per instance", f"{mem.kv_tokens:,} tokens",
-             f"{fb(mem.kv_free)} / {fb(mem.kv_bytes_per_token)}"),
+             f"{fb(mem.kv_free)} / ({seq}) x {plan.max_model_len:,}" + (f" x {r.shape.dp} DP ranks" if r.shape.dp > 1 else "")),
         Step("memory", tag + "concurrent sequences by KV", f"{mem.max_seqs:,}",
              f"{mem.kv_tokens:,} / {plan.max_model_len:,} max model length"),
     ]
+
+
+def _shape_reason(plan: Plan, r: Role) -> str:
+    req, m, G = plan.request, plan.request.model, plan.request.gpus_per_node
+    node_budget = fb(memory.GPU_MEMORY_UTILIZATION * req.gpu.memory_bytes * G)
+    weights = fb(weight_bytes_total(m, plan.weight_dtype))
+    if r.nodes_per_instance > 1 and r.shape.dp == 1:
+        how = "TP" if r.shape.tp > G else "PP"
+        return f"weights {weights} > {node_budget} usable on one node of {G}: {how} across {r.nodes_per_instance} nodes"
+    if req.workload.rate is not None:
+        return "of the shapes that fit, the one serving the rate within the SLOs with the fewest GPUs in total"
+    return (f"the smallest shape that fits with KV for at least {MIN_USEFUL_BATCH} sequences "
+            "(or the largest batch the SLOs allow), then the one with the most capacity")
 
 
 def _parallel_steps(plan: Plan) -> list[Step]:
     req = plan.request
     m = req.model
     G = req.gpus_per_node
-    node_budget = fb(memory.GPU_MEMORY_UTILIZATION * req.gpu.memory_bytes * G)
-    weights = fb(weight_bytes_total(m, plan.weight_dtype))
-    s = [Step("parallelism", "TP sizes allowed", ", ".join(map(str, valid_tps(m, G))),
-              f"divide {G} GPUs per node, {m.num_attention_heads} attention heads and {m.num_kv_heads} KV heads")]
+    wide = shapes.multinode_tps(m, G, req.node_budget)
+    s = [Step("parallelism", "TP sizes allowed", ", ".join(map(str, shapes.valid_tps(m, G) + wide)),
+              f"divide {m.num_attention_heads} attention heads; divide the {m.num_kv_heads} KV heads or be a multiple "
+              f"of them (then heads are replicated); inside a node of {G}, or whole nodes"
+              + ("; whole quantization groups per slice" if m.quant.group_size else ""))]
     for r in plan.roles:
         spans = r.nodes_per_instance
-        if spans > 1:
-            why = f"weights {weights} > {node_budget} usable on one node of {G}: PP across {spans} nodes"
-        elif req.workload.rate is not None:
-            why = "of the shapes that fit, the one serving the rate within the SLOs with the fewest GPUs in total"
-        else:
-            why = (f"the smallest shape that fits with KV for at least {MIN_USEFUL_BATCH} sequences "
-                   "(or the largest batch the SLOs allow)")
-        s.append(Step("parallelism", f"[{r.name}] instance", f"{r.shape} = {r.shape.gpus} GPUs on {spans} node(s)", why))
-        if r.expert_parallel:
+        s.append(Step("parallelism", f"[{r.name}] instance", f"{r.shape} = {r.shape.gpus} GPUs on {spans} node(s)",
+                      _shape_reason(plan, r)))
+        if r.shape.dp > 1:
+            s.append(Step("parallelism", f"[{r.name}] DP attention + EP",
+                          f"{r.shape.dp} attention ranks x TP {r.shape.tp}, experts over EP {r.shape.ep_size}",
+                          "each rank holds its own sequences' KV and the whole attention; MoE layers exchange tokens "
+                          "between all ranks every step, so the group runs in lockstep and is priced as one instance"))
+        elif r.expert_parallel:
             s.append(Step("parallelism", f"[{r.name}] expert parallel", f"EP over the TP group ({r.shape.tp})",
-                          f"{m.num_experts} experts spread across ranks instead of sliced; vLLM EP size = TP x DP"))
+                          f"{m.num_experts} experts spread across ranks instead of sliced"))
     return s
 
 
 def _perf_steps(plan: Plan, r: Role) -> list[Step]:
-    req, w = plan.request, plan.request.workload
-    m, gpu, sh = req.model, req.gpu, r.shape
-    tag = f"[{r.name}] "
-    pre = r.prefill
-    s: list[Step] = []
-    if r.name in ("serve", "prefill"):
-        s += [
-            Step("prefill", tag + "FLOPs per request", f"{pre.flops / 1e12:.1f} TFLOP",
-                 f"2 x {fmt_count(perf.matmul_params(m))} matmul params x {w.isl} + 2 x {m.num_layers} x {w.isl}^2 x "
-                 f"{m.q_dim} (attention) + 2 x vocab x hidden"),
-            Step("prefill", tag + "latency (one request)", fd(pre.latency),
-                 f"{pre.flops / 1e12:.1f} TFLOP / (TP {sh.tp} x {pre.peak_flops / 1e12:.0f} TFLOP/s x MFU {perf.PREFILL_MFU})"
-                 + (" + pipeline hops" if sh.pp > 1 else "")),
-            Step("prefill", tag + "service time (pipelined)", fd(pre.service), f"latency compute / PP {sh.pp}"),
-        ]
-    if r.kv_transfer:
-        s.append(Step("prefill", tag + "KV hand-off to decode", fd(r.kv_transfer),
-                      f"{w.isl} tokens x KV per token per decode GPU / ({gpu.inter_node_bandwidth / 1e9:g} GB/s NIC x "
-                      f"{perf.KV_TRANSFER_EFFICIENCY})"))
-    if r.name in ("serve", "decode"):
-        idle, cap = r.decode_idle, r.decode_capacity
-        s += [
-            Step("decode", tag + "TPOT at batch 1", fd(idle.time),
-                 f"weights {fd(idle.weights_s)} + KV {fd(idle.kv_s)} + TP all-reduce {fd(idle.comm_s)}"
-                 + (f" + PP hops {fd(idle.hops_s)}" if idle.hops_s else "")
-                 + f"; weights = PP {sh.pp} x {fb(r.memory.weights)}"
-                 + (" x experts touched" if m.is_moe else "")
-                 + f" / ({gpu.hbm_bandwidth / 1e12:g} TB/s x {perf.DECODE_BW_EFFICIENCY})"),
-            Step("decode", tag + "batch at capacity", f"{r.batch_at_capacity:.3g}",
-                 f"largest batch within KV ({r.memory.max_seqs}), max-num-seqs ({memory.MAX_NUM_SEQS})"
-                 + (f", TPOT SLO {fd(w.tpot_slo)}" if w.tpot_slo else "")
-                 + (f", TTFT SLO {fd(w.ttft_slo)}" if w.ttft_slo and r.name == "serve" else "")),
-            Step("decode", tag + f"step time at batch {r.batch_at_capacity:.3g}", fd(cap.time),
-                 f"weights {fd(cap.weights_s)} + KV {fd(cap.kv_s)} (batch x {w.decode_context:g} avg context) "
-                 f"+ comm {fd(cap.comm_s + cap.hops_s)}"),
-        ]
-        if r.name == "serve":
-            s.append(Step("decode", tag + "inter-token gap with a prefill chunk", fd(r.stall),
-                          f"step time + compute of one {min(w.isl, memory.MAX_NUM_BATCHED_TOKENS)}-token prefill chunk "
-                          "(the tail that disaggregation removes)"))
-        rate_formula = ("B / (OSL x t_step(B) + B x prefill service)" if r.name == "serve"
-                        else "B / (OSL x t_step(B))")
-        s.append(Step("decode", tag + "capacity per instance", f"{r.capacity_rps:.3f} req/s", rate_formula))
-    elif r.name == "prefill":
-        s.append(Step("prefill", tag + "capacity per instance", f"{r.capacity_rps:.3f} req/s",
-                      f"rho / service, rho = min({perf.MAX_UTILIZATION}, 2 x TTFT slack / (service + 2 x slack))"))
-    return s
+    return explain_perf.perf_steps(plan, r)
 
 
 def _pool_steps(plan: Plan) -> list[Step]:
@@ -201,17 +197,6 @@ def _expected_steps(plan: Plan) -> list[Step]:
     ]
 
 
-def _assumption_steps() -> list[Step]:
-    return [
-        Step("assumptions", "prefill MFU", str(perf.PREFILL_MFU), "share of dense peak FLOP/s a whole-model prefill reaches"),
-        Step("assumptions", "decode HBM efficiency", str(perf.DECODE_BW_EFFICIENCY), "share of peak bandwidth decode kernels sustain"),
-        Step("assumptions", "link efficiency", str(perf.LINK_EFFICIENCY), "NVLink/PCIe/NIC share reached by collectives"),
-        Step("assumptions", "KV transfer efficiency", str(perf.KV_TRANSFER_EFFICIENCY), "NIC share reached by NIXL/Mooncake"),
-        Step("assumptions", "max prefill utilization", str(perf.MAX_UTILIZATION), "queues are kept below this busy share"),
-        Step("assumptions", "routing", "uniform", "MoE experts touched per step: 1 - (1 - k/E)^tokens"),
-    ]
-
-
 def build_steps(plan: Plan) -> list[Step]:
     steps = _model_steps(plan)
     for r in plan.roles:
@@ -219,7 +204,7 @@ def build_steps(plan: Plan) -> list[Step]:
     steps += _parallel_steps(plan)
     for r in plan.roles:
         steps += _perf_steps(plan, r)
-    steps += _pool_steps(plan) + _expected_steps(plan) + _assumption_steps()
+    steps += _pool_steps(plan) + _expected_steps(plan) + explain_perf.assumption_steps(plan)
     return steps
 
 

@@ -12,6 +12,7 @@ from llmctl.plan.launch import (
     ROUTER_PORT,
     Endpoint,
     Rank,
+    dp_group_flags,
     engine_argv,
     hostport,
     router_argv,
@@ -39,13 +40,21 @@ def engine_container(
 ) -> dict[str, Any]:
     """The engine container of one pod of an instance; `rank` is "0" or an env reference for workers."""
     nnodes = role.nodes_per_instance
-    ray = plan.request.executor == "ray" and plan.engine == "vllm" and nnodes > 1
+    ray = plan.request.executor == "ray" and plan.engine == "vllm" and nnodes > 1 and role.shape.dp == 1
+    dp_group = plan.engine == "vllm" and role.shape.dp > 1
+    dp: dict[str, str] = {}
+    if dp_group:  # a worker's first DP rank is its LWS/RBG worker index x local ranks: shell arithmetic
+        local = gpus_per_pod(plan, role) // role.shape.tp
+        index = rank.removeprefix("$(").removesuffix(")")
+        dp = dp_group_flags(role, 0 if leader else 1, local, leader_addr, f"$(({index} * {local}))")
     argv = engine_argv(plan, role, Rank(port=ENGINE_PORT, nnodes=nnodes, node_rank=rank if nnodes > 1 else 0,
-                                        head_addr=leader_addr, executor=plan.request.executor))
+                                        head_addr=leader_addr, executor=plan.request.executor, dp=dp))
     if ray:
         script = (f"bash {RAY_SCRIPT} leader --ray_cluster_size={group_size}; exec " + _join(argv)) if leader else \
             f"bash {RAY_SCRIPT} worker --ray_address={leader_addr}"
         command = ["sh", "-c", script]
+    elif dp_group and not leader:
+        command = ["sh", "-c", "exec " + _join(argv)]
     else:
         command = argv
     env: list[dict[str, Any]] = [hf_token_env()]

@@ -65,6 +65,31 @@ class Rank:
     instance: int = 0  # index in its role: names LMCache's per-instance RPC socket
 
 
+def quant_flags(plan: Plan, engine: str) -> list[str]:
+    """--dtype / --quantization for the weights the plan serves. A method the checkpoint declares is never
+    passed: both engines read it from config.json, and vLLM refuses to start when --quantization names another
+    (ModelConfig._verify_quantization). Online FP8 of a 16-bit checkpoint is --quantization fp8."""
+    m = plan.request.model
+    if m.quant.quantized:
+        return []
+    if plan.weight_dtype == "fp8":
+        return ["--quantization", "fp8"]
+    return ["--dtype", "bfloat16"]
+
+
+def dp_group_flags(role: Role, node_rank: int, local: int, head_addr: str, start_rank: str | None = None) -> dict[str, str]:
+    """vLLM data parallelism of one lockstep group: every node runs `vllm serve` with its local DP ranks; the
+    head (node rank 0) serves the API, the others run --headless from their first DP rank on."""
+    dp: dict[str, str] = {"--data-parallel-size": str(role.shape.dp)}
+    if role.nodes_per_instance > 1:
+        dp.update({"--data-parallel-size-local": str(local), "--data-parallel-address": head_addr,
+                   "--data-parallel-rpc-port": str(DP_RPC_PORT)})
+        if node_rank:
+            dp["--data-parallel-start-rank"] = start_rank or str(node_rank * local)
+            dp["--headless"] = "1"
+    return dp
+
+
 def engine_argv(plan: Plan, role: Role, rank: Rank) -> list[str]:
     if plan.engine == "sglang":
         return _sglang_argv(plan, role, rank)
@@ -87,10 +112,7 @@ def _vllm_argv(plan: Plan, role: Role, rank: Rank) -> list[str]:
             argv += [flag, value]
     if role.expert_parallel:
         argv += ["--enable-expert-parallel"]
-    if plan.weight_dtype == "bf16":
-        argv += ["--dtype", "bfloat16"]
-    elif m.native_dtype != "fp8":
-        argv += ["--quantization", "fp8"]
+    argv += quant_flags(plan, "vllm")
     if plan.kv_dtype == "fp8":
         argv += ["--kv-cache-dtype", "fp8"]
     argv += [
@@ -104,9 +126,9 @@ def _vllm_argv(plan: Plan, role: Role, rank: Rank) -> list[str]:
         argv += ["--kv-transfer-config", json.dumps(cfg, separators=(",", ":"))]
     if lmcache.is_pd(plan):  # as vLLM's and LMCache's P/D launchers: KV comes from the prefiller, not vLLM's cache
         argv += ["--no-enable-prefix-caching"]
-    if rank.executor == "ray" and rank.nnodes > 1:
+    if rank.executor == "ray" and rank.nnodes > 1 and role.shape.dp == 1:
         argv += ["--distributed-executor-backend", "ray"]
-    elif rank.nnodes > 1:
+    elif rank.nnodes > 1 and role.shape.dp == 1:
         argv += [
             "--distributed-executor-backend", "mp",
             "--nnodes", str(rank.nnodes),
@@ -123,22 +145,21 @@ def _sglang_argv(plan: Plan, role: Role, rank: Rank) -> list[str]:
     m = plan.request.model
     argv = ["python3", "-m", "sglang.launch_server", "--model-path", m.serve_id,
             "--host", "0.0.0.0", "--port", str(rank.port), "--served-model-name", served_name(plan),
-            "--tp-size", str(role.shape.tp)]
+            "--tp-size", str(role.shape.tp * role.shape.dp)]
     if role.shape.pp > 1:
         argv += ["--pp-size", str(role.shape.pp)]
-    if rank.dp_size > 1:
+    if role.shape.dp > 1:  # DP attention: --tp-size counts every GPU of the group, --dp-size the attention ranks
+        argv += ["--dp-size", str(role.shape.dp), "--enable-dp-attention"]
+    elif rank.dp_size > 1:
         argv += ["--dp-size", str(rank.dp_size)]
     if role.expert_parallel:
-        argv += ["--ep-size", str(role.shape.tp)]
-    if plan.weight_dtype == "bf16":
-        argv += ["--dtype", "bfloat16"]
-    elif m.native_dtype != "fp8":
-        argv += ["--quantization", "fp8"]
+        argv += ["--ep-size", str(role.shape.ep_size)]
+    argv += quant_flags(plan, "sglang")
     if plan.kv_dtype == "fp8":
         argv += ["--kv-cache-dtype", "fp8_e4m3"]
     argv += [
         "--context-length", str(plan.max_model_len),
-        "--max-running-requests", str(role.max_num_seqs),
+        "--max-running-requests", str(role.max_num_seqs * role.shape.dp),  # SGLang splits it over DP ranks
         "--chunked-prefill-size", str(memory.MAX_NUM_BATCHED_TOKENS),
         "--mem-fraction-static", f"{memory.GPU_MEMORY_UTILIZATION:.2f}",
     ]
@@ -223,8 +244,8 @@ def processes(plan: Plan, addr: Callable[[int], str], *, router_addr: str | None
     endpoints: list[Endpoint] = []
     if plan.mode == "aggregated":
         role = plan.roles[0]
-        if role.nodes_per_instance == 1 and plan.engine == "vllm" and req.executor == "mp":
-            return _aggregated_dp(plan, role, addr)
+        if role.nodes_per_instance == 1 and plan.engine == "vllm" and req.executor == "mp" and not req.model.is_moe:
+            return _aggregated_dp(plan, role, addr)  # dense replicas are independent: one --data-parallel-size
         behind_router = role.instances > 1
         slot: dict[int, int] = {}
         for i in range(role.instances):
@@ -302,8 +323,11 @@ def _instance(plan: Plan, role: Role, i: int, addr: Callable[[int], str], slot: 
     slot[head.node] = local + 1
     port = port_base if port_base == ENGINE_PORT else port_base + local
     out = []
+    ray = plan.request.executor == "ray" and role.shape.dp == 1
     for p in places:
-        rank = Rank(port=port, nnodes=p.nnodes, node_rank=p.node_rank, head_addr=addr(head.node),
+        dp = (dp_group_flags(role, p.node_rank, len(p.gpu_ids) // role.shape.tp, addr(head.node))
+              if plan.engine == "vllm" and role.shape.dp > 1 else {})
+        rank = Rank(port=port, nnodes=p.nnodes, node_rank=p.node_rank, head_addr=addr(head.node), dp=dp,
                     executor=plan.request.executor, bootstrap_port=SGLANG_BOOTSTRAP_PORT + head.gpu_ids[0], instance=i)
         env = [("CUDA_VISIBLE_DEVICES", ",".join(map(str, p.gpu_ids)))]
         boot = None
@@ -321,12 +345,12 @@ def _instance(plan: Plan, role: Role, i: int, addr: Callable[[int], str], slot: 
         if plan.mode == "disaggregated" and plan.engine == "sglang" and role.name == "prefill":
             boot = str(rank.bootstrap_port)
         name = f"{role.name}-{i}" + (f"-rank{p.node_rank}" if p.nnodes > 1 else "")
-        if plan.request.executor == "ray" and p.nnodes > 1 and p.node_rank > 0:
+        if ray and p.nnodes > 1 and p.node_rank > 0:
             argv = ("ray", "start", "--address", f"{addr(head.node)}:{RAY_PORT}", "--block")
             out.append(Proc(name, "ray-worker", p.node, p.gpu_ids, argv, tuple(env)))
             continue
         before: tuple[tuple[str, ...], ...] = ()
-        if plan.request.executor == "ray" and p.nnodes > 1:
+        if ray and p.nnodes > 1:
             before = (("ray", "start", "--head", "--port", str(RAY_PORT)),)
         argv = tuple(engine_argv(plan, role, rank))
         out.append(Proc(name, role.name, p.node, p.gpu_ids, argv, tuple(env),

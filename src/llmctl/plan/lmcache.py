@@ -89,7 +89,7 @@ def _align(n: float) -> int:
 
 def buffers(mem: MemoryBreakdown) -> Buffers:
     """Sender: one sequence (at least 1 GiB); receiver: RECEIVER_SEQUENCES sequences (at least 2 GiB)."""
-    seq = _align(mem.max_model_len * mem.kv_bytes_per_token)
+    seq = _align(mem.kv_seq_bytes or mem.max_model_len * mem.kv_bytes_per_token)
     limit = int(mem.device_bytes * (1 - memory.GPU_MEMORY_UTILIZATION)) - CUDA_CONTEXT_BYTES
     sender = max(SENDER_BUFFER_FLOOR, seq)
     receiver = max(RECEIVER_BUFFER_FLOOR, RECEIVER_SEQUENCES * seq)

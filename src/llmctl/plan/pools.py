@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from llmctl.plan import memory, perf
 from llmctl.plan.memory import MemoryBreakdown, Shape
-from llmctl.plan.perf import DecodeStep, Prefill
+from llmctl.plan.perf import DecodeStep, PerfModel, Prefill
 from llmctl.plan.profiles import GpuProfile, ModelProfile, ceil_div
 from llmctl.plan.types import OperatingPoint, Workload
 
@@ -27,23 +27,28 @@ MIN_BATCH = 1e-3
 
 @dataclass(frozen=True)
 class Context:
-    """What every evaluation shares: the model on the GPU with the chosen dtypes and workload."""
+    """What every evaluation shares: the speed model (model on GPU, dtypes, engine) and the workload."""
 
-    model: ModelProfile
-    gpu: GpuProfile
-    gpus_per_node: int
-    wdtype: str
-    kvdtype: str
+    perf: PerfModel
     workload: Workload
 
+    @property
+    def model(self) -> ModelProfile:
+        return self.perf.inputs.model
+
+    @property
+    def gpu(self) -> GpuProfile:
+        return self.perf.inputs.gpu
+
+    @property
+    def kvdtype(self) -> str:
+        return self.perf.inputs.kvdtype
+
     def step(self, shape: Shape, batch: float) -> DecodeStep:
-        return perf.decode_step(
-            self.model, self.gpu, shape, self.wdtype, self.kvdtype, batch,
-            self.workload.decode_context, self.gpus_per_node,
-        )
+        return self.perf.decode_step(shape, batch, self.workload.decode_context)
 
     def prefill(self, shape: Shape) -> Prefill:
-        return perf.prefill(self.model, self.gpu, shape, self.wdtype, self.workload.isl, self.gpus_per_node)
+        return self.perf.prefill(shape, self.workload.isl)
 
     @property
     def prefill_chunks(self) -> int:
@@ -106,7 +111,8 @@ def _solve_rate(rate_of: Callable[[float], float], target: float, hi: float) -> 
 
 
 def batch_cap(mem: MemoryBreakdown) -> int:
-    return min(mem.max_seqs, memory.MAX_NUM_SEQS)
+    """Sequences the instance runs at once: KV memory, and --max-num-seqs per engine (per DP rank)."""
+    return min(mem.max_seqs, memory.MAX_NUM_SEQS * mem.dp)
 
 
 # -- aggregated ---------------------------------------------------------------------------------------
@@ -138,8 +144,8 @@ def eval_aggregated(ctx: Context, shape: Shape, mem: MemoryBreakdown) -> Eval:
     t1 = ctx.step(shape, 1).time
     idle = OperatingPoint(rate=0.0, batch=1, ttft=pre.latency + t1 * ctx.prefill_chunks, tpot=t1, utilization=0.0)
     at_cap = _agg_point(ctx, shape, pre, best) if best else idle
-    chunk = perf.prefill_flops(ctx.model, min(ctx.workload.isl, memory.MAX_NUM_BATCHED_TOKENS))
-    stall = ctx.step(shape, max(best, 1)).time + chunk / (shape.tp * pre.peak_flops * perf.PREFILL_MFU)
+    chunk = ctx.perf.prefill(shape, min(ctx.workload.isl, memory.MAX_NUM_BATCHED_TOKENS))
+    stall = ctx.step(shape, max(best, 1)).time + chunk.compute_s
     return Eval("serve", shape, mem, pre, cap, best, at_cap.rate if best else 0.0, idle, at_cap, stall=stall)
 
 
@@ -188,7 +194,7 @@ def eval_prefill(ctx: Context, shape: Shape, mem: MemoryBreakdown, decode: Eval)
     """Prefill pool sized against the decode pool it feeds: TTFT includes the KV hand-off to a decode
     instance and the decode step that emits the first token there."""
     pre = ctx.prefill(shape)
-    transfer = perf.kv_transfer_time(ctx.model, ctx.gpu, decode.shape, ctx.kvdtype, ctx.workload.isl)
+    transfer = ctx.perf.kv_transfer(decode.shape, ctx.workload.isl)
     handoff = transfer + decode.at_capacity.tpot
     slo = ctx.workload.ttft_slo
     slack = math.inf if slo is None else slo - pre.latency - handoff

@@ -1,9 +1,10 @@
 """Model and GPU profiles: the two inputs every plan starts from, read from data files, never hard-coded.
 
-A `ModelProfile` is the architecture arithmetic needs (layers, widths, heads, experts, MLA ranks) plus the
-parameter counts derived from it; it is built from a Hugging Face `config.json` (`profile_from_config`) or
-from GGUF metadata (`profile_from_gguf`), both pure functions. A `GpuProfile` is one datasheet: memory,
-dense TFLOPS, HBM and link bandwidths, with sources cited in its YAML file.
+A `ModelProfile` is the architecture arithmetic needs (layers, widths, heads, experts, MLA ranks, which layers
+attend over a sliding window, how the checkpoint is quantized) plus the parameter counts derived from it; it is
+built from a Hugging Face `config.json` (`profile_from_config`, in hfconfig.py) or from GGUF metadata
+(`profile_from_gguf`, in gguf_profile.py), both pure functions. A `GpuProfile` is one datasheet: memory, dense
+TFLOPS, HBM and link bandwidths, with sources cited in its YAML file.
 """
 
 from __future__ import annotations
@@ -13,23 +14,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmctl.errors import InvalidInput
+from llmctl.plan.quant import NONE, Quant
 
 DTYPE_BYTES: dict[str, int] = {"bf16": 2, "fp8": 1}
-"""Bytes per weight / KV element for the dtypes a plan can choose (`--dtype`)."""
+"""Bytes per KV element for the KV cache dtypes a plan can choose."""
 
 
 @dataclass(frozen=True)
 class ParamCounts:
-    """Parameters by the role they play, because each role costs memory and bandwidth differently."""
+    """Parameters by the role they play, because each role costs memory, bandwidth and FLOPs differently."""
 
     total: int
     active: int  # read for one token: attention, dense MLPs, shared + top-k routed experts, embeddings
-    embedding: int  # input embedding + lm_head (one matrix when tied); kept in 16-bit even under FP8
+    embedding: int  # input embedding + lm_head (one matrix when tied); kept in 16-bit by every quantization
     expert: int  # all routed-expert weights (0 for dense models)
     norms: int  # RMSNorm weights, kept in 16-bit
     max_layer: int  # the heaviest decoder layer, for pipeline-stage sizing
-    lm_head: int  # the output projection (0 extra when tied: it is the embedding)
+    lm_head: int  # the output projection (the embedding matrix itself when tied)
+    attention: int = 0  # attention projections, all layers
+    mlp: int = 0  # dense MLPs and shared experts, all layers
+    router: int = 0  # MoE gates, kept in 16-bit
+    expert_each: int = 0  # one routed expert of one layer (3 x hidden x moe_intermediate)
+    input_embedding: int = 0  # the embedding table alone (a lookup in decode, not a read)
 
 
 @dataclass(frozen=True)
@@ -49,19 +55,22 @@ class ModelProfile:
     vocab_size: int
     max_position_embeddings: int
     tie_word_embeddings: bool = False
-    native_dtype: str = "bf16"  # dtype of the shipped weights: bf16 (also fp16/fp32 checkpoints) or fp8
+    quant: Quant = NONE  # how the checkpoint stores its linear layers (quantization_config)
     # mixture of experts
     num_experts: int = 0
     experts_per_token: int = 0
     moe_intermediate_size: int = 0
     shared_expert_intermediate_size: int = 0  # total width of the always-on shared expert(s)
-    dense_layers: int = 0  # leading layers with a dense MLP in a MoE model (DeepSeek first_k_dense_replace)
+    dense_layers: int = 0  # layers with a dense MLP in a MoE model (DeepSeek first_k_dense_replace)
     # multi-head latent attention (DeepSeek V2/V3/R1)
     kv_lora_rank: int = 0
     q_lora_rank: int = 0
     qk_rope_head_dim: int = 0
     qk_nope_head_dim: int = 0
     v_head_dim: int = 0
+    # sliding-window layers (gpt-oss, Gemma 2/3, Mistral): "sliding" or "full" per layer; empty = all full
+    layer_attention: tuple[str, ...] = ()
+    sliding_window: int = 0
     parameter_count_override: int | None = None  # a count the source states (GGUF), preferred when given
     aliases: tuple[str, ...] = field(default=())
 
@@ -72,6 +81,15 @@ class ModelProfile:
     @property
     def is_mla(self) -> bool:
         return self.kv_lora_rank > 0
+
+    @property
+    def native_dtype(self) -> str:
+        """The checkpoint's weight format: bf16 for 16/32-bit checkpoints, else the quantized format."""
+        return self.quant.weight_format if self.quant.quantized else "bf16"
+
+    @property
+    def sliding_layers(self) -> int:
+        return sum(1 for k in self.layer_attention if k == "sliding") if self.sliding_window else 0
 
     @property
     def q_dim(self) -> int:
@@ -108,14 +126,18 @@ class GpuProfile:
     default_gpus_per_node: int
     k8s_resource: str = "nvidia.com/gpu"
     aliases: tuple[str, ...] = ()
+    arch: str = "hopper"  # selects data/plan/perf/<arch>.yaml: measured efficiencies of that generation
+    fp4_tflops: float | None = None
 
     @property
     def has_nvlink(self) -> bool:
         return self.intra_node_link.startswith("nvlink")
 
     def peak_flops(self, dtype: str) -> float:
-        """Dense FLOP/s for the matmul dtype; FP8 falls back to BF16 math where the GPU has no FP8 cores."""
-        if dtype == "fp8" and self.fp8_tflops:
+        """Dense FLOP/s for the matmul dtype; FP8/INT8/FP4 fall back to the next format the GPU has."""
+        if dtype == "fp4" and self.fp4_tflops:
+            return self.fp4_tflops * 1e12
+        if dtype in ("fp8", "int8", "fp4") and self.fp8_tflops:
             return self.fp8_tflops * 1e12
         return self.bf16_tflops * 1e12
 
@@ -145,8 +167,8 @@ def _attention_params(m: ModelProfile) -> int:
 def count_parameters(m: ModelProfile) -> ParamCounts:
     """Parameters from the architecture: gated MLPs (3·h·I), attention (GQA or MLA), experts, embeddings.
 
-    Small tensors (biases, q/k norms) are ignored; the catalog tests check the result against each model
-    card's published size.
+    Small tensors (biases, q/k norms, attention sinks) are ignored; the catalog tests check the result against
+    each model card's published size.
     """
     h, L = m.hidden_size, m.num_layers
     attn = _attention_params(m)
@@ -154,21 +176,23 @@ def count_parameters(m: ModelProfile) -> ParamCounts:
     dense_mlp = 3 * h * m.intermediate_size
     embed = m.vocab_size * h
     lm_head = 0 if m.tie_word_embeddings else m.vocab_size * h
+    expert_each = 3 * h * m.moe_intermediate_size if m.is_moe else 0
     if m.is_moe:
         moe_layers = L - m.dense_layers
-        expert = 3 * h * m.moe_intermediate_size
         shared = 3 * h * m.shared_expert_intermediate_size
         router = h * m.num_experts
-        moe_layer = attn + norms_per_layer + m.num_experts * expert + shared + router
+        moe_layer = attn + norms_per_layer + m.num_experts * expert_each + shared + router
         dense_layer = attn + norms_per_layer + dense_mlp
         layers_total = moe_layers * moe_layer + m.dense_layers * dense_layer
-        routed_total = moe_layers * m.num_experts * expert
-        routed_active = moe_layers * m.experts_per_token * expert
+        routed_total = moe_layers * m.num_experts * expert_each
+        routed_active = moe_layers * m.experts_per_token * expert_each
         max_layer = max(moe_layer, dense_layer if m.dense_layers else 0)
+        mlp_total, router_total = moe_layers * shared + m.dense_layers * dense_mlp, moe_layers * router
     else:
         layers_total = L * (attn + norms_per_layer + dense_mlp)
         routed_total = routed_active = 0
         max_layer = attn + norms_per_layer + dense_mlp
+        mlp_total, router_total = L * dense_mlp, 0
     norms = L * norms_per_layer + h
     total = layers_total + h + embed + lm_head
     if m.parameter_count_override:
@@ -182,162 +206,31 @@ def count_parameters(m: ModelProfile) -> ParamCounts:
         norms=norms,
         max_layer=max_layer,
         lm_head=lm_head if lm_head else embed,
+        attention=L * attn,
+        mlp=mlp_total,
+        router=router_total,
+        expert_each=expert_each,
+        input_embedding=embed,
     )
 
 
-# -- config.json ------------------------------------------------------------------------------------
-
-
-def _int(config: Mapping[str, Any], *keys: str, default: int | None = None) -> int | None:
-    for key in keys:
-        value = config.get(key)
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, (int, float)) and value:
-            return int(value)
-    return default
-
-
-def native_dtype_of(config: Mapping[str, Any]) -> str:
-    """bf16 for 16/32-bit checkpoints, fp8 when the checkpoint is FP8-quantized (DeepSeek-V3's config)."""
-    q = config.get("quantization_config") or {}
-    if isinstance(q, Mapping) and str(q.get("quant_method", "")).lower() in ("fp8", "fbgemm_fp8", "compressed-tensors-fp8"):
-        return "fp8"
-    return "bf16"
+# -- entry points kept here for callers of the original module --------------------------------------
 
 
 def profile_from_config(
     config: Mapping[str, Any], *, name: str, serve_id: str, source: str, aliases: tuple[str, ...] = ()
 ) -> ModelProfile:
-    """A Hugging Face `config.json` → ModelProfile. Pure; raises InvalidInput naming the missing field."""
-    cfg = dict(config)
-    # multimodal wrappers keep the language model under text_config
-    if "num_hidden_layers" not in cfg and isinstance(cfg.get("text_config"), Mapping):
-        cfg = {**cfg, **cfg["text_config"]}
-    missing = [k for k in ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size") if not cfg.get(k)]
-    if missing:
-        raise InvalidInput(f"{name}: config.json lacks {', '.join(missing)}; cannot size a plan for it")
-    heads = int(cfg["num_attention_heads"])
-    hidden = int(cfg["hidden_size"])
-    num_experts = _int(cfg, "num_experts", "n_routed_experts", "num_local_experts", default=0) or 0
-    experts_per_token = _int(cfg, "num_experts_per_tok", "num_experts_per_token", "moe_topk", default=0) or 0
-    inter = _int(cfg, "intermediate_size", "ffn_dim", default=4 * hidden) or 4 * hidden
-    moe_inter = _int(cfg, "moe_intermediate_size", default=inter) if num_experts else 0
-    shared = 0
-    if num_experts:
-        n_shared = _int(cfg, "n_shared_experts", default=0) or 0
-        shared = n_shared * (moe_inter or 0) or (_int(cfg, "shared_expert_intermediate_size", default=0) or 0)
-    dense_layers = 0
-    if num_experts:
-        dense_layers = _int(cfg, "first_k_dense_replace", default=0) or 0
-        if not dense_layers and isinstance(cfg.get("mlp_only_layers"), list):
-            dense_layers = len(cfg["mlp_only_layers"])
-    arch = (cfg.get("architectures") or [cfg.get("model_type") or "unknown"])[0]
-    return ModelProfile(
-        name=name,
-        serve_id=serve_id,
-        source=source,
-        architecture=str(arch),
-        num_layers=int(cfg["num_hidden_layers"]),
-        hidden_size=hidden,
-        num_attention_heads=heads,
-        num_kv_heads=_int(cfg, "num_key_value_heads", "num_kv_heads", default=heads) or heads,
-        head_dim=_int(cfg, "head_dim", default=hidden // heads) or hidden // heads,
-        intermediate_size=inter,
-        vocab_size=int(cfg["vocab_size"]),
-        max_position_embeddings=_int(cfg, "max_position_embeddings", "max_sequence_length", default=4096) or 4096,
-        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-        native_dtype=native_dtype_of(cfg),
-        num_experts=num_experts,
-        experts_per_token=experts_per_token if num_experts else 0,
-        moe_intermediate_size=moe_inter or 0,
-        shared_expert_intermediate_size=shared,
-        dense_layers=dense_layers,
-        kv_lora_rank=_int(cfg, "kv_lora_rank", default=0) or 0,
-        q_lora_rank=_int(cfg, "q_lora_rank", default=0) or 0,
-        qk_rope_head_dim=_int(cfg, "qk_rope_head_dim", default=0) or 0,
-        qk_nope_head_dim=_int(cfg, "qk_nope_head_dim", default=0) or 0,
-        v_head_dim=_int(cfg, "v_head_dim", default=0) or 0,
-        aliases=aliases,
-    )
+    """A Hugging Face `config.json` → ModelProfile (hfconfig.py). Pure; raises InvalidInput or PlanError."""
+    from llmctl.plan.hfconfig import profile_from_config as parse
 
-
-# -- GGUF metadata ----------------------------------------------------------------------------------
-
-
-def _gguf_scalar(value: Any) -> Any:
-    """GGUF allows per-layer arrays for head counts and FFN widths; the widest layer sizes memory."""
-    if isinstance(value, (list, tuple)):
-        nums = [v for v in value if isinstance(v, (int, float))]
-        return max(nums) if nums else None
-    return value
+    return parse(config, name=name, serve_id=serve_id, source=source, aliases=aliases)
 
 
 def profile_from_gguf(kv: dict[str, object], parameter_count: int | None) -> ModelProfile:
-    """GGUF key/values (`{arch}.block_count`, `{arch}.attention.head_count`, …) → ModelProfile. Pure.
+    """GGUF key/values → ModelProfile (gguf_profile.py). Pure."""
+    from llmctl.plan.gguf_profile import profile_from_gguf as parse
 
-    GGUF is what llmctl stores for llama.cpp; the plan sizes the same architecture for vLLM/SGLang at the
-    plan's `--dtype`, so quantized GGUF bytes do not enter the arithmetic — the parameter count does.
-    """
-    arch = kv.get("general.architecture")
-    if not isinstance(arch, str) or not arch:
-        raise InvalidInput("GGUF metadata lacks general.architecture")
-
-    def get(key: str, default: Any = None) -> Any:
-        value = _gguf_scalar(kv.get(f"{arch}.{key}"))
-        return default if value is None else value
-
-    layers = get("block_count")
-    hidden = get("embedding_length")
-    heads = get("attention.head_count")
-    if not layers or not hidden or not heads:
-        raise InvalidInput(f"GGUF metadata for {arch} lacks block_count, embedding_length or attention.head_count")
-    layers, hidden, heads = int(layers), int(hidden), int(heads)
-    kv_heads = int(get("attention.head_count_kv", heads) or heads)
-    vocab = get("vocab_size")
-    if not vocab:
-        tokens = kv.get("tokenizer.ggml.tokens")
-        vocab = len(tokens) if isinstance(tokens, (list, tuple)) else 32000
-    experts = int(get("expert_count", 0) or 0)
-    ffn = int(get("feed_forward_length", 4 * hidden) or 4 * hidden)
-    moe_ffn = int(get("expert_feed_forward_length", ffn) or ffn) if experts else 0
-    shared = 0
-    if experts:
-        n_shared = int(get("expert_shared_count", 0) or 0)
-        shared = n_shared * int(get("expert_shared_feed_forward_length", moe_ffn) or moe_ffn)
-    kv_lora = int(get("attention.kv_lora_rank", 0) or 0)
-    key_len = int(get("attention.key_length", hidden // heads) or hidden // heads)
-    rope = int(get("rope.dimension_count", 0) or 0) if kv_lora else 0
-    name = str(kv.get("general.name") or kv.get("general.basename") or arch)
-    repo = kv.get("general.source.huggingface.repository") or kv.get("general.base_model.0.repo_url")
-    serve_id = str(repo).removeprefix("https://huggingface.co/") if repo else name
-    return ModelProfile(
-        name=name,
-        serve_id=serve_id,
-        source="gguf",
-        architecture=arch,
-        num_layers=layers,
-        hidden_size=hidden,
-        num_attention_heads=heads,
-        num_kv_heads=kv_heads,
-        head_dim=key_len if not kv_lora else hidden // heads,
-        intermediate_size=ffn,
-        vocab_size=int(vocab),
-        max_position_embeddings=int(get("context_length", 4096) or 4096),
-        tie_word_embeddings=False,
-        native_dtype="bf16",
-        num_experts=experts,
-        experts_per_token=int(get("expert_used_count", 0) or 0) if experts else 0,
-        moe_intermediate_size=moe_ffn,
-        shared_expert_intermediate_size=shared,
-        dense_layers=int(get("leading_dense_block_count", 0) or 0) if experts else 0,
-        kv_lora_rank=kv_lora,
-        q_lora_rank=int(get("attention.q_lora_rank", 0) or 0),
-        qk_rope_head_dim=rope,
-        qk_nope_head_dim=(key_len - rope) if kv_lora else 0,
-        v_head_dim=int(get("attention.value_length", 0) or 0) if kv_lora else 0,
-        parameter_count_override=int(parameter_count) if parameter_count else None,
-    )
+    return parse(kv, parameter_count)
 
 
 def ceil_div(a: int, b: int) -> int:

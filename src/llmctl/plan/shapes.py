@@ -1,8 +1,11 @@
-"""Which instance shapes (TP x PP) are allowed and which fit in memory.
+"""Which instance shapes are allowed and which fit in memory.
 
-Rules, in order: TP stays inside a node and divides both the attention heads and the KV heads (so every
-rank holds whole heads and no KV head is replicated); for a given GPU count TP is as large as those rules
-allow and PP takes the rest; PP spans nodes only when no single-node shape fits the weights.
+TP must divide the attention heads, and either divide the KV heads or be a multiple of them (vLLM and SGLang
+then replicate each KV head over TP / kv_heads ranks); quantized checkpoints also need every TP slice of a
+quantized matrix to hold whole quantization groups. For each GPU count, TP is the largest in-node size and PP
+takes the rest; TP may also span nodes (priced over the NIC). MoE models add DP-attention groups: DP ranks of
+TP t each, with the routed experts spread over all DP x TP GPUs (expert parallelism), one lockstep instance.
+Multi-node TP x PP shapes are kept only when no single-node shape fits the weights.
 """
 
 from __future__ import annotations
@@ -16,54 +19,91 @@ from llmctl.plan.profiles import GpuProfile, ModelProfile, divisors
 from llmctl.plan.units import fmt_bytes
 
 
+def tp_problem(model: ModelProfile, tp: int) -> str | None:
+    """Why TP `tp` cannot shard this model, or None."""
+    if model.num_attention_heads % tp:
+        return f"{model.num_attention_heads} attention heads"
+    kv_heads = model.num_kv_heads
+    if not model.is_mla and kv_heads % tp and tp % kv_heads:
+        return f"{kv_heads} KV heads (TP must divide them or be a multiple of them)"
+    q = model.quant
+    block = q.group_size if q.group_size > 0 else (128 if q.weight_format == "fp8" and q.declared else 0)
+    if block and q.scope == "linear":
+        width = model.intermediate_size if not model.is_moe or model.dense_layers else 0
+        for name, size in (("intermediate size", width), ("shared expert width", model.shared_expert_intermediate_size)):
+            if size and (size % tp or (size // tp) % block):
+                return f"the {name} {size}: each TP slice must hold whole {block}-wide quantization groups"
+    return None
+
+
 def valid_tps(model: ModelProfile, gpus_per_node: int) -> list[int]:
-    """TP sizes inside one node that divide the attention heads and the KV heads."""
-    return [
-        t
-        for t in divisors(gpus_per_node)
-        if model.num_attention_heads % t == 0 and model.num_kv_heads % t == 0
-    ]
+    """TP sizes inside one node that can shard the model."""
+    return [t for t in divisors(gpus_per_node) if tp_problem(model, t) is None]
+
+
+def multinode_tps(model: ModelProfile, gpus_per_node: int, node_budget: int) -> list[int]:
+    """TP sizes that span whole nodes (all-reduce over the NIC)."""
+    return [k * gpus_per_node for k in range(2, node_budget + 1) if tp_problem(model, k * gpus_per_node) is None]
 
 
 def check_tp(model: ModelProfile, tp: int, gpus_per_node: int) -> None:
     """A forced `--tp` must obey the same rules; the error lists the sizes that would."""
     allowed = valid_tps(model, gpus_per_node)
-    if tp in allowed:
+    why = tp_problem(model, tp)
+    if why is None and (tp in allowed or tp % gpus_per_node == 0):
         return
-    why = []
-    if model.num_attention_heads % tp:
-        why.append(f"{model.num_attention_heads} attention heads")
-    if model.num_kv_heads % tp:
-        why.append(f"{model.num_kv_heads} KV heads")
-    if tp > gpus_per_node or gpus_per_node % tp:
-        why.append(f"a {gpus_per_node}-GPU node")
+    reasons = [why] if why else []
+    if tp > gpus_per_node and tp % gpus_per_node or tp < gpus_per_node and gpus_per_node % tp:
+        reasons.append(f"a {gpus_per_node}-GPU node")
     raise PlanError(
-        f"TP {tp} cannot divide {' and '.join(why)} of {model.name}",
-        hint=f"TP sizes that fit: {', '.join(map(str, allowed))}",
+        f"TP {tp} cannot divide {' and '.join(reasons)} of {model.name}",
+        hint=f"TP sizes that fit: {', '.join(map(str, allowed))} (or a multiple of {gpus_per_node} across nodes)",
     )
+
+
+def _gpu_counts(gpus_per_node: int, node_budget: int) -> list[int]:
+    return divisors(gpus_per_node) + [k * gpus_per_node for k in range(2, node_budget + 1)]
+
+
+def _tp_pp_shapes(model: ModelProfile, gpn: int, node_budget: int, tp: int | None, pp: int | None) -> list[Shape]:
+    tps = [tp] if tp else valid_tps(model, gpn)
+    wide = [tp] if tp and tp > gpn else ([] if tp else multinode_tps(model, gpn, node_budget))
+    ep = model.is_moe
+    shapes: list[Shape] = []
+    for g in _gpu_counts(gpn, node_budget):
+        options = []
+        fitting = [t for t in tps if g % t == 0 and t <= gpn]
+        if fitting:
+            t = max(fitting)
+            options.append(Shape(t, g // t, 1, ep and t > 1))
+        if g in wide:
+            options.append(Shape(g, 1, 1, ep))
+        for s in options:
+            if (pp and s.pp != pp) or s.pp > model.num_layers or s in shapes:
+                continue
+            shapes.append(s)
+    return shapes
+
+
+def _dp_shapes(model: ModelProfile, gpn: int, node_budget: int, tp: int | None, pp: int | None) -> list[Shape]:
+    """MoE DP-attention groups: dp ranks of TP t (t inside a node), experts over all dp x t GPUs."""
+    if not model.is_moe or (pp and pp != 1):
+        return []
+    tps = [tp] if tp else valid_tps(model, gpn)
+    out = []
+    for g in _gpu_counts(gpn, node_budget):
+        for t in tps:
+            if t <= gpn and g % t == 0 and g // t >= 2:
+                out.append(Shape(t, 1, g // t, True))
+    return out
 
 
 def candidate_shapes(
     model: ModelProfile, gpus_per_node: int, node_budget: int, tp: int | None = None, pp: int | None = None
 ) -> list[Shape]:
-    """One shape per GPU count: divisors of a node, then whole multiples of a node up to the budget."""
-    tps = [tp] if tp else valid_tps(model, gpus_per_node)
-    counts = divisors(gpus_per_node) + [k * gpus_per_node for k in range(2, node_budget + 1)]
-    shapes: list[Shape] = []
-    for g in counts:
-        fitting = [t for t in tps if g % t == 0]
-        if not fitting:
-            continue
-        t = max(fitting)
-        p = g // t
-        if pp and p != pp:
-            continue
-        if p > model.num_layers:
-            continue
-        shape = Shape(t, p)
-        if shape not in shapes:
-            shapes.append(shape)
-    return shapes
+    """TP x PP shapes (one per GPU count, plus TP across whole nodes), then MoE DP-attention groups."""
+    return _tp_pp_shapes(model, gpus_per_node, node_budget, tp, pp) + _dp_shapes(model, gpus_per_node, node_budget,
+                                                                                  tp, pp)
 
 
 @dataclass(frozen=True)
@@ -82,15 +122,21 @@ def fitting_shapes(
     max_model_len: int,
     tp: int | None = None,
     pp: int | None = None,
+    *,
+    windowed: bool = True,
 ) -> tuple[list[Fit], list[Fit]]:
-    """(shapes that fit, shapes tried). Multi-node shapes are dropped when a single-node shape fits."""
+    """(shapes that fit, shapes tried). Multi-node TP x PP shapes are dropped when a single-node shape fits;
+    DP-attention groups may span nodes (wide expert parallelism is priced, not excluded)."""
     tried = [
-        Fit(s, memory.memory_breakdown(model, gpu, s, wdtype, kvdtype, max_model_len))
+        Fit(s, memory.memory_breakdown(model, gpu, s, wdtype, kvdtype, max_model_len, windowed=windowed))
         for s in candidate_shapes(model, gpus_per_node, node_budget, tp, pp)
     ]
     fits = [f for f in tried if f.memory.fits]
     single = [f for f in fits if f.shape.gpus <= gpus_per_node]
-    return (single or fits), tried
+    if not single:
+        return fits, tried
+    wide_ep = [f for f in fits if f.shape.gpus > gpus_per_node and f.shape.dp > 1]
+    return single + wide_ep, tried
 
 
 def describe_misfit(fit: Fit) -> str:

@@ -10,17 +10,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from llmctl.errors import InvalidInput, PlanError
-from llmctl.plan import lmcache, memory, pools, shapes
+from llmctl.errors import PlanError
+from llmctl.plan import lmcache, pools, shapes
 from llmctl.plan.placement import Pool, nodes_needed, place
 from llmctl.plan.pools import Context, Eval
-from llmctl.plan.profiles import ceil_div
+from llmctl.plan.prepare import dtypes, max_model_len, setup
 from llmctl.plan.suggest import budget_error, slo_error
 from llmctl.plan.types import (
-    DISAGGREGATE,
-    DTYPES,
-    ENGINES,
-    EXECUTORS,
     Decision,
     Expected,
     OperatingPoint,
@@ -30,10 +26,6 @@ from llmctl.plan.types import (
 )
 from llmctl.plan.units import fmt_duration
 from llmctl.plan.validate_vllm import connector_for_engine
-
-CONTEXT_ROUND = 1024
-"""`--max-model-len` is ISL + OSL rounded up to this, so prompts a little over the stated ISL still fit."""
-
 
 MIN_USEFUL_BATCH = 32
 """Without a rate, an instance should hold at least this many concurrent full-length sequences: decode is
@@ -51,56 +43,6 @@ class Choice:
         return self.ev.shape.gpus * self.instances
 
 
-def _check(req: PlanRequest) -> None:
-    w = req.workload
-    if req.engine not in ENGINES:
-        raise InvalidInput(f"unknown engine {req.engine!r}", hint=f"one of {', '.join(ENGINES)}")
-    if req.disaggregate not in DISAGGREGATE:
-        raise InvalidInput(f"--disaggregate must be one of {', '.join(DISAGGREGATE)}")
-    if req.executor not in EXECUTORS:
-        raise InvalidInput(f"--executor must be one of {', '.join(EXECUTORS)}")
-    if req.executor == "ray" and req.engine != "vllm":
-        raise InvalidInput("--executor ray applies to vLLM; SGLang joins nodes with --dist-init-addr itself")
-    if req.dtype is not None and req.dtype not in DTYPES:
-        raise InvalidInput(f"--dtype must be one of {', '.join(DTYPES)}")
-    if w.isl < 1 or w.osl < 1:
-        raise InvalidInput("--isl and --osl must be at least 1 token")
-    if w.rate is not None and w.rate <= 0:
-        raise InvalidInput("--rate must be positive")
-    if req.gpus_per_node < 1:
-        raise InvalidInput("--gpus-per-node must be at least 1")
-    if req.nodes is not None and req.nodes < 1 or req.max_nodes < 1:
-        raise InvalidInput("--nodes and --max-nodes must be at least 1")
-    if req.pp is not None and req.pp < 1:
-        raise InvalidInput("--pp must be at least 1")
-    if req.tp is not None:
-        shapes.check_tp(req.model, req.tp, req.gpus_per_node)
-
-
-def dtypes(req: PlanRequest) -> tuple[str, str]:
-    """(weight dtype, KV dtype). Default: the checkpoint's own weights and a 16-bit KV cache; `--dtype fp8`
-    means FP8 weights (online quantization for 16-bit checkpoints) and an FP8 KV cache."""
-    native = req.model.native_dtype
-    if req.dtype is None:
-        return native, "bf16"
-    if req.dtype == "bf16" and native == "fp8":
-        raise InvalidInput(
-            f"{req.model.name} ships FP8 weights; a BF16 plan needs a BF16 copy of the checkpoint",
-            hint="leave --dtype out (or pass --dtype fp8) to serve the FP8 checkpoint",
-        )
-    return req.dtype, ("fp8" if req.dtype == "fp8" else "bf16")
-
-
-def max_model_len(req: PlanRequest) -> int:
-    w, limit = req.workload, req.model.max_position_embeddings
-    if w.isl + w.osl > limit:
-        raise InvalidInput(
-            f"ISL {w.isl} + OSL {w.osl} exceeds {req.model.name}'s context of {limit:,} tokens",
-            hint=f"keep --isl + --osl at or under {limit}",
-        )
-    return min(ceil_div(w.isl + w.osl, CONTEXT_ROUND) * CONTEXT_ROUND, limit)
-
-
 def _pick(evals: list[Eval], rate: float | None, req: PlanRequest) -> Choice | None:
     """Fewest GPUs that serve `rate` within the SLOs and the node budget (ties: fewer nodes, lower TPOT);
     without a rate, the smallest instance whose batch reaches MIN_USEFUL_BATCH."""
@@ -112,8 +54,8 @@ def _pick(evals: list[Eval], rate: float | None, req: PlanRequest) -> Choice | N
         used = nodes_needed([Pool(ev.role, ev.shape, choice.instances)], req.gpus_per_node)
         if used > req.node_budget:
             continue
-        if rate is None:  # no load to size for: the smallest instance that batches usefully
-            key = (ev.batch < MIN_USEFUL_BATCH, choice.gpus, ev.at_capacity.tpot)
+        if rate is None:  # no load to size for: the smallest instance that batches usefully, then the fastest
+            key = (ev.batch < MIN_USEFUL_BATCH, choice.gpus, -ev.capacity, ev.at_capacity.tpot)
         else:
             key = (choice.gpus, used, ev.at_capacity.tpot, ev.at_capacity.ttft)
         if best is None or key < best[0]:
@@ -162,7 +104,7 @@ def _disaggregated(ctx: Context, fits: list[shapes.Fit], req: PlanRequest) -> tu
 def _disaggregated_one_shape(ctx: Context, fits: list[shapes.Fit], req: PlanRequest) -> tuple[Choice, Choice] | PlanError:
     """LMCache P/D: prefill rank r writes its KV slice to decode rank r, so both pools take one shape, on one node
     (PP 1). The cheapest pair over the single-node shapes (ties: fewer nodes, lower TPOT)."""
-    single = [f for f in fits if f.shape.pp == 1]
+    single = [f for f in fits if f.shape.pp == 1 and f.shape.dp == 1 and f.shape.gpus <= req.gpus_per_node]
     flag = "--nodes" if req.nodes is not None else "--max-nodes"
     if not single:
         return PlanError(
@@ -233,7 +175,8 @@ def _fill_disaggregated(pre: Choice, dec: Choice, req: PlanRequest) -> tuple[Cho
 
 def _role(ctx: Context, choice: Choice, op: OperatingPoint, req: PlanRequest) -> Role:
     ev = choice.ev
-    seqs = ev.batch_cap if ev.role == "prefill" else max(1, math.ceil(ev.batch))
+    batch = ev.batch_cap if ev.role == "prefill" else max(1, math.ceil(ev.batch))
+    seqs = max(1, math.ceil(batch / ev.shape.dp))  # --max-num-seqs is per engine, i.e. per DP rank
     return Role(
         name=ev.role,
         shape=ev.shape,
@@ -248,49 +191,29 @@ def _role(ctx: Context, choice: Choice, op: OperatingPoint, req: PlanRequest) ->
         decode_idle=ctx.step(ev.shape, 1),
         op=op,
         kv_transfer=ev.kv_transfer,
-        expert_parallel=req.model.is_moe and ev.shape.tp > 1,
+        expert_parallel=ev.shape.ep,
         stall=ev.stall,
     )
 
 
-def solve(req: PlanRequest) -> Plan:
-    from llmctl.plan import explain  # explain reads Plan; imported here to keep module graph acyclic
-
-    _check(req)
-    wdtype, kvdtype = dtypes(req)
-    max_len = max_model_len(req)
-    fits, tried = shapes.fitting_shapes(
-        req.model, req.gpu, req.gpus_per_node, req.node_budget, wdtype, kvdtype, max_len, req.tp, req.pp
-    )
-    if not fits:
-        from llmctl.plan.suggest import no_fit_error
-
-        raise no_fit_error(req, wdtype, kvdtype, max_len, tried)
-    ctx = Context(req.model, req.gpu, req.gpus_per_node, wdtype, kvdtype, req.workload)
+def _decide(agg: Choice | PlanError | None, dis: tuple[Choice, Choice] | PlanError | None,
+            req: PlanRequest) -> Decision:
     rate = req.workload.rate
-    connector = connector_for_engine(req.engine, req.kv_connector, disaggregated=req.disaggregate == "on")
-    notes: list[str] = []
-
-    agg = _aggregated(ctx, fits, req) if req.disaggregate != "on" else None
-    dis = None
-    if req.disaggregate == "on" or (req.disaggregate == "auto" and rate is not None):
-        dis = _disaggregated(ctx, fits, req)
     agg_gpus = agg.gpus if isinstance(agg, Choice) else None
     dis_gpus = sum(c.gpus for c in dis) if isinstance(dis, tuple) else None
-
     if req.disaggregate == "off":
         if isinstance(agg, PlanError):
             raise agg
-        decision = Decision("aggregated", "--disaggregate off", agg_gpus, None)
-    elif req.disaggregate == "on":
+        return Decision("aggregated", "--disaggregate off", agg_gpus, None)
+    if req.disaggregate == "on":
         if isinstance(dis, PlanError):
             raise dis
-        decision = Decision("disaggregated", "--disaggregate on", None, dis_gpus)
-    elif rate is None:
+        return Decision("disaggregated", "--disaggregate on", None, dis_gpus)
+    if rate is None:
         if isinstance(agg, PlanError):
             raise agg
-        decision = Decision("aggregated", "no --rate: one aggregated pool; pass --rate to weigh disaggregation", agg_gpus)
-    elif dis_gpus is not None and (agg_gpus is None or dis_gpus < agg_gpus or _stalls(agg, dis_gpus, req)):
+        return Decision("aggregated", "no --rate: one aggregated pool; pass --rate to weigh disaggregation", agg_gpus)
+    if dis_gpus is not None and (agg_gpus is None or dis_gpus < agg_gpus or _stalls(agg, dis_gpus, req)):
         if agg_gpus is None:
             why = "aggregated cannot meet the SLOs"
         elif dis_gpus < agg_gpus:
@@ -299,37 +222,57 @@ def solve(req: PlanRequest) -> Plan:
             assert isinstance(agg, Choice)
             why = (f"same {dis_gpus} GPUs, and aggregated decode steps that carry a prefill chunk take "
                    f"{fmt_duration(agg.ev.stall)}, over the TPOT SLO")
-        decision = Decision("disaggregated", f"disaggregation pays: {why}", agg_gpus, dis_gpus)
-    elif agg_gpus is not None:
+        return Decision("disaggregated", f"disaggregation pays: {why}", agg_gpus, dis_gpus)
+    if agg_gpus is not None:
         why = "disaggregated cannot meet the SLOs" if dis_gpus is None else f"{agg_gpus} GPUs <= {dis_gpus} disaggregated"
-        decision = Decision("aggregated", f"disaggregation does not pay: {why}", agg_gpus, dis_gpus)
-    else:
-        raise agg if isinstance(agg, PlanError) else PlanError("no plan fits")
+        return Decision("aggregated", f"disaggregation does not pay: {why}", agg_gpus, dis_gpus)
+    raise agg if isinstance(agg, PlanError) else PlanError("no plan fits")
 
+
+def _disaggregated_roles(ctx: Context, dis: tuple[Choice, Choice], req: PlanRequest, connector: str | None
+                         ) -> tuple[tuple[Role, ...], float, float, float]:
+    rate = req.workload.rate
+    pre, dec = dis
+    if req.nodes is not None:
+        pre, dec = _fill_disaggregated(pre, dec, req)
+    dec_op = pools.operate_decode(ctx, dec.ev, rate / dec.instances if rate else None)
+    handoff = pre.ev.kv_transfer + dec_op.tpot
+    pre_op = pools.operate_prefill(pre.ev, rate / pre.instances if rate else None, handoff)
+    roles = (_role(ctx, pre, pre_op, req), _role(ctx, dec, dec_op, req))
+    if connector == lmcache.CONNECTOR:
+        lmcache.check_buffers(roles[1].memory)
+    capacity = min(pre.instances * pre.ev.capacity, dec.instances * dec.ev.capacity)
+    return roles, capacity, pre_op.ttft, dec_op.tpot
+
+
+def _aggregated_roles(ctx: Context, agg: Choice, req: PlanRequest) -> tuple[tuple[Role, ...], float, float, float]:
+    rate = req.workload.rate
+    choice = _fill_aggregated(agg, req) if req.nodes is not None else agg
+    op = pools.operate_aggregated(ctx, choice.ev, rate / choice.instances if rate else None)
+    return (_role(ctx, choice, op, req),), choice.instances * choice.ev.capacity, op.ttft, op.tpot
+
+
+def solve(req: PlanRequest) -> Plan:
+    from llmctl.plan import explain  # explain reads Plan; imported here to keep module graph acyclic
+
+    su = setup(req)
+    rate = req.workload.rate
+    connector = connector_for_engine(req.engine, req.kv_connector, disaggregated=req.disaggregate == "on")
+    notes = list(su.notes)
+    agg = _aggregated(*su.agg, req) if req.disaggregate != "on" and su.agg[1] else None
+    dis = None
+    if req.disaggregate == "on" or (req.disaggregate == "auto" and rate is not None):
+        dis = _disaggregated(*su.dis, req) if su.dis[1] else PlanError("no shape fits the disaggregated pools")
+    decision = _decide(agg, dis, req)
     if decision.mode == "disaggregated":
         assert isinstance(dis, tuple)
         connector = connector_for_engine(req.engine, req.kv_connector, disaggregated=True)
-        pre, dec = dis
-        if req.nodes is not None:
-            pre, dec = _fill_disaggregated(pre, dec, req)
-        dec_op = pools.operate_decode(ctx, dec.ev, rate / dec.instances if rate else None)
-        handoff = pre.ev.kv_transfer + dec_op.tpot
-        pre_op = pools.operate_prefill(pre.ev, rate / pre.instances if rate else None, handoff)
-        roles = (_role(ctx, pre, pre_op, req), _role(ctx, dec, dec_op, req))
-        if connector == lmcache.CONNECTOR:
-            lmcache.check_buffers(roles[1].memory)
-        capacity = min(pre.instances * pre.ev.capacity, dec.instances * dec.ev.capacity)
-        ttft, tpot = pre_op.ttft, dec_op.tpot
+        roles, capacity, ttft, tpot = _disaggregated_roles(su.dis[0], dis, req, connector)
     else:
         assert isinstance(agg, Choice)
         if req.kv_connector and connector is None:
             notes.append(f"--kv-connector {req.kv_connector} applies to disaggregated plans; this plan is aggregated")
-        choice = _fill_aggregated(agg, req) if req.nodes is not None else agg
-        op = pools.operate_aggregated(ctx, choice.ev, rate / choice.instances if rate else None)
-        roles = (_role(ctx, choice, op, req),)
-        capacity = choice.instances * choice.ev.capacity
-        ttft, tpot = op.ttft, op.tpot
-
+        roles, capacity, ttft, tpot = _aggregated_roles(su.agg[0], agg, req)
     placements, nodes = place([Pool(r.name, r.shape, r.instances) for r in roles], req.gpus_per_node)
     served = rate if rate is not None else capacity
     plan = Plan(
@@ -338,21 +281,16 @@ def solve(req: PlanRequest) -> Plan:
         roles=roles,
         placements=tuple(placements),
         nodes=nodes,
-        weight_dtype=wdtype,
-        kv_dtype=kvdtype,
-        max_model_len=max_len,
+        weight_dtype=su.wdtype,
+        kv_dtype=su.kvdtype,
+        max_model_len=su.max_len,
         kv_connector=connector if decision.mode == "disaggregated" or connector == "LMCacheConnectorV1" else None,
         decision=decision,
-        expected=Expected(
-            ttft=ttft,
-            tpot=tpot,
-            requests_per_s=served,
-            output_tokens_per_s=served * req.workload.osl,
-            capacity_rps=capacity,
-        ),
+        expected=Expected(ttft=ttft, tpot=tpot, requests_per_s=served, output_tokens_per_s=served * req.workload.osl,
+                          capacity_rps=capacity),
         notes=tuple(notes),
     )
     return replace(plan, steps=tuple(explain.build_steps(plan)))
 
 
-__all__ = ["dtypes", "max_model_len", "memory", "solve"]
+__all__ = ["dtypes", "max_model_len", "solve"]

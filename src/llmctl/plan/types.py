@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from llmctl.plan.memory import MemoryBreakdown, Shape
-from llmctl.plan.perf import DecodeStep, Prefill
+from llmctl.plan.perf import DecodeStep, PerfModelFactory, Prefill
 from llmctl.plan.profiles import GpuProfile, ModelProfile
 
 ENGINES = ("vllm", "sglang")
@@ -63,6 +63,7 @@ class PlanRequest:
     tp: int | None = None
     pp: int | None = None
     executor: str = "mp"
+    perf_model: PerfModelFactory | None = None  # a measured profile's speed model; None: the roofline
 
     @property
     def node_budget(self) -> int:
@@ -206,7 +207,8 @@ class Plan:
         roles = []
         for r in self.roles:
             d = asdict(r)
-            d["shape"] = {"tp": r.shape.tp, "pp": r.shape.pp, "gpus": r.shape.gpus}
+            d["shape"] = {"tp": r.shape.tp, "pp": r.shape.pp, "dp": r.shape.dp, "ep": r.shape.ep_size,
+                          "gpus": r.shape.gpus}
             d["gpus"] = r.gpus
             roles.append(d)
         out = {
@@ -227,6 +229,10 @@ class Plan:
                 "parameters": pc.total,
                 "active_parameters": pc.active,
                 "native_dtype": m.native_dtype,
+                "quantization": {"method": m.quant.method, "weight_bits": m.quant.weight_bits, "scope": m.quant.scope,
+                                 "activations": m.quant.act, "declared": m.quant.declared},
+                "sliding_window": m.sliding_window,
+                "sliding_layers": m.sliding_layers,
             },
             "gpu": {"name": req.gpu.name, "memory_bytes": req.gpu.memory_bytes, "gpus_per_node": req.gpus_per_node},
             "workload": asdict(req.workload),

@@ -1,39 +1,13 @@
 #!/usr/bin/env bash
 # node 1 of 2: run on the host whose address is NODE1_ADDR
-# llmctl 0.1.0 launch plan: meta-llama/Llama-3.1-70B-Instruct on 2 node(s) of 8x h100-80gb, disaggregated: 3x prefill (TP 4 x PP 1), 1x decode (TP 4 x PP 1)
+# llmctl 0.1.0 launch plan: meta-llama/Llama-3.1-70B-Instruct on 2 node(s) of 8x h100-80gb, disaggregated: 2x prefill (TP 4 x PP 1), 1x decode (TP 4 x PP 1)
 # vllm 0.33.0; every flag checked against the pinned flag list before printing
 # Export NODE<n>_ADDR for every node before running (addresses the nodes reach each other at).
 # Export ROUTER_ADDR too: LMCache prefillers notify the proxy in router.sh at that address.
 set -euo pipefail
-: "${ROUTER_ADDR:?set ROUTER_ADDR to the address of the host that runs router.sh}"
 
-# prefill-2: prefill, GPUs 0,1,2,3, HTTP :8100
+# decode-0: decode, GPUs 0,1,2,3, HTTP :8200
 CUDA_VISIBLE_DEVICES=0,1,2,3 \
-  PYTHONHASHSEED=4242 \
-  LMCACHE_LOCAL_CPU=False \
-  LMCACHE_MAX_LOCAL_CPU_SIZE=0 \
-  LMCACHE_ENABLE_PD=True \
-  LMCACHE_TRANSFER_CHANNEL=nixl \
-  LMCACHE_NIXL_BACKENDS=UCX \
-  LMCACHE_PD_BUFFER_DEVICE=cuda \
-  LMCACHE_PD_ROLE=sender \
-  LMCACHE_PD_BUFFER_SIZE=1073741824 \
-  LMCACHE_PD_PROXY_HOST="${ROUTER_ADDR}" \
-  LMCACHE_PD_PROXY_PORT=7500 \
-  vllm serve meta-llama/Llama-3.1-70B-Instruct \
-  --host 0.0.0.0 \
-  --port 8100 \
-  --served-model-name meta-llama/Llama-3.1-70B-Instruct \
-  --tensor-parallel-size 4 \
-  --dtype bfloat16 \
-  --max-model-len 3072 \
-  --max-num-seqs 156 \
-  --max-num-batched-tokens 8192 \
-  --gpu-memory-utilization 0.90 \
-  --kv-transfer-config '{"kv_connector":"LMCacheConnectorV1","kv_role":"kv_producer","kv_connector_extra_config":{"discard_partial_chunks":false,"lmcache_rpc_port":"producer2"}}' \
-  --no-enable-prefix-caching &
-# decode-0: decode, GPUs 4,5,6,7, HTTP :8201
-CUDA_VISIBLE_DEVICES=4,5,6,7 \
   PYTHONHASHSEED=4242 \
   LMCACHE_LOCAL_CPU=False \
   LMCACHE_MAX_LOCAL_CPU_SIZE=0 \
@@ -46,9 +20,9 @@ CUDA_VISIBLE_DEVICES=4,5,6,7 \
   LMCACHE_PD_PEER_HOST=0.0.0.0 \
   LMCACHE_PD_PEER_INIT_PORT=7300,7301,7302,7303 \
   LMCACHE_PD_PEER_ALLOC_PORT=7400,7401,7402,7403 \
-  vllm serve meta-llama/Llama-3.1-70B-Instruct \
+  exec vllm serve meta-llama/Llama-3.1-70B-Instruct \
   --host 0.0.0.0 \
-  --port 8201 \
+  --port 8200 \
   --served-model-name meta-llama/Llama-3.1-70B-Instruct \
   --tensor-parallel-size 4 \
   --dtype bfloat16 \
@@ -57,5 +31,4 @@ CUDA_VISIBLE_DEVICES=4,5,6,7 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.90 \
   --kv-transfer-config '{"kv_connector":"LMCacheConnectorV1","kv_role":"kv_consumer","kv_connector_extra_config":{"discard_partial_chunks":false,"lmcache_rpc_port":"consumer0","skip_last_n_tokens":1}}' \
-  --no-enable-prefix-caching &
-wait
+  --no-enable-prefix-caching

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # node 1 of 2: run on the host whose address is NODE1_ADDR
-# llmctl 0.1.0 launch plan: meta-llama/Llama-3.1-70B-Instruct on 2 node(s) of 8x h100-80gb, disaggregated: 1x prefill (TP 8 x PP 1), 1x decode (TP 4 x PP 1)
+# llmctl 0.1.0 launch plan: meta-llama/Llama-3.1-70B-Instruct on 2 node(s) of 8x h100-80gb, disaggregated: 2x prefill (TP 4 x PP 1), 1x decode (TP 4 x PP 1)
 # vllm 0.33.0; every flag checked against the pinned flag list before printing
 # Export NODE<n>_ADDR for every node before running (addresses the nodes reach each other at).
 set -euo pipefail

@@ -1,0 +1,117 @@
+"""Before any shape is chosen: check the request, choose the weight and KV dtypes, the context length, and
+size the shapes each mode (aggregated, disaggregated) may use, each with its speed model.
+
+vLLM's NixlConnector supports sliding-window (hybrid) KV caches in P/D (docs.vllm.ai, NixlConnector compatibility
+matrix: SWA supported for dense, MoE and MLA models); for the other connectors (LMCache, Mooncake) llmctl sizes
+sliding-window layers as full attention, so the aggregated and disaggregated shape sets can differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llmctl.errors import InvalidInput
+from llmctl.plan import shapes
+from llmctl.plan.perf import PerfInputs, perf_model_for
+from llmctl.plan.pools import Context
+from llmctl.plan.profiles import ceil_div
+from llmctl.plan.types import DISAGGREGATE, DTYPES, ENGINES, EXECUTORS, PlanRequest
+
+CONTEXT_ROUND = 1024
+"""`--max-model-len` is ISL + OSL rounded up to this, so prompts a little over the stated ISL still fit."""
+
+
+def _check(req: PlanRequest) -> None:
+    w = req.workload
+    if req.engine not in ENGINES:
+        raise InvalidInput(f"unknown engine {req.engine!r}", hint=f"one of {', '.join(ENGINES)}")
+    if req.disaggregate not in DISAGGREGATE:
+        raise InvalidInput(f"--disaggregate must be one of {', '.join(DISAGGREGATE)}")
+    if req.executor not in EXECUTORS:
+        raise InvalidInput(f"--executor must be one of {', '.join(EXECUTORS)}")
+    if req.executor == "ray" and req.engine != "vllm":
+        raise InvalidInput("--executor ray applies to vLLM; SGLang joins nodes with --dist-init-addr itself")
+    if req.dtype is not None and req.dtype not in DTYPES:
+        raise InvalidInput(f"--dtype must be one of {', '.join(DTYPES)}")
+    if w.isl < 1 or w.osl < 1:
+        raise InvalidInput("--isl and --osl must be at least 1 token")
+    if w.rate is not None and w.rate <= 0:
+        raise InvalidInput("--rate must be positive")
+    if req.gpus_per_node < 1:
+        raise InvalidInput("--gpus-per-node must be at least 1")
+    if req.nodes is not None and req.nodes < 1 or req.max_nodes < 1:
+        raise InvalidInput("--nodes and --max-nodes must be at least 1")
+    if req.pp is not None and req.pp < 1:
+        raise InvalidInput("--pp must be at least 1")
+    if req.tp is not None:
+        shapes.check_tp(req.model, req.tp, req.gpus_per_node)
+
+
+def dtypes(req: PlanRequest) -> tuple[str, str, list[str]]:
+    """(weight format, KV dtype, notes). Default: the checkpoint's own weights (its quantization_config) and a
+    16-bit KV cache; `--dtype fp8` means FP8 weights (online quantization of a 16-bit checkpoint) and an FP8 KV
+    cache. A checkpoint that declares a method keeps it: the engines load it from config.json."""
+    q = req.model.quant
+    if req.dtype is None:
+        return req.model.native_dtype, "bf16", []
+    if req.dtype == "bf16" and q.quantized:
+        raise InvalidInput(
+            f"{req.model.name} ships {q.label} weights; a BF16 plan needs a BF16 copy of the checkpoint",
+            hint="leave --dtype out (or pass --dtype fp8 for an FP8 KV cache) to serve the quantized checkpoint",
+        )
+    if req.dtype == "fp8" and q.quantized:
+        note = (f"--dtype fp8: {req.model.name} declares {q.method} ({q.label}) in its quantization_config, which "
+                "vLLM and SGLang load as is; the plan keeps those weights and makes only the KV cache FP8")
+        return req.model.native_dtype, "fp8", [note]
+    return req.dtype, ("fp8" if req.dtype == "fp8" else "bf16"), []
+
+
+def max_model_len(req: PlanRequest) -> int:
+    w, limit = req.workload, req.model.max_position_embeddings
+    if w.isl + w.osl > limit:
+        raise InvalidInput(
+            f"ISL {w.isl} + OSL {w.osl} exceeds {req.model.name}'s context of {limit:,} tokens",
+            hint=f"keep --isl + --osl at or under {limit}",
+        )
+    return min(ceil_div(w.isl + w.osl, CONTEXT_ROUND) * CONTEXT_ROUND, limit)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What the decisions share: dtypes, context length, and per mode the shapes that fit and a speed model.
+    A vLLM KV connector turns the hybrid KV cache manager off, so sliding-window layers are then sized as full."""
+
+    wdtype: str
+    kvdtype: str
+    max_len: int
+    agg: tuple[Context, list[shapes.Fit]]
+    dis: tuple[Context, list[shapes.Fit]]
+    notes: tuple[str, ...]
+
+
+def _mode_setup(req: PlanRequest, wdtype: str, kvdtype: str, max_len: int, windowed: bool
+                ) -> tuple[Context, list[shapes.Fit], list[shapes.Fit]]:
+    fits, tried = shapes.fitting_shapes(req.model, req.gpu, req.gpus_per_node, req.node_budget, wdtype, kvdtype,
+                                        max_len, req.tp, req.pp, windowed=windowed)
+    inputs = PerfInputs(req.model, req.gpu, req.gpus_per_node, wdtype, kvdtype, req.engine, windowed)
+    return Context(perf_model_for(inputs, req.perf_model), req.workload), fits, tried
+
+
+def setup(req: PlanRequest) -> Setup:
+    """Check the request, choose dtypes, and size the shapes each mode may use; PlanError if none fits."""
+    _check(req)
+    wdtype, kvdtype, notes = dtypes(req)
+    max_len = max_model_len(req)
+    no_swa = req.engine == "vllm" and req.kv_connector not in (None, "NixlConnector")
+    agg_ctx, agg_fits, tried = _mode_setup(req, wdtype, kvdtype, max_len, windowed=not no_swa)
+    dis_ctx, dis_fits = agg_ctx, agg_fits
+    if not agg_fits and not dis_fits:
+        from llmctl.plan.suggest import no_fit_error
+
+        raise no_fit_error(req, wdtype, kvdtype, max_len, tried)
+    if req.model.sliding_layers and no_swa:
+        notes.append(f"{req.kv_connector} is not listed as supporting vLLM's hybrid (sliding-window) KV cache: "
+                     "sliding-window layers are sized as full attention")
+    return Setup(wdtype, kvdtype, max_len, (agg_ctx, agg_fits), (dis_ctx, dis_fits), tuple(notes))
+
+
