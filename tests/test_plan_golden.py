@@ -38,6 +38,12 @@ CASES = {
              workload=Workload(isl=2048, osl=256, rate=10, ttft_slo=0.5, tpot_slo=0.05)),
         ["explain", "shell", "lws"],
     ),
+    "gpt-oss-120b-h100": (dict(model="gpt-oss:120b"), ["explain", "shell"]),
+    "deepseek-r1-dp16-ep-2-nodes": (
+        dict(model="deepseek-r1", tp=1, max_nodes=2, disaggregate="off",
+             workload=Workload(isl=2000, osl=500, rate=10)),
+        ["explain", "shell", "lws"],
+    ),
     "llama-8b-pd-lmcache-1-node": (
         dict(model="llama3.1:8b", disaggregate="on", kv_connector="LMCacheConnectorV1", max_nodes=1,
              workload=Workload(isl=2048, osl=256, rate=40, ttft_slo=0.3, tpot_slo=0.02)),

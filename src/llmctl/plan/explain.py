@@ -45,8 +45,8 @@ def _model_steps(plan: Plan) -> list[Step]:
                       f"{m.experts_per_token} of {m.num_experts} routed experts"
                       + (" + shared experts" if m.shared_expert_intermediate_size else "")))
     s.append(Step("model", "quantization", q.label + (" (declared by the checkpoint)" if q.declared else ""),
-                  f"{q.detail}; {q.weight_bits:g} bits per weight"
-                  + ("; routed experts only" if q.scope == "experts" else "") if q.quantized else "16-bit checkpoint"))
+                  f"{q.detail}" + ("" if f"{q.weight_bits:g} bits" in q.detail else f"; {q.weight_bits:g} bits per weight")
+                  if q.quantized else "16-bit checkpoint"))
     quantized = ("experts" if q.scope == "experts" else "attention + MLP/experts")
     s.append(Step("model", f"weights ({q.label})", fb(rb.total),
                   f"{quantized} at {q.weight_bits:g} bits = {fb(rb.attention + rb.mlp + rb.experts)}"

@@ -42,6 +42,12 @@ UNSUPPORTED = {
     "BloomForCausalLM": "a non-gated MLP (2 matrices, not 3)",
 }
 
+TEXT_DEFAULTS = {
+    "gemma3_text": {"vocab_size": 262208, "sliding_window_pattern": 6, "max_position_embeddings": 131072,
+                    "tie_word_embeddings": True},
+}
+"""Fields a model type's config.json may leave to transformers' defaults (Gemma3TextConfig's __init__ defaults)."""
+
 LAYER_KINDS = {"full_attention": "full", "sliding_attention": "sliding"}
 """config.json `layer_types` values llmctl sizes; others (linear_attention, chunked_attention, mamba) are refused."""
 
@@ -61,8 +67,18 @@ def _merge_text_config(config: Mapping[str, Any]) -> dict[str, Any]:
     cfg = dict(config)
     text = cfg.get("text_config")
     if isinstance(text, Mapping) and "num_hidden_layers" in text:
-        cfg = {**cfg, **text}
-    return cfg
+        cfg = {**cfg, **TEXT_DEFAULTS.get(str(text.get("model_type")), {}), **text}
+    return {**TEXT_DEFAULTS.get(str(cfg.get("model_type")), {}), **cfg}
+
+
+def vision_params(config: Mapping[str, Any]) -> int:
+    """A ViT/SigLIP vision tower (vision_config) served with the model: layers x (4 h^2 + 2 h I), 16-bit."""
+    v = config.get("vision_config")
+    if not isinstance(v, Mapping):
+        return 0
+    h, inter, layers = _int(v, "hidden_size", default=0), _int(v, "intermediate_size", default=0), \
+        _int(v, "num_hidden_layers", default=0)
+    return (layers or 0) * (4 * (h or 0) ** 2 + 2 * (h or 0) * (inter or 0))
 
 
 def check_architecture(cfg: Mapping[str, Any], name: str) -> str:
@@ -165,6 +181,7 @@ def profile_from_config(
         quant=quant_from_config(config if "quantization_config" in config else cfg),
         layer_attention=kinds,
         sliding_window=window,
+        vision_params=vision_params(config),
         aliases=aliases,
         **_moe_fields(cfg, inter),
         **_mla_fields(cfg),

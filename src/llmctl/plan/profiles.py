@@ -71,6 +71,7 @@ class ModelProfile:
     # sliding-window layers (gpt-oss, Gemma 2/3, Mistral): "sliding" or "full" per layer; empty = all full
     layer_attention: tuple[str, ...] = ()
     sliding_window: int = 0
+    vision_params: int = 0  # a vision tower served alongside (multimodal checkpoints), kept 16-bit
     parameter_count_override: int | None = None  # a count the source states (GGUF), preferred when given
     aliases: tuple[str, ...] = field(default=())
 
@@ -193,8 +194,8 @@ def count_parameters(m: ModelProfile) -> ParamCounts:
         routed_total = routed_active = 0
         max_layer = attn + norms_per_layer + dense_mlp
         mlp_total, router_total = L * dense_mlp, 0
-    norms = L * norms_per_layer + h
-    total = layers_total + h + embed + lm_head
+    norms = L * norms_per_layer + h + m.vision_params  # vision towers stay 16-bit, like norms
+    total = layers_total + h + embed + lm_head + m.vision_params
     if m.parameter_count_override:
         total = m.parameter_count_override
     active = total - routed_total + routed_active

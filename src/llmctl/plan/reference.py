@@ -64,6 +64,7 @@ class Reference:
     calibrates: tuple[str, ...] = ()  # data/plan/perf constants this row was used to set
     features: frozenset[str] = frozenset()  # tuned kernels the deployment enabled (deepgemm, deepep, ...)
     shape_note: str = ""  # why llmctl's own choice differs, when it does
+    miss_note: str = ""  # why a prediction misses the target, when one does
     note: str = ""
 
     @property
@@ -113,6 +114,7 @@ def _reference(doc: dict[str, Any]) -> Reference:
         concurrency=int(w.get("concurrency", 0)), prompts=int(w.get("prompts", 0)),
         batch_per_gpu=int(w.get("batch_per_gpu", 0)), max_model_len=int(w.get("max_model_len", 0)),
         calibrates=tuple(doc.get("calibrates", ())), shape_note=str(doc.get("shape_note", "")),
+        miss_note=str(doc.get("miss_note", "")),
         features=frozenset(doc.get("features", ())),
         note=str(doc.get("note", "")),
     )
@@ -196,7 +198,7 @@ def planned_shape(ref: Reference) -> str:
     elif "total_tok_s" in ref.published:
         rate = ref.published["total_tok_s"] / (ref.isl + ref.osl)
     if ref.kind in ("prefill", "decode"):
-        return "(one pool measured alone: see the shape note)"
+        return "one pool alone (see note)"
     req = PlanRequest(model=ref.model, gpu=load_gpu(ref.gpu), gpus_per_node=ref.gpus_per_node,
                       workload=Workload(isl=max(1, round(ref.isl)), osl=max(1, round(ref.osl)), rate=rate),
                       max_nodes=ref.nodes, engine=ref.engine, disaggregate="off")
@@ -225,25 +227,33 @@ def reference_shape(ref: Reference) -> str:
     return f"{ref.instances} x {ref.shape}" if ref.instances > 1 else str(ref.shape)
 
 
+def _inputs(ref: Reference) -> str:
+    gpus = f"{ref.gpus}x {ref.gpu}"
+    if ref.kind == "prefill":
+        return f"{gpus}; {ref.isl:g}-token prompts; prefill pool alone"
+    if ref.kind == "decode":
+        return f"{gpus}; {ref.batch_per_gpu} seqs/GPU at {ref.isl:g} tokens of KV; decode pool alone"
+    load = f"concurrency {ref.concurrency}" if ref.kind == "concurrency" else f"{ref.prompts} prompts at once"
+    return f"{gpus}; ISL {ref.isl:g} / OSL {ref.osl:g}; {load}"
+
+
 def table_markdown(rs: list[Row] | None = None) -> str:
-    """The docs table: one line per published metric."""
+    """The docs table: a line per published metric; a reference's first line names it."""
     rs = rows() if rs is None else rs
-    head = ("| # | deployment (source) | engine | inputs | shape (reference / llmctl) | metric | published | predicted "
+    head = ("| # | deployment (source) | engine | inputs | shape: reference / llmctl | metric | published | predicted "
             "| error |\n|---|---|---|---|---|---|---:|---:|---:|\n")
     lines = []
     for i, r in enumerate(rs, 1):
         ref = r.ref
-        inputs = (f"{ref.gpus}x {ref.gpu}; ISL {ref.isl:g} / OSL {ref.osl:g}; {ref.kind}"
-                  + (f" C={ref.concurrency}" if ref.concurrency else "")
-                  + (f" {ref.batch_per_gpu}/GPU" if ref.batch_per_gpu else ""))
         same = "same" if r.planned == reference_shape(ref) else r.planned
-        shape = f"{reference_shape(ref)} / {same}"
-        for k in ref.published:
+        cal = " (c)" if ref.calibrates else ""
+        first = [f"{i}", f"[{ref.title}]({ref.source}){cal}", f"{ref.engine} {ref.engine_version}", _inputs(ref),
+                 f"{reference_shape(ref)} / {same}"]
+        for j, k in enumerate(ref.published):
             mark = "" if abs(r.errors[k]) <= TARGET else " ✗"
-            cal = " (c)" if ref.calibrates else ""
-            lines.append(f"| {i} | [{ref.title}]({ref.source}){cal} | {ref.engine} {ref.engine_version} | {inputs} | "
-                         f"{shape} | {METRICS[k]} | {_fmt(ref.published[k])} | {_fmt(r.predicted[k])} | "
-                         f"{r.errors[k]:+.0%}{mark} |")
+            cells = first if j == 0 else [""] * len(first)
+            lines.append("| " + " | ".join(cells + [METRICS[k], _fmt(ref.published[k]), _fmt(r.predicted[k]),
+                                                    f"{r.errors[k]:+.0%}{mark}"]) + " |")
     return head + "\n".join(lines) + "\n"
 
 
@@ -253,8 +263,10 @@ def notes_markdown(rs: list[Row] | None = None) -> str:
     out = []
     for i, r in enumerate(rs, 1):
         bits = []
-        if r.planned != reference_shape(r.ref):
+        if r.planned != reference_shape(r.ref) or r.ref.shape_note:
             bits.append(f"shape: {r.ref.shape_note or 'no reason recorded'}")
+        if not r.within_target:
+            bits.append(f"outside ±{TARGET:.0%}: {r.ref.miss_note or 'no reason recorded'}")
         if r.ref.calibrates:
             bits.append("calibrates " + ", ".join(f"`{c}`" for c in r.ref.calibrates) + " (not an independent check)")
         if r.ref.note:
