@@ -16,7 +16,7 @@ def plan(
     gpus_per_node: Optional[int] = typer.Option(None, "--gpus-per-node", help="GPUs per node [default: the profile's, 8]."),
     nodes: Optional[int] = typer.Option(None, "--nodes", help="Use exactly this many nodes (extra replicas fill them)."),
     max_nodes: Optional[int] = typer.Option(None, "--max-nodes", help="Use at most this many nodes [default: 8]."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="bf16 or fp8 (FP8 weights and KV) [default: checkpoint's]."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="bf16 or fp8 (FP8 weights and KV; a quantized checkpoint keeps its own weights) [default: checkpoint's]."),
     isl: int = typer.Option(2048, "--isl", help="Input (prompt) tokens per request."),
     osl: int = typer.Option(256, "--osl", help="Output tokens per request."),
     rate: Optional[float] = typer.Option(None, "--rate", help="Requests per second to size the pools for."),
