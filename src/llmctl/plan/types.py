@@ -193,7 +193,6 @@ class Plan:
         """JSON-ready: the request, the chosen parallelism, per-role numbers and the reasoning steps."""
         req = self.request
         m = req.model
-        pc = m.params()
 
         def clean(x: Any) -> Any:
             if isinstance(x, float):
@@ -212,28 +211,7 @@ class Plan:
             d["gpus"] = r.gpus
             roles.append(d)
         out = {
-            "model": {
-                "name": m.name,
-                "serve_id": m.serve_id,
-                "source": m.source,
-                "architecture": m.architecture,
-                "layers": m.num_layers,
-                "hidden_size": m.hidden_size,
-                "attention_heads": m.num_attention_heads,
-                "kv_heads": m.num_kv_heads,
-                "head_dim": m.head_dim,
-                "vocab_size": m.vocab_size,
-                "experts": m.num_experts,
-                "experts_per_token": m.experts_per_token,
-                "mla": m.is_mla,
-                "parameters": pc.total,
-                "active_parameters": pc.active,
-                "native_dtype": m.native_dtype,
-                "quantization": {"method": m.quant.method, "weight_bits": m.quant.weight_bits, "scope": m.quant.scope,
-                                 "activations": m.quant.act, "declared": m.quant.declared},
-                "sliding_window": m.sliding_window,
-                "sliding_layers": m.sliding_layers,
-            },
+            "model": _model_dict(m),
             "gpu": {"name": req.gpu.name, "memory_bytes": req.gpu.memory_bytes, "gpus_per_node": req.gpus_per_node},
             "workload": asdict(req.workload),
             "engine": {"name": req.engine, "version": self.engine_version, "executor": req.executor},
@@ -252,3 +230,29 @@ class Plan:
             "notes": list(self.notes),
         }
         return clean(out)
+
+
+def _model_dict(m: ModelProfile) -> dict[str, Any]:
+    pc = m.params()
+    return {
+        "name": m.name,
+        "serve_id": m.serve_id,
+        "source": m.source,
+        "architecture": m.architecture,
+        "layers": m.num_layers,
+        "hidden_size": m.hidden_size,
+        "attention_heads": m.num_attention_heads,
+        "kv_heads": m.num_kv_heads,
+        "head_dim": m.head_dim,
+        "vocab_size": m.vocab_size,
+        "experts": m.num_experts,
+        "experts_per_token": m.experts_per_token,
+        "mla": m.is_mla,
+        "parameters": pc.total,
+        "active_parameters": pc.active,
+        "native_dtype": m.native_dtype,
+        "quantization": {"method": m.quant.method, "weight_bits": m.quant.weight_bits, "scope": m.quant.scope,
+                         "activations": m.quant.act, "declared": m.quant.declared},
+        "sliding_window": m.sliding_window,
+        "sliding_layers": m.sliding_layers,
+    }
