@@ -38,7 +38,7 @@ class PerfInputs:
     kvdtype: str
     engine: str = "vllm"
     windowed: bool = True  # sliding-window layers keep only their window (vLLM's hybrid KV cache manager)
-    features: frozenset[str] = frozenset()  # tuned kernels a deployment enables: deepgemm, deepep, two-batch-overlap
+    features: frozenset[str] = frozenset()  # what a measured deployment enabled: deepgemm, deepep, async-scheduling
 
 
 @dataclass(frozen=True)
@@ -232,11 +232,6 @@ class Roofline:
         """Share of HBM bandwidth the MoE kernel for this weight format reaches streaming expert weights."""
         return self.data.get(f"memory.experts_{self.quant.weight_format}")
 
-    def _overlap(self, compute: float, comm: float) -> float:
-        """Two-batch overlap (SGLang --enable-two-batch-overlap, vLLM --enable-dbo) hides communication behind
-        the other micro-batch's compute; without it they add up."""
-        return max(compute, comm) if "two-batch-overlap" in self.inputs.features else compute + comm
-
     # prefill -------------------------------------------------------------------------------------
     def prefill(self, shape: Shape, isl: int) -> Prefill:
         m, gpu, d, q = self.inputs.model, self.inputs.gpu, self.data, self.quant
@@ -257,10 +252,10 @@ class Roofline:
         a2a = (m.num_layers - m.dense_layers) * self.all_to_all(shape, isl / tp) if m.is_moe else 0.0
         fixed = chunks * (shape.pp * self.layer_overhead(layers) + d.get("latency.step_s"))
         compute_lat = max((dense_s + attn_s) / tp + exp_s / (tp * shape.dp), chunks * shape.pp * weights)
-        latency = self._overlap(compute_lat, ar + a2a) + fixed + self.hops(shape, isl) + d.get("latency.request_s")
+        latency = compute_lat + ar + a2a + fixed + self.hops(shape, isl) + d.get("latency.request_s")
         share = isl / memory.MAX_NUM_BATCHED_TOKENS  # short prompts share a chunked-prefill step
         busy = max((dense_s + attn_s + exp_s) / g, share * weights / shape.dp)
-        service = self._overlap(busy, ar / (shape.pp * shape.dp) + a2a / shape.dp) + share * fixed / (shape.pp * shape.dp)
+        service = busy + (ar + share * fixed) / (shape.pp * shape.dp) + a2a / shape.dp
         return Prefill(flops=flops, latency=latency, service=service, peak_flops=peak, compute_s=compute_lat,
                        comm_s=ar + a2a)
 
@@ -291,7 +286,7 @@ class Roofline:
         hops = self.hops(shape, micro)
         pp = shape.pp
         step = d.get("latency.step_s")
-        stage = self._overlap(t_dense + t_exp + t_kv, comm) + overhead
+        stage = t_dense + t_exp + t_kv + comm + overhead  # communication is not overlapped with compute
         if "async-scheduling" in self.inputs.features:
             step = 0.0  # the scheduler prepares step n+1 while step n runs (vLLM --async-scheduling)
         return DecodeStep(
