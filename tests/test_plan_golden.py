@@ -71,7 +71,7 @@ def _outputs(spec: dict, formats: list[str]) -> dict[str, str]:
         elif fmt == "json":
             out["plan.json"] = json.dumps(plan.to_dict(), indent=2, sort_keys=True) + "\n"
         else:
-            files, report = render(plan, fmt, OPTIONS, use_kubectl=False)
+            files, report = render(plan, fmt, OPTIONS)
             assert not report.problems
             for f in files:
                 out[f.path] = f.content

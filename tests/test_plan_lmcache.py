@@ -178,7 +178,7 @@ def test_compose_puts_every_decoder_behind_the_incremental_proxy():
     plan = lm_plan("llama3.1:8b", workload=Workload(isl=2048, osl=256, rate=40, ttft_slo=0.3, tpot_slo=0.02),
                    max_nodes=1)
     assert plan.role("decode").instances >= 2 and plan.nodes == 1
-    files, report = render(plan, "compose", SEED, use_kubectl=False)
+    files, report = render(plan, "compose", SEED)
     assert not report.problems
     router = yaml.safe_load(files[0].content)["services"]["router"]
     args = router["command"]
@@ -201,7 +201,7 @@ def test_kubernetes_names_leader_pods_and_exposes_the_notify_port():
     assert not any(o["kind"] == "Role" for o in objs)  # static names: no pod discovery, no RBAC
     text = files[0].content.replace("-decode-0.llama-3-1-70b-instruct-decode.", "-decode-9.llama-3-1-70b-instruct-decode.")
     assert any("are not the decode leader pods" in p
-               for p in validate_k8s(list(yaml.safe_load_all(text)), text, use_kubectl=False).problems)
+               for p in validate_k8s(list(yaml.safe_load_all(text))).problems)
     _, rbg = render_k8s(plan, "rbg", SEED)
     roles = {r["name"]: r for r in next(o for o in rbg if o["kind"] == "RoleBasedGroup")["spec"]["roles"]}
     cmd = roles["router"]["standalonePattern"]["template"]["spec"]["containers"][0]["command"]

@@ -1,16 +1,14 @@
-"""Model and GPU profiles: catalog data, parameter arithmetic, config.json and GGUF parsing, model resolution."""
+"""Model and GPU profiles: catalog data, parameter arithmetic, config.json and GGUF parsing. (Model resolution,
+which reads folders, caches and registries, is the API layer's: tests/test_plan_resolve.py.)"""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import pytest
 
-from llmctl.errors import InvalidInput, NotFound, OfflineError
+from llmctl.errors import InvalidInput, NotFound
 from llmctl.plan import catalog, find_catalog, gpu_profiles, load_gpu, profile_from_config, profile_from_gguf
 from llmctl.plan.memory import kv_bytes_per_token, weight_bytes_total
-from llmctl.plan.resolve import resolve_model
 
 
 @pytest.mark.parametrize("entry", catalog(), ids=lambda e: e.name)
@@ -126,78 +124,3 @@ def test_profile_from_gguf_moe_and_per_layer_arrays():
     assert abs(p.params().total / 30.5e9 - 1) < 0.01
     with pytest.raises(InvalidInput):
         profile_from_gguf({"llama.block_count": 1}, None)
-
-
-# -- resolution --------------------------------------------------------------------------------------
-
-
-def test_resolve_local_folder(tmp_path: Path):
-    cfg = find_catalog("qwen3:8b").config
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    p = resolve_model(str(tmp_path))
-    assert p.source == "local" and p.serve_id == str(tmp_path.resolve()) and p.num_layers == 36
-
-
-def test_resolve_folder_without_config(tmp_path: Path):
-    with pytest.raises(InvalidInput, match="no config.json"):
-        resolve_model(str(tmp_path))
-
-
-def test_resolve_catalog_before_cache():
-    p = resolve_model("meta-llama/Llama-3.1-405B-Instruct")
-    assert p.source == "catalog" and p.num_layers == 126
-
-
-def _fake_hf_cache(root: Path, repo: str, config: dict) -> None:
-    base = root / ("models--" + repo.replace("/", "--"))
-    (base / "refs").mkdir(parents=True)
-    (base / "refs" / "main").write_text("abc123")
-    snap = base / "snapshots" / "abc123"
-    snap.mkdir(parents=True)
-    (snap / "config.json").write_text(json.dumps(config))
-
-
-def test_resolve_from_hugging_face_cache_without_network(tmp_path: Path, monkeypatch):
-    import huggingface_hub.constants as hc
-
-    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    cfg = dict(find_catalog("llama3.1:8b").config, num_hidden_layers=16)
-    _fake_hf_cache(tmp_path, "acme/tiny-llama", cfg)
-    p = resolve_model("acme/tiny-llama", offline=True)
-    assert p.source == "hf-cache" and p.num_layers == 16 and p.serve_id == "acme/tiny-llama"
-
-
-def test_resolve_missing_repo_says_how_to_fetch(tmp_path: Path, monkeypatch):
-    import huggingface_hub.constants as hc
-
-    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(OfflineError, match="huggingface-cli download acme/absent config.json"):
-        resolve_model("acme/absent", offline=True)
-    with pytest.raises(NotFound, match="never downloads"):
-        resolve_model("acme/absent", offline=False)
-
-
-def test_resolve_stored_gguf_model_through_lookup():
-    kv = {
-        "general.architecture": "gemma3",
-        "gemma3.block_count": 18,
-        "gemma3.embedding_length": 640,
-        "gemma3.attention.head_count": 4,
-        "gemma3.attention.head_count_kv": 1,
-        "gemma3.attention.key_length": 256,
-        "gemma3.feed_forward_length": 2048,
-        "gemma3.context_length": 32768,
-        "gemma3.vocab_size": 262144,
-    }
-
-    def lookup(name: str):
-        if name == "gemma3:270m":
-            return kv, 268_098_176
-        raise NotFound(name)
-
-    p = resolve_model("gemma3:270m", gguf_lookup=lookup)
-    assert p.source == "gguf" and p.params().total == 268_098_176
-    with pytest.raises(NotFound, match="no model"):
-        resolve_model("nothing:here", gguf_lookup=lookup)

@@ -71,7 +71,7 @@ def test_any_request_gives_a_valid_plan_or_a_clear_error(req):
     assert not math.isnan(plan.expected.tpot)
     for fmt in ("shell", "lws", "rbg", "disaggregatedset", "compose"):
         try:
-            files, report = render(plan, fmt, use_kubectl=False)
+            files, report = render(plan, fmt)
         except PlanError as exc:
             # the only refusals: compose for several nodes, DisaggregatedSet for an aggregated plan; for LMCache
             # P/D, DisaggregatedSet (no stable pod names) and bare hosts with decoders the proxy cannot address

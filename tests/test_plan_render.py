@@ -134,7 +134,7 @@ def test_every_format_validates(case, fmt):
         with pytest.raises(PlanError, match="no stable address"):
             render(plan, fmt)
         return
-    files, report = render(plan, fmt, use_kubectl=False)
+    files, report = render(plan, fmt)
     assert files and not report.problems and report.checks
 
 
@@ -212,7 +212,7 @@ def test_disaggregatedset_roles_are_lws_templates_and_router_discovers_them():
     assert [r["name"] for r in ds["spec"]["roles"]] == ["prefill", "decode"]
     assert all("leaderWorkerTemplate" in r["spec"] for r in ds["spec"]["roles"])
     router = objs[4]["spec"]["template"]["spec"]["containers"][0]["command"]
-    assert "--service-discovery" in router[-1] and "llmctl.dev/role=prefill" in router[-1]
+    assert router[0] == "vllm-router" and "--service-discovery" in router and "llmctl.dev/role=prefill" in router
 
 
 def test_rbg_has_router_prefill_and_decode_roles():
@@ -231,13 +231,13 @@ def test_rbg_has_router_prefill_and_decode_roles():
 def test_validate_k8s_catches_schema_errors_in_crds_and_core_kinds():
     plan = plan_for("llama3.1:70b", workload=PD, disaggregate="on")
     files, objs = render_k8s(plan, "lws")
-    assert not validate_k8s(objs, files[0].content, use_kubectl=False).problems
+    assert not validate_k8s(objs).problems
     bad = copy.deepcopy(objs)
     bad[0]["spec"]["leaderWorkerTemplate"]["size"] = "two"  # CRD: integer
     bad[0]["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"][0]["imagePullPolicy2"] = "x"
     svc = next(o for o in bad if o["kind"] == "Service")
     svc["spec"]["ports"][0]["port"] = "eighty"  # core: integer
-    problems = validate_k8s(bad, "", use_kubectl=False).problems
+    problems = validate_k8s(bad).problems
     assert any("size" in p and "'two'" in p for p in problems)
     assert any("imagePullPolicy2" in p for p in problems)
     assert any("Service/" in p and "eighty" in p for p in problems)
@@ -249,9 +249,9 @@ def test_validate_k8s_catches_selectors_that_miss_the_leaders():
     bad = copy.deepcopy(objs)
     dep = next(o for o in bad if o["kind"] == "Deployment")
     cmd = dep["spec"]["template"]["spec"]["containers"][0]["command"]
-    cmd[-1] = cmd[-1].replace("llmctl.dev/role=decode", "llmctl.dev/role=decoder")
+    cmd[cmd.index("llmctl.dev/role=decode")] = "llmctl.dev/role=decoder"
     assert any("does not select exactly the decode leaders" in p
-               for p in validate_k8s(bad, "", use_kubectl=False).problems)
+               for p in validate_k8s(bad).problems)
 
 
 def test_validate_k8s_cel_rule_of_disaggregatedset():
@@ -259,23 +259,34 @@ def test_validate_k8s_cel_rule_of_disaggregatedset():
     _, objs = render_k8s(plan, "disaggregatedset")
     bad = copy.deepcopy(objs)
     bad[0]["spec"]["roles"][0]["spec"]["replicas"] = 0
-    assert any("replicas must be zero for all" in p for p in validate_k8s(bad, "", use_kubectl=False).problems)
+    assert any("replicas must be zero for all" in p for p in validate_k8s(bad).problems)
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
-def test_kubectl_decodes_the_rendered_yaml():
-    files, report = render(plan_for("llama3.1:405b"), "lws")
-    assert any("kubectl" in c for c in report.checks)
-    from llmctl.plan.validate_k8s import kubectl_parse
+def test_kubectl_decodes_the_rendered_yaml(settings):
+    """kubectl runs from the API layer (plan/ starts no process), on exactly the text that is printed."""
+    from llmctl.api.plan import kubectl_decode, render_plan
+    from llmctl.plan.render_common import RenderedFile
 
-    assert kubectl_parse(files[0].content) is None
-    assert kubectl_parse("apiVersion: v1\nkind: Service\nmetadata: {name: [\n") is not None
+    files, report = render_plan(settings, plan_for("llama3.1:405b"), "lws", RenderOptions())
+    assert any("kubectl" in c for c in report.checks)
+    assert kubectl_decode(files[0]) is None
+    assert kubectl_decode(RenderedFile("x.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: [\n")) is not None
+
+
+def test_bash_parses_rendered_scripts_through_the_api(settings):
+    from llmctl.api.plan import bash_syntax, render_plan
+    from llmctl.plan.render_common import RenderedFile
+
+    _, report = render_plan(settings, plan_for("llama3.1:405b"), "shell", RenderOptions())
+    assert "bash -n parses every script" in report.checks
+    assert "bash -n" in (bash_syntax(RenderedFile("x.sh", "if then fi (\n")) or "")
 
 
 def test_render_options_name_namespace_and_images():
     opts = RenderOptions(image="registry.local/vllm:custom", router_image="registry.local/router:1", name="My Model",
                          namespace="llm")
-    files, _ = render(plan_for("llama3.1:70b", workload=PD, disaggregate="on"), "lws", opts, use_kubectl=False)
+    files, _ = render(plan_for("llama3.1:70b", workload=PD, disaggregate="on"), "lws", opts)
     docs = list(yaml.safe_load_all(files[0].content))
     assert all(d["metadata"]["namespace"] == "llm" for d in docs)
     assert docs[0]["metadata"]["name"] == "my-model-prefill"

@@ -36,6 +36,12 @@ class Settings:
     hf_endpoint: str | None = None
     hf_token: str | None = None
     hf_cache: Path | None = None
+    hf_hub_offline: bool = False  # HF_HUB_OFFLINE=1: huggingface_hub's own switch; `plan` then reads the cache only
+    # `plan`: run kubectl's decoder on rendered Kubernetes YAML when kubectl exists (LLMCTL_PLAN_KUBECTL=0 skips);
+    # the most bytes of a registry model's config archive `plan` fetches to read its config.json
+    # (LLMCTL_PLAN_CONFIG_MAX_BYTES; the weights are never fetched)
+    plan_kubectl: bool = True
+    plan_config_max_bytes: int = 256 * 1024 * 1024
     # GPUs for the engines this process starts (LLMCTL_GPUS, LLMCTL_SPLIT_MODE, LLMCTL_TENSOR_SPLIT; the
     # `run`/`serve` flags --gpus, --split-mode, --tensor-split replace them). Kept as text: llmctl.runtime.gpu
     # checks them where a command begins, so a bad value is one line there and never breaks other commands.
@@ -93,7 +99,15 @@ class Settings:
             hf_token=env.get("HF_TOKEN") or env.get("HUGGING_FACE_HUB_TOKEN") or None,
             hf_cache=Path(env["HF_HUB_CACHE"]).expanduser() if env.get("HF_HUB_CACHE")
             else Path(env["HF_HOME"]).expanduser() / "hub" if env.get("HF_HOME") else None,
+            hf_hub_offline=env.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"),
+            plan_kubectl=env.get("LLMCTL_PLAN_KUBECTL", "1").strip().lower() not in ("0", "false", "no", "off"),
+            plan_config_max_bytes=_positive_int(env.get("LLMCTL_PLAN_CONFIG_MAX_BYTES"), 256 * 1024 * 1024),
             gpus=env.get("LLMCTL_GPUS") or None,
             split_mode=env.get("LLMCTL_SPLIT_MODE") or None,
             tensor_split=env.get("LLMCTL_TENSOR_SPLIT") or None,
         )
+
+
+def _positive_int(text: str | None, default: int) -> int:
+    """A positive integer setting; anything else keeps the default (settings never fail a command)."""
+    return int(text) if text and text.strip().isdigit() and int(text) > 0 else default

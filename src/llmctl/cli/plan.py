@@ -10,7 +10,8 @@ import typer
 def plan(
     ctx: typer.Context,
     model: str = typer.Argument(
-        ..., help="Hugging Face id, local folder with config.json, catalog name (llama3.1:405b) or stored model."
+        ..., help="Catalog name (llama3.1:405b), Hugging Face id, folder with config.json, or a stored or "
+        "registry model (llmctl's safetensors artifacts: their config.json, never their weights)."
     ),
     gpu: str = typer.Option("h100-80gb", "--gpu", help="GPU profile: h100-80gb, h200, a100-80gb, l40s, b200."),
     gpus_per_node: Optional[int] = typer.Option(None, "--gpus-per-node", help="GPUs per node [default: the profile's, 8]."),
@@ -34,6 +35,21 @@ def plan(
     router_image: Optional[str] = typer.Option(None, "--router-image", help="Router image for Kubernetes and compose."),
     name: Optional[str] = typer.Option(None, "--name", help="Base name of Kubernetes objects [default: from the model]."),
     namespace: str = typer.Option("default", "--namespace", help="Kubernetes namespace of the objects."),
+    model_source: Optional[str] = typer.Option(
+        None, "--model-source", help="Where pods find the weights: hf:ORG/NAME, oci:REF or pvc:CLAIM/PATH "
+        "[default: the model's Hugging Face id, or its registry reference by digest]."),
+    weights_mode: str = typer.Option(
+        "init-container", "--weights", help="oci: weights via an init container running `llmctl export` "
+        "(init-container) or a Kubernetes image volume (image-volume: Kubernetes >= 1.33, ImageVolume gate)."),
+    weights_volume: str = typer.Option(
+        "emptydir", "--weights-volume", help="Volume the weights are stored on: emptydir (sized from the "
+        "weights) or pvc:CLAIM (a shared cache)."),
+    pull_secret: Optional[str] = typer.Option(
+        None, "--pull-secret", help="Registry credentials: a kubernetes.io/dockerconfigjson Secret."),
+    init_image: Optional[str] = typer.Option(
+        None, "--init-image", help="Init container image [default: ghcr.io/llmctl/llmctl-init:<llmctl version>]."),
+    hf_token_secret: str = typer.Option(
+        "hf-token", "--hf-token-secret", help="Secret (key `token`) for HF_TOKEN; required for gated models."),
     fmt: str = typer.Option(
         "explain", "--format", "-f", help="explain, json, shell, compose, lws, disaggregatedset or rbg."
     ),
@@ -52,14 +68,16 @@ def plan(
 
       llmctl plan llama3.1:405b --format lws -o deploy/
 
+      llmctl plan registry.example.com/team/qwen3:8b --format lws --pull-secret regcred
+
       llmctl plan deepseek-r1 --gpu h200 --rate 20 --disaggregate on --format disaggregatedset
     """
+    from llmctl.api.plan import model_source as parse_source
+    from llmctl.api.plan import render_plan, resolve_model
     from llmctl.cli import render
     from llmctl.errors import InvalidInput, UsageError
     from llmctl.plan import load_gpu, solve
-    from llmctl.plan.render import render as render_plan
     from llmctl.plan.render_common import FILE_FORMATS, FORMATS, RenderOptions
-    from llmctl.plan.resolve import resolve_model
     from llmctl.plan.types import PlanRequest, Workload
     from llmctl.plan.units import parse_duration
 
@@ -74,7 +92,9 @@ def plan(
         raise InvalidInput("--dtype must be bf16 or fp8")
 
     gpu_profile = load_gpu(gpu)
-    profile = resolve_model(model, offline=bool(getattr(settings, "offline", False)), gguf_lookup=_stored_lookup(settings))
+    resolved = resolve_model(settings, model)
+    profile = resolved.profile
+    weights = parse_source(settings, model_source, resolved) if model_source else resolved.weights
     workload = Workload(
         isl=isl,
         osl=osl,
@@ -117,8 +137,15 @@ def plan(
         return
 
     assert fmt in FILE_FORMATS
-    opts = RenderOptions(image=image, router_image=router_image, name=name, namespace=namespace)
-    files, report = render_plan(result, fmt, opts)
+    if weights_mode == "image-volume" and (weights is None or weights.kind != "oci"):
+        raise UsageError("--weights image-volume delivers oci: weights; this plan's come from "
+                         f"{weights or 'nowhere yet (pass --model-source oci:REF)'}")
+    opts = RenderOptions(image=image, router_image=router_image, name=name, namespace=namespace, weights=weights,
+                         weights_mode=weights_mode, weights_volume=weights_volume, pull_secret=pull_secret,
+                         init_image=init_image, hf_token_secret=hf_token_secret)
+    files, report = render_plan(settings, result, fmt, opts)
+    for note in resolved.notes if model_source is None else ():
+        render.stderr.print(f"[yellow]note:[/yellow] {note}")
     for note in report.skipped:
         render.stderr.print(f"[yellow]not checked:[/yellow] {note}")
     if output is not None:
@@ -131,24 +158,6 @@ def plan(
             sys.stdout.write(("" if i == 0 else "\n") + f"# ==> {f.path} <==\n")
         sys.stdout.write(f.content)
     sys.stdout.flush()
-
-
-def _stored_lookup(settings: object):  # type: ignore[no-untyped-def]
-    """A stored model's GGUF metadata; pulls first only for names that point at a registry.
-
-    `org/name` is a Hugging Face id to `plan` before it is a Docker Hub repository, so a bare name is only
-    looked up locally; `registry.example.com/team/m` or a configured LLMCTL_REGISTRY pulls, as `run` does.
-    """
-    from llmctl.api.models import stored_gguf_metadata
-    from llmctl.settings import DEFAULT_REGISTRY
-
-    def lookup(name: str) -> tuple[dict, int]:
-        head = name.split("/", 1)[0] if "/" in name else ""
-        explicit = "." in head or ":" in head or head == "localhost"
-        pull = explicit or settings.registry != DEFAULT_REGISTRY  # type: ignore[attr-defined]
-        return stored_gguf_metadata(settings, name, pull=pull)
-
-    return lookup
 
 
 def _write(directory: str, files: list) -> None:  # type: ignore[type-arg]

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import functools
 import json
-from importlib import resources
 from typing import Any
 
 _ROOT = ("data", "plan")
 
 
 def _path(*parts: str) -> Any:
+    # imported on first read, not with llmctl.plan: importlib.resources brings tempfile and shutil
+    from importlib import resources
+
     node = resources.files("llmctl")
     for part in (*_ROOT, *parts):
         node = node / part

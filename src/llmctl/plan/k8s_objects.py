@@ -3,9 +3,11 @@ and pod templates close to the upstream LWS vLLM example, the router Deployment 
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from llmctl.plan import lmcache
+from llmctl.plan.k8s_weights import PodWeights, probes
 from llmctl.plan.launch import (
     MOONCAKE_BOOTSTRAP_BASE,
     NIXL_SIDE_CHANNEL_BASE,
@@ -17,7 +19,7 @@ from llmctl.plan.launch import (
     hostport,
     router_argv,
 )
-from llmctl.plan.render_common import RenderOptions, base_name, engine_image, router_command, router_image
+from llmctl.plan.render_common import RenderOptions, base_name, engine_image, router_image
 from llmctl.plan.types import Plan, Role
 
 ENGINE_PORT = 8000
@@ -27,16 +29,13 @@ NAME_LABEL = "app.kubernetes.io/name"
 RAY_SCRIPT = "/vllm-workspace/examples/online_serving/multi-node-serving.sh"  # shipped in vllm/vllm-openai
 
 
-def hf_token_env() -> dict[str, Any]:
-    return {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "token", "optional": True}}}
-
-
 def gpus_per_pod(plan: Plan, role: Role) -> int:
     return role.shape.gpus if role.nodes_per_instance == 1 else plan.request.gpus_per_node
 
 
 def engine_container(
-    plan: Plan, role: Role, opts: RenderOptions, *, leader_addr: str, rank: str, group_size: str, leader: bool
+    plan: Plan, role: Role, opts: RenderOptions, pod: PodWeights, *, leader_addr: str, rank: str, group_size: str,
+    leader: bool,
 ) -> dict[str, Any]:
     """The engine container of one pod of an instance; `rank` is "0" or an env reference for workers."""
     nnodes = role.nodes_per_instance
@@ -57,7 +56,7 @@ def engine_container(
         command = ["sh", "-c", "exec " + _join(argv)]
     else:
         command = argv
-    env: list[dict[str, Any]] = [hf_token_env()]
+    env: list[dict[str, Any]] = list(pod.env)
     if lmcache.is_pd(plan):  # every pod has its own address: each decoder uses the base port list
         proxy = f"{base_name(plan, opts)}.{opts.namespace}"  # the router Service
         env += [{"name": k, "value": v} for k, v in
@@ -78,35 +77,32 @@ def engine_container(
             "limits": {plan.request.gpu.k8s_resource: gpus},
             "requests": {plan.request.gpu.k8s_resource: gpus},
         },
-        "volumeMounts": [{"mountPath": "/dev/shm", "name": "dshm"}],
+        "volumeMounts": [{"mountPath": "/dev/shm", "name": "dshm"}] + list(pod.mounts),
     }
     if leader:
         container["ports"] = [{"name": "http", "containerPort": ENGINE_PORT}]
-        container["readinessProbe"] = {
-            "httpGet": {"path": "/health", "port": ENGINE_PORT},
-            "initialDelaySeconds": 15,
-            "periodSeconds": 10,
-        }
+        container.update(probes(pod, ENGINE_PORT))
     return container
 
 
 def _join(argv: list[str]) -> str:
-    import shlex
-
     return " ".join(a if a.startswith("$(") else shlex.quote(a) for a in argv)
 
 
-def pod_template(container: dict[str, Any], labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict:
+def pod_template(container: dict[str, Any], labels: dict[str, str], pod: PodWeights,
+                 annotations: dict[str, str] | None = None) -> dict:
+    """A pod: the engine container after the weights' init containers, with /dev/shm and the weights' volumes."""
     meta: dict[str, Any] = {"labels": labels}
     if annotations:
         meta["annotations"] = annotations
-    return {
-        "metadata": meta,
-        "spec": {
-            "containers": [container],
-            "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}}],
-        },
-    }
+    spec: dict[str, Any] = {}
+    if pod.init_containers:
+        spec["initContainers"] = list(pod.init_containers)
+    spec["containers"] = [container]
+    spec["volumes"] = [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}}] + list(pod.volumes)
+    if pod.image_pull_secrets:
+        spec["imagePullSecrets"] = list(pod.image_pull_secrets)
+    return {"metadata": meta, "spec": spec}
 
 
 def bootstrap_annotations(plan: Plan, role: Role) -> dict[str, str] | None:
@@ -156,15 +152,14 @@ def router_objects(plan: Plan, base: str, opts: RenderOptions, *, selectors: dic
     else:
         argv = router_argv(plan, endpoints, selectors=selectors, namespace=ns if selectors else None,
                            worker_port=ENGINE_PORT)
-    image = router_image(plan, opts)
     extra = router_extra_ports(plan)
     container = {
         "name": "router",
-        "image": image,
-        "command": router_command(plan, argv, image),
+        "image": router_image(plan, opts),
+        "command": argv,
         "ports": [{"name": "http", "containerPort": ROUTER_PORT}]
         + [{"name": n, "containerPort": p} for n, p in extra.items()],
-        "readinessProbe": {"tcpSocket": {"port": ROUTER_PORT}, "initialDelaySeconds": 5, "periodSeconds": 10},
+        **router_probes(plan),
     }
     pod_spec: dict[str, Any] = {"containers": [container]}
     objs: list[dict] = []
@@ -198,6 +193,19 @@ def router_objects(plan: Plan, base: str, opts: RenderOptions, *, selectors: dic
     })
     objs.append(service(base, ns, labels, ROUTER_PORT, {NAME_LABEL: base}, extra))
     return objs
+
+
+def router_probes(plan: Plan) -> dict[str, Any]:
+    """vllm-router and sglang-router (one lineage) serve /liveness and /readiness (src/server.rs); /readiness
+    fails while no worker is healthy, so the router Service sends traffic only where it can be served.
+    LMCache's proxy (a FastAPI script) has no health route llmctl could confirm: a TCP check."""
+    if lmcache.is_pd(plan):
+        return {"readinessProbe": {"tcpSocket": {"port": ROUTER_PORT}, "periodSeconds": 10}}
+    return {
+        "readinessProbe": {"httpGet": {"path": "/readiness", "port": ROUTER_PORT}, "periodSeconds": 10},
+        "livenessProbe": {"httpGet": {"path": "/liveness", "port": ROUTER_PORT}, "periodSeconds": 20,
+                          "failureThreshold": 6},
+    }
 
 
 def lmcache_proxy_argv(plan: Plan, endpoints: list[Endpoint]) -> list[str]:

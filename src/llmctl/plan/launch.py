@@ -30,9 +30,9 @@ RAY_PORT = 6379
 
 
 def served_name(plan: Plan) -> str:
-    """The model name clients send: the Hugging Face id, or a local folder's name."""
+    """The model name clients send: the Hugging Face id, or for a folder the model's own name."""
     sid = plan.request.model.serve_id
-    return sid.rstrip("/").rsplit("/", 1)[-1] if sid.startswith(("/", ".")) else sid
+    return plan.request.model.name if sid.startswith(("/", ".", "$")) else sid
 
 
 def kv_transfer_config(plan: Plan, role: str, instance: int = 0) -> dict | None:

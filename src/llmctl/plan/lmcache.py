@@ -24,19 +24,14 @@ Why the plan looks the way it does:
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from llmctl.errors import PlanError
 from llmctl.plan import memory
+from llmctl.plan.memory import MemoryBreakdown
+from llmctl.plan.types import Plan, Step
 from llmctl.plan.units import GiB, MiB, fmt_bytes
-
-if TYPE_CHECKING:
-    from llmctl.plan.memory import MemoryBreakdown
-    from llmctl.plan.render_common import RenderOptions
-    from llmctl.plan.types import Plan, Step
 
 CONNECTOR = "LMCacheConnectorV1"
 
@@ -112,8 +107,6 @@ def check_buffers(mem: MemoryBreakdown) -> None:
 
 def explain_steps(plan: Plan) -> list[Step]:
     """The hand-off and buffer sizes for `--format explain`, so the shape rule and the buffers can be checked."""
-    from llmctl.plan.types import Step
-
     mem = plan.role("decode").memory
     b = buffers(mem)
     seq = f"{mem.max_model_len:,} tokens x {fmt_bytes(mem.kv_bytes_per_token)}"
@@ -176,14 +169,6 @@ def engine_env(plan: Plan, role: str, *, proxy_host: str, hash_seed: str, index:
     return env + [("LMCACHE_PD_ROLE", "receiver"), ("LMCACHE_PD_BUFFER_SIZE", str(b.receiver)),
                   ("LMCACHE_PD_PEER_HOST", "0.0.0.0"), ("LMCACHE_PD_PEER_INIT_PORT", _csv(init)),
                   ("LMCACHE_PD_PEER_ALLOC_PORT", _csv(alloc))]
-
-
-def with_hash_seed(plan: Plan, opts: RenderOptions) -> RenderOptions:
-    """A fresh random PYTHONHASHSEED per rendering (a fixed, published seed invites hash-flooding, as vLLM's
-    launcher warns), shared by every file of that rendering."""
-    if not is_pd(plan) or opts.hash_seed is not None:
-        return opts
-    return replace(opts, hash_seed=str(secrets.randbelow(2**32 - 1) + 1))
 
 
 def decoder_slots(hosts: Sequence[str]) -> list[tuple[int, int]]:

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import re
-import shlex
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, replace
 
+import yaml
+
+from llmctl import __version__
+from llmctl.errors import PlanError
+from llmctl.plan import lmcache
 from llmctl.plan.types import DEFAULT_IMAGES, ROUTER_VERSIONS, Plan
+from llmctl.plan.weights import MODES, Weights, default_init_image
 
 FORMATS = ("explain", "json", "shell", "compose", "lws", "disaggregatedset", "rbg")
 FILE_FORMATS = ("shell", "compose", "lws", "disaggregatedset", "rbg")
 
-DEFAULT_ROUTER_IMAGES = {"vllm": "python:3.12-slim", "sglang": "lmsysorg/sglang-router:v0.3.2"}
-"""Where each default comes from (docs/plans.md lists them; --router-image overrides):
-- vllm: vllm-project/router names no published image (its README installs `pip install vllm-router`), so the router
-  runs from PyPI, pinned to ROUTER_VERSIONS, in the official python:3.12-slim image.
+DEFAULT_ROUTER_IMAGES = {"vllm": f"vllm/vllm-router:v{ROUTER_VERSIONS['vllm']}",
+                         "sglang": f"lmsysorg/sglang-router:v{ROUTER_VERSIONS['sglang']}"}
+"""Pinned router images; nothing is installed when a pod starts. Where each default comes from (docs/plans.md
+lists them; --router-image overrides):
+- vllm: vllm-project/router .buildkite/scripts/publish-release-images.sh pushes vllm/vllm-router:v<version> (multi-arch,
+  plus latest) for every release; its Dockerfile.router puts the `vllm-router` binary on PATH. v0.1.17 is that
+  scheme at the pinned router version; whether Docker Hub carries that exact tag was not checked offline.
 - sglang: sgl-project/sglang .github/workflows/release-docker-gateway.yml pushes lmsysorg/sglang-router:v<version of
   sglang_router> (ENTRYPOINT python3 -m sglang_router.launch_router, docker/gateway.Dockerfile), the repository RBG's
   P/D example uses (lmsysorg/sglang-router:v0.2.4); v0.3.2 is that scheme at the pinned router version. Whether
@@ -22,13 +31,78 @@ DEFAULT_ROUTER_IMAGES = {"vllm": "python:3.12-slim", "sglang": "lmsysorg/sglang-
 - LMCache P/D: the proxy is a script inside the engine image (lmcache.PROXY_SCRIPT_IN_IMAGE), so the engine image."""
 
 
+WEIGHTS_VOLUMES = ("emptydir", "pvc")
+HF_TOKEN_SECRET = "hf-token"
+"""The Secret (key `token`) `hf:` pods read HF_TOKEN from; required for gated models (`--hf-token-secret`)."""
+
+
 @dataclass(frozen=True)
 class RenderOptions:
+    """How to render a plan. `weights` is where the engines load the model from; None means the Hugging Face
+    id the model came from (catalog and Hugging Face models), and is refused for other models."""
+
     image: str | None = None
     router_image: str | None = None
     name: str | None = None  # base name of Kubernetes objects and compose services
     namespace: str = "default"
     hash_seed: str | None = None  # PYTHONHASHSEED shared by LMCache P/D engines; None: a random one per rendering
+    weights: Weights | None = None
+    weights_mode: str = "init-container"  # oci: init-container (llmctl export) or image-volume
+    weights_volume: str = "emptydir"  # emptydir (sized from the weights) or pvc:CLAIM (shared cache)
+    pull_secret: str | None = None  # registry credentials: imagePullSecrets / the init container's docker config
+    init_image: str | None = None  # the init container image [default: ghcr.io/llmctl/llmctl-init:<version>]
+    hf_token_secret: str = HF_TOKEN_SECRET
+
+    def __post_init__(self) -> None:
+        if self.weights_mode not in MODES:
+            raise PlanError(f"--weights must be one of {', '.join(MODES)}, not {self.weights_mode!r}")
+        kind, _, claim = self.weights_volume.partition(":")
+        if kind not in WEIGHTS_VOLUMES or (kind == "pvc") != bool(claim):
+            raise PlanError(f"--weights-volume must be emptydir or pvc:CLAIM, not {self.weights_volume!r}")
+
+    @property
+    def weights_claim(self) -> str | None:
+        """The PersistentVolumeClaim of `--weights-volume pvc:CLAIM`, else None (an emptyDir)."""
+        return self.weights_volume.partition(":")[2] or None
+
+    @property
+    def init_image_ref(self) -> str:
+        return self.init_image or default_init_image(__version__)
+
+
+def with_hash_seed(plan: Plan, opts: RenderOptions) -> RenderOptions:
+    """A fresh random PYTHONHASHSEED per rendering for LMCache P/D (a fixed, published seed invites
+    hash-flooding, as vLLM's launcher warns), shared by every file of that rendering."""
+    if not lmcache.is_pd(plan) or opts.hash_seed is not None:
+        return opts
+    return replace(opts, hash_seed=str(secrets.randbelow(2**32 - 1) + 1))
+
+
+HF_SOURCES = ("catalog", "hf-cache", "hf")
+"""Model profiles whose serve_id is a Hugging Face id the engines can download themselves."""
+
+
+def model_weights(plan: Plan, opts: RenderOptions) -> Weights:
+    """Where this rendering's engines load the model: the explicit source, else the Hugging Face id of a
+    catalog or Hugging Face model. Anything else (a local folder, a GGUF model) must say where the pods
+    find it: its path on this machine means nothing inside a pod."""
+    if opts.weights is not None:
+        return opts.weights
+    m = plan.request.model
+    if m.source in HF_SOURCES:
+        return Weights("hf", m.serve_id)
+    what = {"local": "a local folder", "gguf": "a GGUF model from the llmctl store"}.get(m.source, f"a {m.source} model")
+    raise PlanError(
+        f"{m.name} is {what}: say where the pods find its weights",
+        hint="--model-source hf:ORG/NAME, oci:REGISTRY/REPO:TAG (push it first: llmctl push) or pvc:CLAIM/PATH",
+    )
+
+
+def served_plan(plan: Plan, model: str) -> Plan:
+    """The plan with the engines pointed at `model` (what `vllm serve` / `--model-path` receive)."""
+    if plan.request.model.serve_id == model:
+        return plan
+    return replace(plan, request=replace(plan.request, model=replace(plan.request.model, serve_id=model)))
 
 
 @dataclass(frozen=True)
@@ -48,9 +122,12 @@ def dns_label(text: str, limit: int = 40) -> str:
 
 
 def base_name(plan: Plan, opts: RenderOptions) -> str:
+    """--name, else the model's own name: its Hugging Face id's last part, or for a folder the model name."""
     if opts.name:
         return dns_label(opts.name)
-    return dns_label(plan.request.model.serve_id.rstrip("/").rsplit("/", 1)[-1])
+    m = plan.request.model
+    sid = m.name if m.serve_id.startswith(("/", "$")) else m.serve_id
+    return dns_label(sid.rstrip("/").rsplit("/", 1)[-1])
 
 
 def engine_image(plan: Plan, opts: RenderOptions) -> str:
@@ -58,37 +135,23 @@ def engine_image(plan: Plan, opts: RenderOptions) -> str:
 
 
 def router_image(plan: Plan, opts: RenderOptions) -> str:
-    from llmctl.plan import lmcache
-
     if lmcache.is_pd(plan):
         return opts.router_image or engine_image(plan, opts)
     return opts.router_image or DEFAULT_ROUTER_IMAGES[plan.engine]
 
 
-def router_command(plan: Plan, argv: list[str], image: str) -> list[str]:
-    """The container command for the router: vllm-router installed at the pinned version when the image is
-    the default slim Python image, else run as is (an image that ships the router, or LMCache's proxy script)."""
-    if argv[:1] == ["vllm-router"] and image == DEFAULT_ROUTER_IMAGES["vllm"]:
-        pin = f"vllm-router=={ROUTER_VERSIONS['vllm']}"
-        return ["sh", "-c", f"pip install --no-cache-dir {pin} && exec {shlex.join(argv)}"]
-    return list(argv)
+class _NoAliases(yaml.SafeDumper):
+    def ignore_aliases(self, data: object) -> bool:
+        return True
 
 
 def dump_yaml(doc: object) -> str:
     """YAML without anchors/aliases (shared sub-objects are written out in full, as kubectl users expect)."""
-    import yaml
-
-    class _NoAliases(yaml.SafeDumper):
-        def ignore_aliases(self, data: object) -> bool:
-            return True
-
     return yaml.dump(doc, Dumper=_NoAliases, sort_keys=False, width=120)
 
 
 def header_lines(plan: Plan) -> list[str]:
     """A short provenance block for rendered files."""
-    from llmctl import __version__
-
     req = plan.request
     roles = ", ".join(f"{r.instances}x {r.name} ({r.shape})" for r in plan.roles)
     return [

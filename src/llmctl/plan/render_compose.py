@@ -6,58 +6,89 @@ Services use the host network (the engines' ports, NIXL side channels and the ro
 
 from __future__ import annotations
 
+from typing import Any
+
 from llmctl.errors import PlanError
 from llmctl.plan import lmcache
 from llmctl.plan.launch import processes
 from llmctl.plan.render_common import (
     RenderedFile,
     RenderOptions,
+    base_name,
     dump_yaml,
     engine_image,
     header_lines,
-    router_command,
+    model_weights,
     router_image,
+    served_plan,
+    with_hash_seed,
 )
 from llmctl.plan.types import Plan
+from llmctl.plan.weights import EXPORT_SCRIPT, INIT_CONTAINER, MODELS_DIR, REGISTRY_AUTH_DIR, STORE_DIR, Weights
 
 LOCALHOST = "127.0.0.1"
 HF_CACHE = "${HF_HOME:-~/.cache/huggingface}:/root/.cache/huggingface"
+DOCKER_CONFIG = "${DOCKER_CONFIG:-~/.docker}"
+"""`oci:` weights: the exporting service reads the registry credentials of the user who runs compose."""
+MODELS_VOLUME = "models"
+
+
+def _weights_service(opts: RenderOptions, weights: Weights) -> dict[str, Any]:
+    """`oci:` weights: a one-shot service exports the model into a named volume; engines wait for it to
+    complete and mount the volume read-only."""
+    return {
+        "image": opts.init_image_ref,
+        "entrypoint": ["sh", "-c"],
+        "command": [EXPORT_SCRIPT],
+        "environment": {"MODEL_REF": weights.ref, "MODEL_DIR": weights.folder, "LLMCTL_HOME": STORE_DIR,
+                        "DOCKER_CONFIG": REGISTRY_AUTH_DIR},
+        "volumes": [f"{MODELS_VOLUME}:{MODELS_DIR}", f"{DOCKER_CONFIG}:{REGISTRY_AUTH_DIR}:ro"],
+        "restart": "no",
+    }
 
 
 def render_compose(plan: Plan, opts: RenderOptions | None = None) -> list[RenderedFile]:
-    opts = lmcache.with_hash_seed(plan, opts or RenderOptions())
+    opts = with_hash_seed(plan, opts or RenderOptions())
+    weights = model_weights(plan, opts)
+    if weights.kind == "pvc":
+        raise PlanError("pvc: weights are a Kubernetes volume; compose cannot mount a PersistentVolumeClaim",
+                        hint="use --model-source hf:ID or oci:REF, or a Kubernetes format")
+    plan = served_plan(plan, weights.folder)
     if plan.nodes > 1:
         raise PlanError(
             f"compose describes one host, and this plan needs {plan.nodes} nodes",
             hint="use --format shell or --format lws, or a plan that fits one node (--nodes 1)",
         )
     services: dict[str, dict] = {}
+    if weights.kind == "oci":
+        services[INIT_CONTAINER] = _weights_service(opts, weights)
     engines = []
     procs = processes(plan, lambda node: LOCALHOST, router_addr=LOCALHOST, hash_seed=opts.hash_seed or "0",
                       proxy_script=lmcache.PROXY_SCRIPT_IN_IMAGE)
     for p in procs:
         if p.role == "router":
-            image = router_image(plan, opts)
-            command = router_command(plan, list(p.argv), image)
             services[p.name] = {
-                "image": image,
-                "entrypoint": command[:1],
-                "command": command[1:],
+                "image": router_image(plan, opts),
+                "entrypoint": list(p.argv[:1]),
+                "command": list(p.argv[1:]),
                 "network_mode": "host",
                 "depends_on": list(engines),
                 "restart": "unless-stopped",
             }
             continue
         env = {k: v for k, v in p.env if k != "CUDA_VISIBLE_DEVICES"}
-        env["HF_TOKEN"] = "${HF_TOKEN:-}"
-        svc = {
+        if weights.kind == "hf":
+            env["HF_TOKEN"] = "${HF_TOKEN:-}"
+        else:
+            env["HF_HUB_OFFLINE"] = "1"
+        svc: dict[str, Any] = {
             "image": engine_image(plan, opts),
             "entrypoint": list(p.argv[:1]),
             "command": list(p.argv[1:]),
             "network_mode": "host",
             "ipc": "host",
             "environment": env,
-            "volumes": [HF_CACHE],
+            "volumes": [HF_CACHE] if weights.kind == "hf" else [f"{MODELS_VOLUME}:{MODELS_DIR}:ro"],
             "deploy": {
                 "resources": {
                     "reservations": {
@@ -69,6 +100,8 @@ def render_compose(plan: Plan, opts: RenderOptions | None = None) -> list[Render
             },
             "restart": "unless-stopped",
         }
+        if weights.kind == "oci":
+            svc["depends_on"] = {INIT_CONTAINER: {"condition": "service_completed_successfully"}}
         if p.port:
             svc["healthcheck"] = {
                 "test": ["CMD-SHELL", f"curl -sf http://{LOCALHOST}:{p.port}/health || exit 1"],
@@ -77,12 +110,8 @@ def render_compose(plan: Plan, opts: RenderOptions | None = None) -> list[Render
             }
         services[p.name] = svc
         engines.append(p.name)
-    doc = {"name": _project(plan, opts), "services": services}
+    doc: dict[str, Any] = {"name": base_name(plan, opts), "services": services}
+    if weights.kind == "oci":
+        doc["volumes"] = {MODELS_VOLUME: {}}
     text = "".join(f"# {line}\n" for line in header_lines(plan)) + dump_yaml(doc)
     return [RenderedFile("compose.yaml", text)]
-
-
-def _project(plan: Plan, opts: RenderOptions) -> str:
-    from llmctl.plan.render_common import base_name
-
-    return base_name(plan, opts)

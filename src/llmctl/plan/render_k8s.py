@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmctl.errors import PlanError
-from llmctl.plan import lmcache
+from llmctl.plan import k8s_names, lmcache
 from llmctl.plan.k8s_objects import (
     ENGINE_PORT,
     NAME_LABEL,
@@ -23,8 +23,18 @@ from llmctl.plan.k8s_objects import (
     router_objects,
     service,
 )
+from llmctl.plan.k8s_weights import PodWeights, pod_weights
 from llmctl.plan.launch import SGLANG_BOOTSTRAP_PORT, Endpoint
-from llmctl.plan.render_common import RenderedFile, RenderOptions, base_name, dump_yaml, header_lines
+from llmctl.plan.render_common import (
+    RenderedFile,
+    RenderOptions,
+    base_name,
+    dump_yaml,
+    header_lines,
+    model_weights,
+    served_plan,
+    with_hash_seed,
+)
 from llmctl.plan.types import Plan, Role
 
 LWS_API = "leaderworkerset.x-k8s.io/v1"
@@ -36,58 +46,53 @@ def _labels(base: str, role: Role, pod_role: str) -> dict[str, str]:
     return {NAME_LABEL: base, ROLE_LABEL: role.name, "role": pod_role}
 
 
-def lws_spec(plan: Plan, role: Role, base: str, opts: RenderOptions) -> dict[str, Any]:
+def lws_spec(plan: Plan, role: Role, base: str, opts: RenderOptions, pod: PodWeights) -> dict[str, Any]:
     """The LeaderWorkerSet spec of one role: `replicas` instances, each a group of `size` pods (one per node)."""
     size = role.nodes_per_instance
-    leader = engine_container(plan, role, opts, leader_addr="$(LWS_LEADER_ADDRESS)", rank="0",
+    leader = engine_container(plan, role, opts, pod, leader_addr="$(LWS_LEADER_ADDRESS)", rank="0",
                               group_size="$(LWS_GROUP_SIZE)", leader=True)
     annotations = bootstrap_annotations(plan, role)
     lwt: dict[str, Any] = {
         "size": size,
         "restartPolicy": "RecreateGroupOnPodRestart",
-        "leaderTemplate": pod_template(leader, _labels(base, role, "leader"), annotations),
+        "leaderTemplate": pod_template(leader, _labels(base, role, "leader"), pod, annotations),
     }
     if size > 1:
-        worker = engine_container(plan, role, opts, leader_addr="$(LWS_LEADER_ADDRESS)", rank="$(LWS_WORKER_INDEX)",
-                                  group_size="$(LWS_GROUP_SIZE)", leader=False)
-        lwt["workerTemplate"] = pod_template(worker, _labels(base, role, "worker"))
+        worker = engine_container(plan, role, opts, pod, leader_addr="$(LWS_LEADER_ADDRESS)",
+                                  rank="$(LWS_WORKER_INDEX)", group_size="$(LWS_GROUP_SIZE)", leader=False)
+        lwt["workerTemplate"] = pod_template(worker, _labels(base, role, "worker"), pod)
     else:  # a group of one is its leader; the CRD still requires a worker template
-        lwt["workerTemplate"] = pod_template(leader, _labels(base, role, "leader"), annotations)
+        lwt["workerTemplate"] = pod_template(leader, _labels(base, role, "leader"), pod, annotations)
     return {"replicas": role.instances, "leaderWorkerTemplate": lwt}
 
 
-def _lws(plan: Plan, role: Role, name: str, base: str, opts: RenderOptions) -> dict[str, Any]:
+def _lws(plan: Plan, role: Role, name: str, base: str, opts: RenderOptions, pod: PodWeights) -> dict[str, Any]:
     return {
         "apiVersion": LWS_API,
         "kind": "LeaderWorkerSet",
         "metadata": meta(name, opts.namespace, {NAME_LABEL: base}),
-        "spec": lws_spec(plan, role, base, opts),
+        "spec": lws_spec(plan, role, base, opts, pod),
     }
 
 
-def render_lws(plan: Plan, opts: RenderOptions) -> list[dict]:
+def render_lws(plan: Plan, opts: RenderOptions, pod: PodWeights) -> list[dict]:
     base = base_name(plan, opts)
     if plan.mode == "aggregated":
         role = plan.roles[0]
-        objs = [_lws(plan, role, base, base, opts)]
+        objs = [_lws(plan, role, base, base, opts, pod)]
         selector = {"leaderworkerset.sigs.k8s.io/name": base, "role": "leader"}
         objs.append(service(f"{base}-leader", opts.namespace, selector, ENGINE_PORT, {NAME_LABEL: base}))
         return objs
-    objs = [_lws(plan, r, f"{base}-{r.name}", base, opts) for r in plan.roles]
+    objs = [_lws(plan, r, f"{base}-{r.name}", base, opts, pod) for r in plan.roles]
     if lmcache.is_pd(plan):
-        endpoints = [Endpoint(r.name, f"http://{lws_leader_host(f'{base}-{r.name}', i, opts.namespace)}:{ENGINE_PORT}")
+        endpoints = [Endpoint(r.name, f"http://{k8s_names.lws_leader_address(f'{base}-{r.name}', i, opts.namespace)}"
+                                      f":{ENGINE_PORT}")
                      for r in plan.roles for i in range(r.instances)]
         return objs + router_objects(plan, base, opts, selectors=None, endpoints=endpoints)
     return objs + router_objects(plan, base, opts, selectors=pd_selectors(base))
 
 
-def lws_leader_host(lws: str, group: int, namespace: str) -> str:
-    """The leader pod of group `group` through the LWS's headless service: the form LWS_LEADER_ADDRESS takes
-    (kubernetes-sigs/lws docs, labels-annotations-and-environment-variables: <lws>-<group>.<lws>.<namespace>)."""
-    return f"{lws}-{group}.{lws}.{namespace}"
-
-
-def render_disaggregatedset(plan: Plan, opts: RenderOptions) -> list[dict]:
+def render_disaggregatedset(plan: Plan, opts: RenderOptions, pod: PodWeights) -> list[dict]:
     if plan.mode != "disaggregated":
         raise PlanError(
             f"DisaggregatedSet needs a disaggregated plan; this one is aggregated ({plan.decision.reason})",
@@ -108,7 +113,7 @@ def render_disaggregatedset(plan: Plan, opts: RenderOptions) -> list[dict]:
             "slices": 1,
             "roles": [
                 {"name": r.name, "metadata": {"labels": {NAME_LABEL: base, ROLE_LABEL: r.name}},
-                 "spec": lws_spec(plan, r, base, opts)}
+                 "spec": lws_spec(plan, r, base, opts, pod)}
                 for r in plan.roles
             ],
         },
@@ -116,18 +121,18 @@ def render_disaggregatedset(plan: Plan, opts: RenderOptions) -> list[dict]:
     return [ds] + router_objects(plan, base, opts, selectors=pd_selectors(base))
 
 
-def _rbg_role(plan: Plan, role: Role, base: str, opts: RenderOptions) -> dict[str, Any]:
+def _rbg_role(plan: Plan, role: Role, base: str, opts: RenderOptions, pod: PodWeights) -> dict[str, Any]:
     size = role.nodes_per_instance
-    leader = engine_container(plan, role, opts, leader_addr="$(RBG_LWP_LEADER_ADDRESS)", rank="0",
+    leader = engine_container(plan, role, opts, pod, leader_addr="$(RBG_LWP_LEADER_ADDRESS)", rank="0",
                               group_size="$(RBG_LWP_GROUP_SIZE)", leader=True)
     annotations = bootstrap_annotations(plan, role)
     out: dict[str, Any] = {"name": role.name, "replicas": role.instances}
     if size == 1:
-        out["standalonePattern"] = {"template": pod_template(leader, _labels(base, role, "leader"), annotations)}
+        out["standalonePattern"] = {"template": pod_template(leader, _labels(base, role, "leader"), pod, annotations)}
         return out
-    worker = engine_container(plan, role, opts, leader_addr="$(RBG_LWP_LEADER_ADDRESS)",
+    worker = engine_container(plan, role, opts, pod, leader_addr="$(RBG_LWP_LEADER_ADDRESS)",
                               rank="$(RBG_LWP_WORKER_INDEX)", group_size="$(RBG_LWP_GROUP_SIZE)", leader=False)
-    template = pod_template(leader, {NAME_LABEL: base, ROLE_LABEL: role.name}, annotations)
+    template = pod_template(leader, {NAME_LABEL: base, ROLE_LABEL: role.name}, pod, annotations)
     out["leaderWorkerPattern"] = {
         "size": size,
         "template": template,
@@ -140,18 +145,20 @@ def _rbg_role(plan: Plan, role: Role, base: str, opts: RenderOptions) -> dict[st
     return out
 
 
-def rbg_endpoint(base: str, role: str, instance: int) -> str:
-    """RBG's stable DNS name for instance i of a role, as its P/D example addresses it."""
-    return f"http://{base}-{role}-{instance}.s-{base}-{role}:{ENGINE_PORT}"
+def rbg_endpoint(base: str, role: Role, instance: int) -> str:
+    """The serving pod of instance i of a role by its DNS name: the standalone pod, or the leader (member 0)
+    of a leader/worker instance (k8s_names has the controller's rules and their sources)."""
+    host = k8s_names.rbg_host(base, role.name, instance, leader_worker=role.nodes_per_instance > 1)
+    return f"http://{host}:{ENGINE_PORT}"
 
 
-def render_rbg(plan: Plan, opts: RenderOptions) -> list[dict]:
+def render_rbg(plan: Plan, opts: RenderOptions, pod: PodWeights) -> list[dict]:
     base = base_name(plan, opts)
-    roles = [_rbg_role(plan, r, base, opts) for r in plan.roles]
+    roles = [_rbg_role(plan, r, base, opts, pod) for r in plan.roles]
     objs: list[dict] = []
     if plan.mode == "disaggregated":
         endpoints = [
-            Endpoint(r.name, rbg_endpoint(base, r.name, i),
+            Endpoint(r.name, rbg_endpoint(base, r, i),
                      str(SGLANG_BOOTSTRAP_PORT) if plan.engine == "sglang" and r.name == "prefill" else None)
             for r in plan.roles for i in range(r.instances)
         ]
@@ -183,8 +190,10 @@ RENDERERS = {"lws": render_lws, "disaggregatedset": render_disaggregatedset, "rb
 
 def render_k8s(plan: Plan, fmt: str, opts: RenderOptions | None = None) -> tuple[list[RenderedFile], list[dict]]:
     """(one multi-document YAML file, the objects in it)."""
-    opts = lmcache.with_hash_seed(plan, opts or RenderOptions())
-    objs = RENDERERS[fmt](plan, opts)
+    opts = with_hash_seed(plan, opts or RenderOptions())
+    weights = model_weights(plan, opts)
+    plan = served_plan(plan, weights.folder)
+    objs = RENDERERS[fmt](plan, opts, pod_weights(plan, weights, opts))
     head = "".join(f"# {line}\n" for line in header_lines(plan))
     text = head + "---\n".join(dump_yaml(o) for o in objs)
     return [RenderedFile(f"{base_name(plan, opts)}-{fmt}.yaml", text)], objs

@@ -10,15 +10,28 @@ from __future__ import annotations
 import re
 import shlex
 
+from llmctl.errors import PlanError
 from llmctl.plan import lmcache
 from llmctl.plan.launch import Proc, processes
-from llmctl.plan.render_common import RenderedFile, RenderOptions, header_lines
+from llmctl.plan.render_common import (
+    RenderedFile,
+    RenderOptions,
+    header_lines,
+    model_weights,
+    served_plan,
+    with_hash_seed,
+)
 from llmctl.plan.types import ENGINE_VERSIONS, ROUTER_VERSIONS, Plan
+from llmctl.plan.weights import Weights
 
 _ADDR = re.compile(r"\$\{(NODE\d+_ADDR)\}")
 ROUTER_ADDR = "${ROUTER_ADDR}"
 """Where router.sh runs, as the nodes reach it: LMCache prefillers report finished transfers to its proxy."""
 
+
+MODELS_DIR = "${MODELS_DIR}"
+MODELS_DIR_DEFAULT = "/var/lib/llmctl/models"
+"""`oci:` weights on bare hosts: each node exports the model here (MODELS_DIR overrides) before its engines start."""
 
 ENV_PER_LINE = 3
 """Up to this many VAR=value words stay on the command's first line; more get a line each."""
@@ -66,8 +79,18 @@ def _addr_checks(texts: list[str]) -> list[str]:
     return checks
 
 
-def _script(title: str, procs: list[Proc], plan: Plan, notes: list[str]) -> str:
-    body: list[str] = []
+def _weights_lines(weights: Weights) -> list[str]:
+    """`oci:` weights: the folder comes from the registry before the engines start (skipped when present:
+    `llmctl export` renames only complete folders into place)."""
+    if weights.kind != "oci":
+        return []
+    folder = f"{MODELS_DIR}/{weights.dir_name}"
+    return [f'MODELS_DIR="${{MODELS_DIR:-{MODELS_DIR_DEFAULT}}}"',
+            f"test -d {quote(folder)} || llmctl export {quote(weights.ref)} {quote(folder)}"]
+
+
+def _script(title: str, procs: list[Proc], plan: Plan, notes: list[str], before: list[str] | None = None) -> str:
+    body: list[str] = list(before or [])
     single = len(procs) == 1
     for p in procs:
         body.append(f"# {p.name}: {p.role}" + (f", GPUs {','.join(map(str, p.gpu_ids))}" if p.gpu_ids else "")
@@ -85,8 +108,19 @@ def _script(title: str, procs: list[Proc], plan: Plan, notes: list[str]) -> str:
     return "\n".join(head + ["set -euo pipefail"] + checks + [""] + body) + "\n"
 
 
+def shell_weights(plan: Plan, opts: RenderOptions) -> tuple[Weights, str]:
+    """(the weights, what `vllm serve` loads on the nodes): a Hugging Face id, or an exported folder."""
+    weights = model_weights(plan, opts)
+    if weights.kind == "pvc":
+        raise PlanError("pvc: weights are a Kubernetes volume; bare hosts cannot mount a PersistentVolumeClaim",
+                        hint="use --model-source hf:ID or oci:REF, or --format lws, rbg or disaggregatedset")
+    return weights, (f"{MODELS_DIR}/{weights.dir_name}" if weights.kind == "oci" else weights.folder)
+
+
 def render_shell(plan: Plan, opts: RenderOptions | None = None) -> list[RenderedFile]:
-    opts = lmcache.with_hash_seed(plan, opts or RenderOptions())
+    opts = with_hash_seed(plan, opts or RenderOptions())
+    weights, model = shell_weights(plan, opts)
+    plan = served_plan(plan, model)
     procs = processes(plan, node_addr, router_addr=ROUTER_ADDR, hash_seed=opts.hash_seed or "0")
     files = []
     for node in range(plan.nodes):
@@ -97,7 +131,11 @@ def render_shell(plan: Plan, opts: RenderOptions | None = None) -> list[Rendered
         notes = ["Export NODE<n>_ADDR for every node before running (addresses the nodes reach each other at)."]
         if lmcache.is_pd(plan):
             notes.append("Export ROUTER_ADDR too: LMCache prefillers notify the proxy in router.sh at that address.")
-        files.append(RenderedFile(f"node-{node}.sh", _script(title, mine, plan, notes), executable=True))
+        if weights.kind == "oci":
+            notes.append(f"Weights: llmctl exports {weights.ref} into $MODELS_DIR (default {MODELS_DIR_DEFAULT}) "
+                         "first; `llmctl login` the registry on every node.")
+        files.append(RenderedFile(f"node-{node}.sh", _script(title, mine, plan, notes, _weights_lines(weights)),
+                                  executable=True))
     routers = [p for p in procs if p.role == "router"]
     if routers:
         if lmcache.is_pd(plan):

@@ -18,6 +18,11 @@ from llmctl.plan.memory import MemoryBreakdown, Shape
 from llmctl.plan.profiles import GpuProfile, ModelProfile, divisors
 from llmctl.plan.units import fmt_bytes
 
+MIN_USEFUL_BATCH = 32
+"""Without a rate, an instance should hold at least this many concurrent full-length sequences: decode is
+bandwidth-bound, so a handful of sequences leaves most of each step's weight read unused (70B on two 80 GB
+GPUs fits, but with KV for ~7 sequences). Here, below both the solver and `explain`, which cite it."""
+
 
 def tp_problem(model: ModelProfile, tp: int) -> str | None:
     """Why TP `tp` cannot shard this model, or None."""

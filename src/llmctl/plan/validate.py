@@ -1,17 +1,16 @@
 """Validate what a renderer produced, format by format, re-reading the rendered text itself (not the plan
-that produced it), so what is printed is what was checked."""
+that produced it), so what is printed is what was checked. (`bash -n` runs in the API layer, through
+`render.TextCheck`: plan/ starts no process.)"""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections import Counter
 from typing import Any
 
 import yaml
 
+from llmctl.plan.k8s_walk import Report
 from llmctl.plan.render_common import RenderedFile
-from llmctl.plan.validate_k8s import Report, validate_k8s
 from llmctl.plan.validate_topology import check_topology
 from llmctl.plan.validate_vllm import Cmd, check_argv, extract_shell_commands, program
 
@@ -30,13 +29,6 @@ def validate_shell(files: list[RenderedFile]) -> Report:
         node = f.path.removeprefix("node-").removesuffix(".sh")
         host = "${ROUTER_ADDR}" if f.path == "router.sh" else f"${{NODE{node}_ADDR}}"
         cmds += extract_shell_commands(f.content, f.path, host)
-        bash = shutil.which("bash")
-        if bash:
-            proc = subprocess.run([bash, "-n"], input=f.content, capture_output=True, text=True, timeout=30, check=False)
-            if proc.returncode:
-                report.problems.append(f"{f.path}: bash -n: {proc.stderr.strip()}")
-    if shutil.which("bash"):
-        report.checks.append("bash -n parses every script")
     _check_cmds(cmds, report, "shell")
     return report
 
@@ -50,7 +42,7 @@ def validate_compose(files: list[RenderedFile]) -> Report:
     for name, svc in services.items():
         if not svc.get("image"):
             report.problems.append(f"service {name} has no image")
-        for dep in svc.get("depends_on", []) or []:
+        for dep in svc.get("depends_on") or []:  # a list, or a mapping of service -> condition
             if dep not in services:
                 report.problems.append(f"service {name} depends on unknown service {dep}")
         for dev in (svc.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])):
@@ -65,11 +57,3 @@ def validate_compose(files: list[RenderedFile]) -> Report:
     report.checks.append("compose: services, depends_on, GPU reservations disjoint")
     _check_cmds(cmds, report, "compose")
     return report
-
-
-def validate_rendered(fmt: str, files: list[RenderedFile], objs: list[dict] | None = None) -> Report:
-    if fmt == "shell":
-        return validate_shell(files)
-    if fmt == "compose":
-        return validate_compose(files)
-    return validate_k8s(objs or [], files[0].content)

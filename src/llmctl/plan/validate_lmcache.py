@@ -14,7 +14,9 @@ import json
 from collections import Counter
 from typing import Any
 
-from llmctl.plan import data, lmcache
+from llmctl.plan import data, k8s_names, lmcache
+from llmctl.plan.k8s_walk import pod_templates
+from llmctl.plan.launch import ENGINE_PORT
 from llmctl.plan.validate_vllm import Cmd, flag_value, lmcache_proxy_flags, program
 
 BOOLS = ("true", "false", "1", "0")
@@ -177,8 +179,6 @@ def _wiring(proxy: Cmd, view: lmcache.ProxyView, engines: list[Cmd]) -> list[str
 def check_k8s(objs: list[dict[str, Any]], cmds: list[Cmd]) -> list[str]:
     """Kubernetes: the proxy names each prefill/decode leader pod by its stable DNS name (LWS headless service
     or RBG instance service), decoders bind the ports it sends, prefillers report to the router Service."""
-    from llmctl.plan.k8s_objects import ENGINE_PORT
-    from llmctl.plan.validate_k8s import pod_templates
 
     engines = [c for c in cmds if is_pd_engine(c)]
     proxies = [c for c in cmds if program(c.argv) == "lmcache-proxy"]
@@ -198,11 +198,13 @@ def check_k8s(objs: list[dict[str, Any]], cmds: list[Cmd]) -> list[str]:
             role = ((spec.get("leaderWorkerTemplate") or {}).get("leaderTemplate") or {}).get("metadata", {}).get(
                 "labels", {}).get("llmctl.dev/role")
             if role in expected:
-                expected[role] |= {(f"{name}-{i}.{name}.{ns}", ENGINE_PORT) for i in range(spec.get("replicas", 1))}
+                expected[role] |= {(k8s_names.lws_leader_address(name, i, ns), ENGINE_PORT)
+                                   for i in range(spec.get("replicas", 1))}
         elif obj.get("kind") == "RoleBasedGroup":
             for r in spec.get("roles", []):
                 if r.get("name") in expected:
-                    expected[r["name"]] |= {(f"{name}-{r['name']}-{i}.s-{name}-{r['name']}", ENGINE_PORT)
+                    lw = "leaderWorkerPattern" in r
+                    expected[r["name"]] |= {(k8s_names.rbg_host(name, r["name"], i, leader_worker=lw), ENGINE_PORT)
                                             for i in range(r.get("replicas", 1))}
         elif obj.get("kind") == "Service":
             services[f"{name}.{ns}"] = spec
