@@ -112,7 +112,7 @@ def test_stored_safetensors_model_is_planned_from_its_config_archive(settings: S
     r = resolve_model(settings, "registry.example.com/team/tiny:v1")
     assert r.profile.source == "oci" and r.profile.hidden_size == TINY_CONFIG["hidden_size"]
     w = r.weights
-    assert w is not None and w.kind == "oci" and w.ref == f"{ref}@{digest}" and w.size_bytes > 0
+    assert w is not None and w.kind == "oci" and w.ref == f"{ref.name}@{digest}" and w.size_bytes > 0
     assert w.folder == f"/models/tiny-v1-{digest[7:19]}"
     assert any("llmctl push" in n for n in r.notes)  # found locally: pods pull it from its registry
     # --model-source naming the same repository keeps the digest pin
@@ -126,7 +126,7 @@ def test_registry_model_reads_manifest_and_config_archive_only(registry, setting
     assert cli("rm", name).code == 0 and cli("prune").code == 0
     before = sorted(p.name for p in (settings.store_dir / "blobs" / "sha256").iterdir())
     r = resolve_model(settings, name)
-    assert r.weights is not None and r.weights.ref == f"{parse(name)}@{digest}" and not r.notes
+    assert r.weights is not None and r.weights.ref == f"{parse(name).name}@{digest}" and not r.notes
     assert r.profile.num_layers == TINY_CONFIG["num_hidden_layers"]
     assert sorted(p.name for p in (settings.store_dir / "blobs" / "sha256").iterdir()) == before  # nothing stored
     small = Settings.from_env({"LLMCTL_HOME": str(settings.home), "LLMCTL_PLAN_CONFIG_MAX_BYTES": "100"})

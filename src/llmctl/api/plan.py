@@ -40,11 +40,20 @@ def model_source(settings: Settings, text: str, resolved: ResolvedModel | None =
             raise InvalidInput(f"--model-source {text!r}: {exc}") from None
         weights = replace(weights, ref=str(ref), name=folder_name(ref))
     own = resolved.weights if resolved is not None else None
-    if own is not None and own.kind == weights.kind and own.ref.split("@")[0] == weights.ref:
+    if own is not None and own.kind == weights.kind and _same_model(own, weights):
         return own  # the model's own source: keep its digest pin, size and gate
     if own is not None and own.size_bytes:
         weights = replace(weights, size_bytes=own.size_bytes)  # the same model, delivered another way
     return weights
+
+
+def _same_model(own: Weights, given: Weights) -> bool:
+    """`given` names the resolved model itself: the same Hugging Face id, or the same repository and tag
+    (the resolved one is pinned by digest, which `given` may repeat)."""
+    if own.kind != "oci":
+        return own.ref == given.ref
+    o, g = parse(own.ref), parse(given.ref)
+    return o.name == g.name and own.name == given.name and g.digest in (None, o.digest)
 
 
 def bash_syntax(f: RenderedFile) -> str | None:

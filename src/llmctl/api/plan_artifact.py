@@ -114,7 +114,8 @@ def folder_name(ref: Reference) -> str:
 
 
 def _oci_weights(ref: Reference, digest: str, manifest: Manifest) -> Weights:
-    pinned = Reference(ref.registry, ref.repository, ref.tag, digest)
+    """Pinned by digest alone: a reference with both tag and digest is refused by some tools (skopeo)."""
+    pinned = Reference(ref.registry, ref.repository, None, digest)
     return Weights("oci", str(pinned), size_bytes=weights_bytes(manifest), name=folder_name(ref))
 
 

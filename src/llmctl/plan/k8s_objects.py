@@ -102,6 +102,8 @@ def pod_template(container: dict[str, Any], labels: dict[str, str], pod: PodWeig
     spec["volumes"] = [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}}] + list(pod.volumes)
     if pod.image_pull_secrets:
         spec["imagePullSecrets"] = list(pod.image_pull_secrets)
+    if pod.security_context:
+        spec["securityContext"] = dict(pod.security_context)
     return {"metadata": meta, "spec": spec}
 
 

@@ -48,6 +48,11 @@ LINK_SCRIPT = (
 """Image-volume mode: the artifact is mounted one file per layer. Weights are linked (no copy), the config
 archive (a tar of config.json and the tokenizer files) is unpacked, and the folder is renamed into place."""
 
+INIT_UID = 65532
+"""The llmctl-init image runs as this user (images/llmctl-init/Dockerfile). An emptyDir is writable by anyone;
+a PVC the init container fills gets the pod's fsGroup, changed only when its root does not match (a filled
+800 GB claim is not re-chowned on every start)."""
+
 SMALL_VOLUME = 2 * GiB
 """Image-volume mode: the folder holds links and the unpacked config/tokenizer files only."""
 SIZE_MARGIN = 1.05
@@ -75,6 +80,7 @@ class PodWeights:
     env: list[dict[str, Any]] = field(default_factory=list)  # the engine container's
     init_containers: list[dict[str, Any]] = field(default_factory=list)
     image_pull_secrets: list[dict[str, str]] = field(default_factory=list)
+    security_context: dict[str, Any] = field(default_factory=dict)  # the pod's
     startup_s: int = ENGINE_INIT_S
 
 
@@ -128,6 +134,8 @@ def pod_weights(plan: Plan, weights: Weights, opts: RenderOptions) -> PodWeights
         out.mounts += [{"name": VOLUME, "mountPath": MODELS_DIR, "readOnly": True}, artifact_mount]
         return out
     out.volumes.append(_models_volume(opts, size))
+    if opts.weights_claim:
+        out.security_context = {"fsGroup": INIT_UID, "fsGroupChangePolicy": "OnRootMismatch"}
     mounts = [{"name": VOLUME, "mountPath": MODELS_DIR}]
     env += [{"name": "MODEL_REF", "value": weights.ref}, {"name": "LLMCTL_HOME", "value": STORE_DIR}]
     if opts.pull_secret:

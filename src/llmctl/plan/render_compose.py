@@ -24,10 +24,19 @@ from llmctl.plan.render_common import (
     with_hash_seed,
 )
 from llmctl.plan.types import Plan
-from llmctl.plan.weights import EXPORT_SCRIPT, INIT_CONTAINER, MODELS_DIR, REGISTRY_AUTH_DIR, STORE_DIR, Weights
+from llmctl.plan.weights import (
+    EXPORT_SCRIPT,
+    HF_HOME,
+    INIT_CONTAINER,
+    MODELS_DIR,
+    REGISTRY_AUTH_DIR,
+    STORE_DIR,
+    Weights,
+)
 
 LOCALHOST = "127.0.0.1"
-HF_CACHE = "${HF_HOME:-~/.cache/huggingface}:/root/.cache/huggingface"
+HF_CACHE = f"${{HF_HOME:-~/.cache/huggingface}}:{HF_HOME}"
+"""`hf:` weights: the host's Hugging Face cache, where the engine containers keep theirs (HF_HOME)."""
 DOCKER_CONFIG = "${DOCKER_CONFIG:-~/.docker}"
 """`oci:` weights: the exporting service reads the registry credentials of the user who runs compose."""
 MODELS_VOLUME = "models"
@@ -43,6 +52,7 @@ def _weights_service(opts: RenderOptions, weights: Weights) -> dict[str, Any]:
         "environment": {"MODEL_REF": weights.ref, "MODEL_DIR": weights.folder, "LLMCTL_HOME": STORE_DIR,
                         "DOCKER_CONFIG": REGISTRY_AUTH_DIR},
         "volumes": [f"{MODELS_VOLUME}:{MODELS_DIR}", f"{DOCKER_CONFIG}:{REGISTRY_AUTH_DIR}:ro"],
+        "user": "0:0",  # reads the host user's docker config (mode 0600) and writes a root-owned named volume
         "restart": "no",
     }
 
@@ -78,6 +88,7 @@ def render_compose(plan: Plan, opts: RenderOptions | None = None) -> list[Render
             continue
         env = {k: v for k, v in p.env if k != "CUDA_VISIBLE_DEVICES"}
         if weights.kind == "hf":
+            env["HF_HOME"] = HF_HOME
             env["HF_TOKEN"] = "${HF_TOKEN:-}"
         else:
             env["HF_HUB_OFFLINE"] = "1"
