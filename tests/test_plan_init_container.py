@@ -160,9 +160,12 @@ def test_image_volume_link_step_turns_a_cri_o_artifact_mount_into_the_engine_fol
 
 def test_init_image_installs_what_export_imports(registry, settings: Settings, tmp_path: Path, cli):
     """images/llmctl-init installs llmctl without its dependencies plus requirements.txt: every third-party
-    distribution a real `llmctl export` imports must be in that list."""
+    distribution llmctl's code imports during a real `llmctl export` must be in that list (their own
+    dependencies come with them)."""
     _need_export()
+    import ast
     import importlib.metadata as md
+    import importlib.util
     import re
 
     original = make_model_folder(tmp_path / "tiny")
@@ -173,8 +176,21 @@ def test_init_image_installs_what_export_imports(registry, settings: Settings, t
     run = subprocess.run([sys.executable, "-X", "importtime", "-m", "llmctl", "export", name, str(tmp_path / "out")],
                          capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
-    top = {m.group(1).split(".")[0] for m in re.finditer(r"^import time:.*\|\s+(\S+)$", run.stderr, re.M)}
-    dists = {d.lower().replace("_", "-") for mod in top for d in md.packages_distributions().get(mod, [])}
+    loaded = {m.group(1) for m in re.finditer(r"^import time:.*\|\s+(\S+)$", run.stderr, re.M)}
+    imported = set()  # what the llmctl modules that ran import, at any depth of their code
+    for module in sorted(m for m in loaded if m.startswith("llmctl")):
+        spec = importlib.util.find_spec(module)
+        if spec is None or not (spec.origin or "").endswith(".py"):
+            continue
+        for node in ast.walk(ast.parse(Path(spec.origin).read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    ran = {m.split(".")[0] for m in loaded}  # imported by llmctl's code and loaded by this export
+    owners = md.packages_distributions()
+    dists = {d.lower().replace("_", "-") for mod in (imported & ran) - set(sys.stdlib_module_names)
+             for d in owners.get(mod, [])}
     listed = {re.split(r"[<>=!~\[ ]", line, maxsplit=1)[0].lower() for line in INIT_REQUIREMENTS.read_text().splitlines()
               if line.strip() and not line.startswith("#")}
     assert dists - {"llmctl"} <= listed, sorted(dists - {"llmctl"} - listed)

@@ -11,6 +11,7 @@ import yaml
 from llmctl import __version__
 from llmctl.errors import PlanError
 from llmctl.plan import lmcache
+from llmctl.plan.launch import served_name
 from llmctl.plan.types import DEFAULT_IMAGES, ROUTER_VERSIONS, Plan
 from llmctl.plan.weights import MODES, Weights, default_init_image
 
@@ -155,7 +156,7 @@ def header_lines(plan: Plan) -> list[str]:
     req = plan.request
     roles = ", ".join(f"{r.instances}x {r.name} ({r.shape})" for r in plan.roles)
     return [
-        (f"llmctl {__version__} launch plan: {req.model.serve_id} on {plan.nodes} node(s) of "
+        (f"llmctl {__version__} launch plan: {served_name(plan)} on {plan.nodes} node(s) of "
          f"{req.gpus_per_node}x {req.gpu.name}, {plan.mode}: {roles}"),
         f"{plan.engine} {plan.engine_version}; every flag checked against the pinned flag list before printing",
     ]
