@@ -90,6 +90,10 @@ def plan(
         raise UsageError("--output writes files; use it with --format json or a file format")
     if dtype is not None and dtype not in ("bf16", "fp8"):
         raise InvalidInput("--dtype must be bf16 or fp8")
+    if weights_mode not in ("init-container", "image-volume"):
+        raise UsageError("--weights must be init-container or image-volume")
+    if weights_volume != "emptydir" and not (weights_volume.startswith("pvc:") and len(weights_volume) > 4):
+        raise UsageError("--weights-volume must be emptydir or pvc:CLAIM")
 
     gpu_profile = load_gpu(gpu)
     resolved = resolve_model(settings, model)

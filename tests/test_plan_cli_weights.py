@@ -1,0 +1,56 @@
+"""`llmctl plan` with weights sources on the command line: one line and the documented exit code for what
+cannot be planned, notes for what the user must do, and nothing of this machine in the output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from llmctl.errors import InvalidInput, PlanError, UsageError
+from llmctl.oci.reference import parse
+from llmctl.plan import find_catalog
+from llmctl.settings import Settings
+from plan_artifacts import make_model_folder, store_safetensors_model
+
+
+def _folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "laptop" / "qwen3-local"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(find_catalog("qwen3:8b").config))
+    return folder
+
+
+def test_local_folder_needs_a_model_source_for_files(cli, tmp_path: Path):
+    folder = _folder(tmp_path)
+    r = cli("plan", str(folder), "--format", "lws")
+    assert r.code == PlanError.exit_code and "--model-source" in r.stderr and r.stderr.count("\n") == 1
+    r = cli("plan", str(folder), "--format", "json")  # sizing alone needs no source
+    assert r.code == 0 and json.loads(r.stdout)["model"]["serve_id"] == "qwen3-local"
+    r = cli("plan", str(folder), "--format", "rbg", "--model-source", "pvc:model-cache/qwen3-8b")
+    assert r.code == 0, r.stderr
+    assert str(tmp_path) not in r.stdout and "/models/qwen3-8b" in r.stdout
+
+
+def test_bad_weights_options_are_usage_errors(cli, tmp_path: Path):
+    folder = _folder(tmp_path)
+    r = cli("plan", str(folder), "--format", "lws", "--model-source", "s3://bucket/qwen")
+    assert r.code == InvalidInput.exit_code and "hf:ORG/NAME" in r.stderr
+    r = cli("plan", "qwen3:8b", "--format", "lws", "--weights", "image-volume")
+    assert r.code == UsageError.exit_code and "oci:" in r.stderr
+    r = cli("plan", "qwen3:8b", "--format", "lws", "--weights", "tarball")
+    assert r.code == UsageError.exit_code
+    r = cli("plan", "qwen3:8b", "--format", "lws", "--weights-volume", "pvc:")
+    assert r.code == UsageError.exit_code
+    r = cli("plan", "qwen3:8b", "--format", "shell", "--model-source", "pvc:cache/qwen")
+    assert r.code == PlanError.exit_code and "PersistentVolumeClaim" in r.stderr
+
+
+def test_stored_model_plans_from_its_registry_with_a_note(cli, settings: Settings, tmp_path: Path):
+    name = "registry.example.com/team/tiny:v1"
+    digest = store_safetensors_model(settings, make_model_folder(tmp_path / "tiny"), parse(name))
+    r = cli("plan", name, "--format", "lws", "--weights", "image-volume", "--pull-secret", "regcred")
+    assert r.code == 0, r.stderr
+    assert f"reference: registry.example.com/team/tiny@{digest}" in r.stdout and "imagePullSecrets" in r.stdout
+    assert "llmctl push" in r.stderr  # pods pull it from the registry: it must be there
+    r = cli("plan", name, "--format", "lws", "--model-source", "hf:Qwen/Qwen3-8B")
+    assert r.code == 0 and "- Qwen/Qwen3-8B" in r.stdout and "llmctl push" not in r.stderr
