@@ -64,13 +64,12 @@ def bash_syntax(f: RenderedFile) -> str | None:
 
 
 def kubectl_decode(f: RenderedFile) -> str | None:
-    """kubectl's own decoder, offline (no kubeconfig, no API server); a problem or None."""
+    """kubectl's own decoder, offline: no kubeconfig, no API server, nothing of the user's environment."""
     exe = shutil.which("kubectl")
     assert exe is not None
-    env = dict(os.environ, KUBECONFIG=os.devnull)
     proc = subprocess.run(
         [exe, "annotate", "--local", "--dry-run=client", "-o", "name", "-f", "-", "llmctl.dev/validated=true"],
-        input=f.content, capture_output=True, text=True, timeout=60, env=env, check=False,
+        input=f.content, capture_output=True, text=True, timeout=60, env={"KUBECONFIG": os.devnull}, check=False,
     )
     return None if proc.returncode == 0 else f"kubectl could not decode the YAML: {proc.stderr.strip() or proc.stdout.strip()}"
 
