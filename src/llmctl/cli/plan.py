@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
+
+if TYPE_CHECKING:  # imported for real inside the command: `llmctl --help` stays fast
+    from llmctl.plan import Plan
+    from llmctl.plan.render_common import RenderOptions
+    from llmctl.settings import Settings
 
 
 def plan(
@@ -73,7 +78,7 @@ def plan(
       llmctl plan deepseek-r1 --gpu h200 --rate 20 --disaggregate on --format disaggregatedset
     """
     from llmctl.api.plan import model_source as parse_source
-    from llmctl.api.plan import render_plan, resolve_model
+    from llmctl.api.plan import resolve_model
     from llmctl.cli import render
     from llmctl.errors import InvalidInput, UsageError
     from llmctl.plan import load_gpu, solve
@@ -147,16 +152,25 @@ def plan(
     opts = RenderOptions(image=image, router_image=router_image, name=name, namespace=namespace, weights=weights,
                          weights_mode=weights_mode, weights_volume=weights_volume, pull_secret=pull_secret,
                          init_image=init_image, hf_token_secret=hf_token_secret)
+    _emit_files(settings, result, fmt, opts, output, resolved.notes if model_source is None else ())
+
+
+def _emit_files(settings: "Settings", result: "Plan", fmt: str, opts: "RenderOptions", output: str | None,
+                notes: tuple[str, ...]) -> None:
+    """Render and validate, say what the user must do and what could not be checked, then write or print."""
+    import sys
+
+    from llmctl.api.plan import render_plan
+    from llmctl.cli import render
+
     files, report = render_plan(settings, result, fmt, opts)
-    for note in resolved.notes if model_source is None else ():
+    for note in notes:
         render.stderr.print(f"[yellow]note:[/yellow] {note}")
     for note in report.skipped:
         render.stderr.print(f"[yellow]not checked:[/yellow] {note}")
     if output is not None:
         _write(output, files)
         return
-    import sys
-
     for i, f in enumerate(files):
         if len(files) > 1:
             sys.stdout.write(("" if i == 0 else "\n") + f"# ==> {f.path} <==\n")

@@ -10,7 +10,7 @@ from typing import Any
 
 from llmctl.errors import PlanError
 from llmctl.plan import lmcache
-from llmctl.plan.launch import processes
+from llmctl.plan.launch import Proc, processes
 from llmctl.plan.render_common import (
     RenderedFile,
     RenderOptions,
@@ -57,6 +57,36 @@ def _weights_service(opts: RenderOptions, weights: Weights) -> dict[str, Any]:
     }
 
 
+def _engine_service(plan: Plan, opts: RenderOptions, weights: Weights, p: Proc) -> dict[str, Any]:
+    env = {k: v for k, v in p.env if k != "CUDA_VISIBLE_DEVICES"}
+    if weights.kind == "hf":
+        env["HF_HOME"] = HF_HOME
+        env["HF_TOKEN"] = "${HF_TOKEN:-}"
+    else:
+        env["HF_HUB_OFFLINE"] = "1"
+    devices = [{"driver": "nvidia", "device_ids": [str(g) for g in p.gpu_ids], "capabilities": ["gpu"]}]
+    svc: dict[str, Any] = {
+        "image": engine_image(plan, opts),
+        "entrypoint": list(p.argv[:1]),
+        "command": list(p.argv[1:]),
+        "network_mode": "host",
+        "ipc": "host",
+        "environment": env,
+        "volumes": [HF_CACHE] if weights.kind == "hf" else [f"{MODELS_VOLUME}:{MODELS_DIR}:ro"],
+        "deploy": {"resources": {"reservations": {"devices": devices}}},
+        "restart": "unless-stopped",
+    }
+    if weights.kind == "oci":
+        svc["depends_on"] = {INIT_CONTAINER: {"condition": "service_completed_successfully"}}
+    if p.port:
+        svc["healthcheck"] = {
+            "test": ["CMD-SHELL", f"curl -sf http://{LOCALHOST}:{p.port}/health || exit 1"],
+            "interval": "30s",
+            "start_period": "30m",
+        }
+    return svc
+
+
 def render_compose(plan: Plan, opts: RenderOptions | None = None) -> list[RenderedFile]:
     opts = with_hash_seed(plan, opts or RenderOptions())
     weights = model_weights(plan, opts)
@@ -86,40 +116,7 @@ def render_compose(plan: Plan, opts: RenderOptions | None = None) -> list[Render
                 "restart": "unless-stopped",
             }
             continue
-        env = {k: v for k, v in p.env if k != "CUDA_VISIBLE_DEVICES"}
-        if weights.kind == "hf":
-            env["HF_HOME"] = HF_HOME
-            env["HF_TOKEN"] = "${HF_TOKEN:-}"
-        else:
-            env["HF_HUB_OFFLINE"] = "1"
-        svc: dict[str, Any] = {
-            "image": engine_image(plan, opts),
-            "entrypoint": list(p.argv[:1]),
-            "command": list(p.argv[1:]),
-            "network_mode": "host",
-            "ipc": "host",
-            "environment": env,
-            "volumes": [HF_CACHE] if weights.kind == "hf" else [f"{MODELS_VOLUME}:{MODELS_DIR}:ro"],
-            "deploy": {
-                "resources": {
-                    "reservations": {
-                        "devices": [
-                            {"driver": "nvidia", "device_ids": [str(g) for g in p.gpu_ids], "capabilities": ["gpu"]}
-                        ]
-                    }
-                }
-            },
-            "restart": "unless-stopped",
-        }
-        if weights.kind == "oci":
-            svc["depends_on"] = {INIT_CONTAINER: {"condition": "service_completed_successfully"}}
-        if p.port:
-            svc["healthcheck"] = {
-                "test": ["CMD-SHELL", f"curl -sf http://{LOCALHOST}:{p.port}/health || exit 1"],
-                "interval": "30s",
-                "start_period": "30m",
-            }
-        services[p.name] = svc
+        services[p.name] = _engine_service(plan, opts, weights, p)
         engines.append(p.name)
     doc: dict[str, Any] = {"name": base_name(plan, opts), "services": services}
     if weights.kind == "oci":
