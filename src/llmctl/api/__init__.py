@@ -2,7 +2,8 @@
 
 Modules: `models` (resolve names, open the store, ensure a model is present), `create` (Modelfile ->
 model), `package` (GGUF files or a safetensors folder -> model), `export` (model -> folder), `manage` (list,
-show, tag, rm, df, prune, verify), `pull`, `push`, `login`, `run`, `serve` (ps, load, unload, status, logs of
+show, tag, rm, df, prune, verify), `pull`, `push`, `login`, `run`, `plan` (with
+`plan_model`, `plan_artifact`: the I/O of `llmctl plan`, so `llmctl.plan` stays pure), `serve` (ps, load, unload, status, logs of
 a running gateway), `client` (the HTTP client for a gateway), `gateway` (where a running gateway is: its state
 file, logs). The core is called by the two front doors, `llmctl.cli` and `llmctl.server`, and imports neither.
 Names are loaded on first use: `import llmctl.api.pull` must not drag
