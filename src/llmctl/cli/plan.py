@@ -149,6 +149,8 @@ def plan(
     if weights_mode == "image-volume" and (weights is None or weights.kind != "oci"):
         raise UsageError("--weights image-volume delivers oci: weights; this plan's come from "
                          f"{weights or 'nowhere yet (pass --model-source oci:REF)'}")
+    if weights_mode == "image-volume" and weights_volume != "emptydir":
+        raise UsageError("--weights-volume stores exported or downloaded weights; an image volume is the kubelet's")
     opts = RenderOptions(image=image, router_image=router_image, name=name, namespace=namespace, weights=weights,
                          weights_mode=weights_mode, weights_volume=weights_volume, pull_secret=pull_secret,
                          init_image=init_image, hf_token_secret=hf_token_secret)

@@ -119,25 +119,36 @@ def pod_weights(plan: Plan, weights: Weights, opts: RenderOptions) -> PodWeights
     if weights.kind == "pvc":
         out.volumes.append({"name": VOLUME, "persistentVolumeClaim": {"claimName": weights.ref, "readOnly": True}})
         out.mounts.append({"name": VOLUME, "mountPath": MODELS_DIR, "readOnly": True})
-        return out
-    env = [{"name": "MODEL_DIR", "value": weights.folder}]
-    if opts.weights_mode == "image-volume":
-        out.volumes += [
-            {"name": ARTIFACT_VOLUME, "image": {"reference": weights.ref, "pullPolicy": "IfNotPresent"}},
-            {"name": VOLUME, "emptyDir": {"sizeLimit": gib_quantity(SMALL_VOLUME)}},
-        ]
-        if opts.pull_secret:
-            out.image_pull_secrets.append({"name": opts.pull_secret})
-        artifact_mount = {"name": ARTIFACT_VOLUME, "mountPath": ARTIFACT_DIR, "readOnly": True}
-        out.init_containers.append(init_container(opts, LINK_SCRIPT, env + [{"name": "ARTIFACT_DIR", "value": ARTIFACT_DIR}],
-                                                  [{"name": VOLUME, "mountPath": MODELS_DIR}, artifact_mount]))
-        out.mounts += [{"name": VOLUME, "mountPath": MODELS_DIR, "readOnly": True}, artifact_mount]
-        return out
+    elif opts.weights_mode == "image-volume":
+        _image_volume(out, weights, opts)
+    else:
+        _export(out, weights, opts, size)
+    return out
+
+
+def _image_volume(out: PodWeights, weights: Weights, opts: RenderOptions) -> None:
+    """The kubelet mounts the artifact; the init step links its files into the folder the engine loads."""
+    out.volumes += [
+        {"name": ARTIFACT_VOLUME, "image": {"reference": weights.ref, "pullPolicy": "IfNotPresent"}},
+        {"name": VOLUME, "emptyDir": {"sizeLimit": gib_quantity(SMALL_VOLUME)}},
+    ]
+    if opts.pull_secret:
+        out.image_pull_secrets.append({"name": opts.pull_secret})
+    artifact_mount = {"name": ARTIFACT_VOLUME, "mountPath": ARTIFACT_DIR, "readOnly": True}
+    env = [{"name": "MODEL_DIR", "value": weights.folder}, {"name": "ARTIFACT_DIR", "value": ARTIFACT_DIR}]
+    out.init_containers.append(init_container(opts, LINK_SCRIPT, env,
+                                              [{"name": VOLUME, "mountPath": MODELS_DIR}, artifact_mount]))
+    out.mounts += [{"name": VOLUME, "mountPath": MODELS_DIR, "readOnly": True}, artifact_mount]
+
+
+def _export(out: PodWeights, weights: Weights, opts: RenderOptions, size: int) -> None:
+    """`llmctl export` in an init container fills the weights volume, with the pull secret as its docker config."""
     out.volumes.append(_models_volume(opts, size))
     if opts.weights_claim:
         out.security_context = {"fsGroup": INIT_UID, "fsGroupChangePolicy": "OnRootMismatch"}
     mounts = [{"name": VOLUME, "mountPath": MODELS_DIR}]
-    env += [{"name": "MODEL_REF", "value": weights.ref}, {"name": "LLMCTL_HOME", "value": STORE_DIR}]
+    env = [{"name": "MODEL_DIR", "value": weights.folder}, {"name": "MODEL_REF", "value": weights.ref},
+           {"name": "LLMCTL_HOME", "value": STORE_DIR}]
     if opts.pull_secret:
         out.volumes.append({"name": REGISTRY_AUTH_VOLUME, "secret": {
             "secretName": opts.pull_secret, "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}})
@@ -145,7 +156,6 @@ def pod_weights(plan: Plan, weights: Weights, opts: RenderOptions) -> PodWeights
         env.append({"name": "DOCKER_CONFIG", "value": REGISTRY_AUTH_DIR})
     out.init_containers.append(init_container(opts, EXPORT_SCRIPT, env, mounts))
     out.mounts.append({"name": VOLUME, "mountPath": MODELS_DIR, "readOnly": True})
-    return out
 
 
 def init_container(opts: RenderOptions, script: str, env: list[dict[str, Any]],
