@@ -54,3 +54,10 @@ def test_stored_model_plans_from_its_registry_with_a_note(cli, settings: Setting
     assert "llmctl push" in r.stderr  # pods pull it from the registry: it must be there
     r = cli("plan", name, "--format", "lws", "--model-source", "hf:Qwen/Qwen3-8B")
     assert r.code == 0 and "- Qwen/Qwen3-8B" in r.stdout and "llmctl push" not in r.stderr
+
+
+def test_kubectl_check_can_be_switched_off_and_says_so(cli):
+    r = cli("plan", "qwen3:8b", "--format", "lws", env={"LLMCTL_PLAN_KUBECTL": "0"})
+    assert r.code == 0 and "not checked: LLMCTL_PLAN_KUBECTL=0" in r.stderr
+    r = cli("plan", "qwen3:8b", "--format", "compose", env={"LLMCTL_PLAN_KUBECTL": "0"})
+    assert r.code == 0 and "kubectl" not in r.stderr  # no Kubernetes YAML, nothing skipped
