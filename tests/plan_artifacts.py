@@ -1,22 +1,15 @@
 """Test helpers for plans of llmctl's own models: a tiny safetensors model folder written by hand (the
-safetensors format is an 8-byte header length, a JSON header and raw tensor bytes) and that folder as a
-safetensors artifact in Docker Model Runner's layout (safetensors layers + the vllm config archive)."""
+safetensors format is an 8-byte header length, a JSON header and raw tensor bytes), packaged into the store
+as a safetensors artifact by the real `package --safetensors-dir` (safetensors layers + the config archive)."""
 
 from __future__ import annotations
 
-import io
 import json
 import struct
-import tarfile
 from pathlib import Path
 
-from llmctl.oci import mediatypes as mt
-from llmctl.oci.descriptor import Descriptor, Manifest
 from llmctl.oci.reference import Reference
 from llmctl.settings import Settings
-
-CONFIG_ARCHIVE = "application/vnd.docker.ai.vllm.config.tar"
-SAFETENSORS = "application/vnd.docker.ai.safetensors"
 
 TINY_CONFIG = {
     "architectures": ["LlamaForCausalLM"],
@@ -70,33 +63,9 @@ def make_model_folder(folder: Path, *, shards: int = 2) -> Path:
     return folder
 
 
-def config_archive(folder: Path) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name in CONFIG_FILES:
-            info = tarfile.TarInfo(name)
-            data = (folder / name).read_bytes()
-            info.size, info.mtime, info.mode = len(data), 0, 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def store_safetensors_model(settings: Settings, folder: Path, ref: Reference) -> str:
-    """The folder as a safetensors artifact in the store, tagged `ref`; returns the manifest digest."""
-    from llmctl.api.models import open_store
+    """The folder packaged as `llmctl package --safetensors-dir` does (Docker Model Runner's layout), tagged
+    `ref`; returns the manifest digest."""
+    from llmctl.api.package import PackageSpec, package
 
-    store = open_store(settings)
-    layers = []
-    with store.writing():
-        for path in sorted(folder.glob("*.safetensors")):
-            w = store.put_bytes(path.read_bytes())
-            layers.append(Descriptor(SAFETENSORS, w.digest, w.size, {mt.ANNOTATION_TITLE: path.name}))
-        w = store.put_bytes(config_archive(folder))
-        layers.append(Descriptor(CONFIG_ARCHIVE, w.digest, w.size, {mt.ANNOTATION_TITLE: "config.tar"}))
-        size = sum(d.size for d in layers)
-        config = json.dumps({"config": {"format": "safetensors", "architecture": "llama", "size": str(size)},
-                             "descriptor": {"created": "2026-01-01T00:00:00Z"},
-                             "rootfs": {"type": "layers", "diff_ids": [d.digest for d in layers]}}).encode()
-        c = store.put_bytes(config)
-        manifest = Manifest(Descriptor(mt.MODEL_CONFIG_V01, c.digest, c.size), tuple(layers))
-        return store.put_manifest(manifest, [ref]).digest
+    return package(settings, str(ref), PackageSpec(safetensors_dir=folder)).digest

@@ -28,14 +28,12 @@ from llmctl.settings import Settings
 MAX_CONFIG_JSON = 16 * 1024 * 1024
 """A config.json larger than this is not a model config (the largest published ones are tens of KB)."""
 
-SAFETENSORS_LAYERS = ("application/vnd.docker.ai.safetensors", "application/vnd.cncf.model.weight.v1.safetensors")
+SAFETENSORS_LAYERS = (mt.DMR_SAFETENSORS, mt.CNCF_WEIGHT_SAFETENSORS)
 GGUF_LAYERS = (mt.GGUF, mt.OLLAMA_MODEL, mt.CNCF_WEIGHT_GGUF)
-CONFIG_ARCHIVES = (
-    "application/vnd.docker.ai.vllm.config.tar",  # DMR: config.json, tokenizer and generation config files
-    "application/vnd.docker.ai.dir.tar",
-    "application/vnd.cncf.model.weight.config.v1.tar",  # modctl's default (one file per tar layer)
-)
-CONFIG_FILES = (mt.DMR_MODEL_FILE, "application/vnd.cncf.model.weight.config.v1.raw")
+CONFIG_ARCHIVES = (mt.DMR_CONFIG_ARCHIVE, mt.DMR_DIR_TAR, mt.CNCF_WEIGHT_CONFIG_TAR)
+"""Tars of model files: DMR's config archive (config.json, tokenizer and generation config), its whole-folder
+tar, modctl's one-file-per-tar config layer."""
+CONFIG_FILES = (mt.DMR_MODEL_FILE, mt.CNCF_WEIGHT_CONFIG)
 """Layers that are one file, named by their path annotation."""
 
 
