@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from llmctl.api.plan import model_source, resolve_model
-from llmctl.api.plan_artifact import config_from_layer, config_layer
+from llmctl.api.plan_artifact import config_from_layer, config_layers
 from llmctl.errors import InvalidInput, NotFound, OfflineError, PlanError
 from llmctl.oci.reference import parse
 from llmctl.plan import find_catalog, load_gpu, render, solve
@@ -134,11 +134,35 @@ def test_registry_model_reads_manifest_and_config_archive_only(registry, setting
         resolve_model(small, name)
 
 
-def test_config_layer_of_an_artifact_without_archive_is_refused():
+def test_config_json_is_found_in_whichever_layer_holds_it():
+    """DMR's config archive, a ModelPack raw config file, or modctl's one-file tars in any order."""
+    import io
+    import tarfile
+
+    from llmctl.oci import mediatypes as mt
     from llmctl.oci.descriptor import Descriptor, Manifest
 
-    m = Manifest(Descriptor("application/vnd.docker.ai.model.config.v0.1+json", "sha256:" + "0" * 64, 2),
-                 (Descriptor("application/vnd.docker.ai.vllm.config.tar", "sha256:" + "1" * 64, 10),))
-    layer = config_layer(m)
+    def tar(name: str, data: bytes) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+        return buf.getvalue()
+
+    def desc(media_type: str, n: int, path: str) -> Descriptor:
+        return Descriptor(media_type, "sha256:" + f"{n:x}" * 64, 1, {mt.ANNOTATION_FILEPATH: path})
+
+    cfg = json.dumps(TINY_CONFIG).encode()
+    blobs = {1: tar("tokenizer.json", b"{}"), 2: tar("config.json", cfg), 3: cfg}
+    cases = [
+        [desc(mt.CNCF_WEIGHT_CONFIG_TAR, 1, "tokenizer.json"), desc(mt.CNCF_WEIGHT_CONFIG_TAR, 2, "config.json")],
+        [desc(mt.CNCF_WEIGHT_CONFIG, 3, "config.json")],
+        [desc(mt.DMR_CONFIG_ARCHIVE, 2, "config.tar")],
+    ]
+    for layers in cases:
+        m = Manifest(Descriptor(mt.MODEL_CONFIG_V01, "sha256:" + "0" * 64, 2), tuple(layers))
+        found = [c for d in config_layers(m) if (c := config_from_layer(d, blobs[int(d.digest[-1], 16)], "x"))]
+        assert found[0] == TINY_CONFIG
     with pytest.raises(InvalidInput, match="not a tar"):
-        config_from_layer(layer, b"not a tar at all", "x")
+        config_from_layer(desc(mt.DMR_CONFIG_ARCHIVE, 1, "config.tar"), b"not a tar at all", "x")

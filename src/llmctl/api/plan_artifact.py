@@ -75,15 +75,16 @@ def weight_format(manifest: Manifest) -> str | None:
     return None
 
 
-def config_layer(manifest: Manifest) -> Descriptor | None:
-    """The layer that holds config.json: a config archive, or a file layer whose path is config.json."""
-    for d in manifest.layers:
-        if d.media_type in CONFIG_FILES and PurePosixPath(_path(d)).as_posix() == "config.json":
-            return d
-    return next((d for d in manifest.layers if d.media_type in CONFIG_ARCHIVES), None)
+def config_layers(manifest: Manifest) -> list[Descriptor]:
+    """The layers that may hold config.json, most likely first: a file layer whose path is config.json, then
+    archives (an archive layer named config.json, as modctl's one-file tars are, before the others)."""
+    files = [d for d in manifest.layers if d.media_type in CONFIG_FILES and PurePosixPath(_path(d)).name == "config.json"]
+    archives = [d for d in manifest.layers if d.media_type in CONFIG_ARCHIVES]
+    return files + sorted(archives, key=lambda d: PurePosixPath(_path(d)).name != "config.json")
 
 
-def config_from_layer(desc: Descriptor, data: bytes, what: str) -> dict[str, Any]:
+def config_from_layer(desc: Descriptor, data: bytes, what: str) -> dict[str, Any] | None:
+    """config.json from a file layer, or from an archive (None when the archive has none)."""
     if desc.media_type not in CONFIG_ARCHIVES:
         return load_config_json(data, what)
     try:
@@ -91,7 +92,7 @@ def config_from_layer(desc: Descriptor, data: bytes, what: str) -> dict[str, Any
             members = [m for m in tar.getmembers() if m.isfile() and PurePosixPath(m.name).name == "config.json"]
             member = min(members, key=lambda m: len(PurePosixPath(m.name).parts), default=None)
             if member is None:
-                raise InvalidModel(f"{what}: its config archive has no config.json")
+                return None
             if member.size > MAX_CONFIG_JSON:
                 raise InvalidInput(f"{what}: config.json is larger than {MAX_CONFIG_JSON // (1024 * 1024)} MiB")
             handle = tar.extractfile(member)
@@ -148,11 +149,14 @@ def _from_manifest(settings: Settings, ref: Reference, digest: str, manifest: Ma
                              (f"{what} is a GGUF model (llama.cpp); vLLM/SGLang plans need --model-source",))
     if fmt != "safetensors":
         return None
-    desc = config_layer(manifest)
-    if desc is None:
-        raise InvalidModel(f"{what}: a safetensors model without config.json (no config archive)",
+    config = None
+    for desc in config_layers(manifest):
+        config = config_from_layer(desc, read(desc), what)
+        if config is not None:
+            break
+    if config is None:
+        raise InvalidModel(f"{what}: a safetensors model without config.json (no config file or archive has one)",
                            hint="package it with `llmctl package --safetensors-dir DIR`")
-    config = config_from_layer(desc, read(desc), what)
     notes = (f"pods pull {ref.name}@{digest[:19]}: it must be in that registry (`llmctl push {what}`)",) if local else ()
     return ArtifactModel(what, config, None, _oci_weights(ref, digest, manifest), notes)
 
