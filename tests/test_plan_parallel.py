@@ -71,9 +71,9 @@ def test_multi_node_dp_group_renders_and_validates(engine):
     role = plan.roles[0]
     assert role.shape.dp > 8 and role.nodes_per_instance > 1 and role.instances == 1
     for fmt in ("shell", "lws", "rbg"):
-        files, report = render(plan, fmt, use_kubectl=False)
+        files, report = render(plan, fmt)
         assert not report.problems, (fmt, report.problems)
-    files, _ = render(plan, "shell", use_kubectl=False)
+    files, _ = render(plan, "shell")
     head, worker = files[0].content, files[1].content
     if engine == "vllm":
         assert f"--data-parallel-size {role.shape.dp}" in head and "--data-parallel-size-local 8" in head
@@ -82,7 +82,7 @@ def test_multi_node_dp_group_renders_and_validates(engine):
     else:
         assert f"--tp-size {role.shape.dp}" in head and f"--dp-size {role.shape.dp}" in head
         assert "--enable-dp-attention" in head and f"--ep-size {role.shape.dp}" in head and "--node-rank 1" in worker
-    lws, _ = render(plan, "lws", use_kubectl=False)
+    lws, _ = render(plan, "lws")
     docs = list(yaml.safe_load_all(lws[0].content))
     command = docs[0]["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]["command"]
     if engine == "vllm":  # a worker's first DP rank is its LWS index x local ranks
@@ -93,7 +93,7 @@ def test_single_node_dp_group_is_one_vllm_serve():
     plan = solve(request("deepseek-r1", "h200", disaggregate="off", tp=1, workload=Workload(rate=5)))
     role = plan.roles[0]
     assert role.shape == Shape(1, 1, 8, True)
-    files, report = render(plan, "shell", use_kubectl=False)
+    files, report = render(plan, "shell")
     assert not report.problems
     text = files[0].content
     assert "--data-parallel-size 8" in text and "--data-parallel-size-local" not in text
@@ -106,7 +106,7 @@ def test_tp_can_span_nodes_priced_over_the_nic():
     assert role.shape == Shape(16, 1) and role.nodes_per_instance == 2
     inter = perf.Roofline(perf.PerfInputs(plan.request.model, plan.request.gpu, 8, "bf16", "bf16"))
     assert inter.allreduce(16, 1e6) > inter.allreduce(8, 1e6)  # the NIC, not NVLink
-    files, report = render(plan, "shell", use_kubectl=False)
+    files, report = render(plan, "shell")
     assert not report.problems and "--tensor-parallel-size 16" in files[0].content and "--nnodes 2" in files[0].content
 
 

@@ -20,7 +20,7 @@ GB = 1e9
 
 def config_profile(name: str):
     return profile_from_config(json.loads((CONFIGS / f"{name}.json").read_text()), name=name,
-                               serve_id=name.replace("--", "/"), source="local")
+                               serve_id=name.replace("--", "/"), source="hf")  # published Hugging Face configs
 
 
 def request(model, gpu: str = "h100-80gb", **kw) -> PlanRequest:
@@ -78,7 +78,7 @@ def test_declared_method_is_never_passed_as_quantization():
             plan = solve(request(config_profile(name), engine=engine))
             argv = vllm_argv(plan)
             assert "--quantization" not in argv, (name, engine)
-            files, report = render(plan, "shell", use_kubectl=False)
+            files, report = render(plan, "shell")
             assert not report.problems
 
 

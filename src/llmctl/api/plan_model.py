@@ -19,7 +19,9 @@ from llmctl.api.plan_artifact import ArtifactModel, from_store_or_registry, load
 from llmctl.errors import AuthError, InvalidInput, LlmctlError, NotFound, OfflineError, RegistryError
 from llmctl.oci.registry.tls import is_loopback
 from llmctl.plan.catalog import catalog, find_catalog
-from llmctl.plan.profiles import ModelProfile, profile_from_config, profile_from_gguf
+from llmctl.plan.gguf_profile import profile_from_gguf
+from llmctl.plan.hfconfig import profile_from_config
+from llmctl.plan.profiles import ModelProfile
 from llmctl.plan.weights import Weights
 from llmctl.settings import DEFAULT_REGISTRY, Settings
 

@@ -9,7 +9,9 @@ that run programs (`bash -n`, kubectl) live in the API layer (`llmctl.api.plan`)
 from __future__ import annotations
 
 from llmctl.plan.catalog import catalog, find_catalog, gpu_profiles, load_gpu
-from llmctl.plan.profiles import GpuProfile, ModelProfile, profile_from_config, profile_from_gguf
+from llmctl.plan.gguf_profile import profile_from_gguf
+from llmctl.plan.hfconfig import profile_from_config
+from llmctl.plan.profiles import GpuProfile, ModelProfile
 from llmctl.plan.render import TextCheck, render
 from llmctl.plan.solve import solve
 from llmctl.plan.types import Plan, PlanRequest, Workload

@@ -12,7 +12,8 @@ from typing import Any
 
 from llmctl.errors import NotFound
 from llmctl.plan import data
-from llmctl.plan.profiles import GpuProfile, ModelProfile, profile_from_config
+from llmctl.plan.hfconfig import profile_from_config
+from llmctl.plan.profiles import GpuProfile, ModelProfile
 from llmctl.plan.units import MiB
 
 # -- the catalog ------------------------------------------------------------------------------------

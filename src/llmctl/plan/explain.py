@@ -9,7 +9,7 @@ from typing import Any
 from llmctl.plan import explain_perf, kv, lmcache, memory, shapes
 from llmctl.plan.memory import kv_bytes_per_token, plan_quant, role_bytes, weight_bytes_total
 from llmctl.plan.profiles import DTYPE_BYTES
-from llmctl.plan.solve import MIN_USEFUL_BATCH
+from llmctl.plan.shapes import MIN_USEFUL_BATCH
 from llmctl.plan.types import Plan, Role, Step
 from llmctl.plan.units import fmt_bytes as fb
 from llmctl.plan.units import fmt_count

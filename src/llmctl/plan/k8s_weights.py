@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmctl.plan.memory import role_bytes
 from llmctl.plan.render_common import RenderOptions
 from llmctl.plan.types import Plan
 from llmctl.plan.units import GiB
@@ -85,11 +86,12 @@ class PodWeights:
 
 
 def weight_bytes(plan: Plan, weights: Weights) -> int:
-    """What a pod stores: the source's own size, else the plan's weights (the heaviest role's per-GPU share
-    times its GPUs, an upper bound)."""
+    """What a pod stores: the source's own size, else the checkpoint's weights as the planner counts them (at
+    the checkpoint's own quantization: what is on disk, whatever the plan converts them to)."""
     if weights.size_bytes:
         return weights.size_bytes
-    return max(r.memory.weights * r.shape.gpus for r in plan.roles)
+    model = plan.request.model
+    return int(role_bytes(model, model.quant).total)
 
 
 def gib_quantity(n: int) -> str:

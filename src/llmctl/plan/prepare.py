@@ -15,6 +15,7 @@ from llmctl.plan import shapes
 from llmctl.plan.perf import PerfInputs, perf_model_for
 from llmctl.plan.pools import Context
 from llmctl.plan.profiles import ceil_div
+from llmctl.plan.suggest import no_fit_error
 from llmctl.plan.types import DISAGGREGATE, DTYPES, ENGINES, EXECUTORS, PlanRequest
 
 CONTEXT_ROUND = 1024
@@ -106,8 +107,6 @@ def setup(req: PlanRequest) -> Setup:
     agg_ctx, agg_fits, tried = _mode_setup(req, wdtype, kvdtype, max_len, windowed=not no_swa)
     dis_ctx, dis_fits = agg_ctx, agg_fits
     if not agg_fits and not dis_fits:
-        from llmctl.plan.suggest import no_fit_error
-
         raise no_fit_error(req, wdtype, kvdtype, max_len, tried)
     if req.model.sliding_layers and no_swa:
         notes.append(f"{req.kv_connector} is not listed as supporting vLLM's hybrid (sliding-window) KV cache: "

@@ -10,9 +10,7 @@ TFLOPS, HBM and link bandwidths, with sources cited in its YAML file.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from llmctl.plan.quant import NONE, Quant
 
@@ -213,25 +211,6 @@ def count_parameters(m: ModelProfile) -> ParamCounts:
         expert_each=expert_each,
         input_embedding=embed,
     )
-
-
-# -- entry points kept here for callers of the original module --------------------------------------
-
-
-def profile_from_config(
-    config: Mapping[str, Any], *, name: str, serve_id: str, source: str, aliases: tuple[str, ...] = ()
-) -> ModelProfile:
-    """A Hugging Face `config.json` → ModelProfile (hfconfig.py). Pure; raises InvalidInput or PlanError."""
-    from llmctl.plan.hfconfig import profile_from_config as parse
-
-    return parse(config, name=name, serve_id=serve_id, source=source, aliases=aliases)
-
-
-def profile_from_gguf(kv: dict[str, object], parameter_count: int | None) -> ModelProfile:
-    """GGUF key/values → ModelProfile (gguf_profile.py). Pure."""
-    from llmctl.plan.gguf_profile import profile_from_gguf as parse
-
-    return parse(kv, parameter_count)
 
 
 def ceil_div(a: int, b: int) -> int:

@@ -20,12 +20,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llmctl.errors import LlmctlError
-from llmctl.plan import data, memory, pools
+from llmctl.plan import data, kv, memory, pools
 from llmctl.plan.catalog import find_catalog, load_gpu
 from llmctl.plan.memory import Shape
 from llmctl.plan.perf import PerfInputs, Roofline
-from llmctl.plan.profiles import ModelProfile, profile_from_config
+from llmctl.plan.hfconfig import profile_from_config
+from llmctl.plan.profiles import ModelProfile
 from llmctl.plan.quant import quant_from_config
+from llmctl.plan.solve import solve
 from llmctl.plan.types import PlanRequest, Workload
 
 TARGET = 0.30
@@ -139,8 +141,6 @@ def _batch_cap(ref: Reference, ctx: pools.Context) -> float:
     m, gpu = ref.model, ctx.gpu
     max_len = ref.max_model_len or m.max_position_embeddings
     mem = memory.memory_breakdown(m, gpu, ref.shape, m.native_dtype, "bf16", max_len)
-    from llmctl.plan import kv
-
     per_seq = kv.sequence_bytes(m, ref.shape.tp, ref.shape.pp, "bf16", ref.isl + ref.osl / 2, windowed=True)
     by_kv = ref.shape.dp * max(0.0, mem.kv_free) / per_seq
     return min(by_kv, memory.MAX_NUM_SEQS * ref.shape.dp)
@@ -190,8 +190,6 @@ def predict(ref: Reference) -> dict[str, float]:
 
 def planned_shape(ref: Reference) -> str:
     """What `llmctl plan` chooses for the reference's model, GPUs and load (its measured request rate)."""
-    from llmctl.plan.solve import solve
-
     rate = None
     if "output_tok_s" in ref.published:
         rate = ref.published["output_tok_s"] / ref.osl

@@ -11,10 +11,11 @@ import math
 from dataclasses import dataclass, replace
 
 from llmctl.errors import PlanError
-from llmctl.plan import lmcache, pools, shapes
+from llmctl.plan import explain, lmcache, pools, shapes
 from llmctl.plan.placement import Pool, nodes_needed, place
 from llmctl.plan.pools import Context, Eval
 from llmctl.plan.prepare import dtypes, max_model_len, setup
+from llmctl.plan.shapes import MIN_USEFUL_BATCH
 from llmctl.plan.suggest import budget_error, slo_error
 from llmctl.plan.types import (
     Decision,
@@ -26,11 +27,6 @@ from llmctl.plan.types import (
 )
 from llmctl.plan.units import fmt_duration
 from llmctl.plan.validate_vllm import connector_for_engine
-
-MIN_USEFUL_BATCH = 32
-"""Without a rate, an instance should hold at least this many concurrent full-length sequences: decode is
-bandwidth-bound, so a handful of sequences leaves most of each step's weight read unused (70B on two 80 GB
-GPUs fits, but with KV for ~7 sequences)."""
 
 
 @dataclass(frozen=True)
@@ -253,8 +249,6 @@ def _aggregated_roles(ctx: Context, agg: Choice, req: PlanRequest) -> tuple[tupl
 
 
 def solve(req: PlanRequest) -> Plan:
-    from llmctl.plan import explain  # explain reads Plan; imported here to keep module graph acyclic
-
     su = setup(req)
     rate = req.workload.rate
     connector = connector_for_engine(req.engine, req.kv_connector, disaggregated=req.disaggregate == "on")
