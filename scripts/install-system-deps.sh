@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives for real: skopeo (OCI interop) and
-# docker-registry (distribution 2.8, the registry the push/pull tests talk to).
-# Idempotent: does nothing when both are already on PATH.
+# docker-registry (distribution 2.8, the registry the push/pull tests talk to), and Chromium, the real
+# browser the web console's tests drive (through Playwright, never with a browser of its own).
+# Idempotent: does nothing when all are already on PATH.
 set -euo pipefail
 need=()
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system packages: present (skopeo, docker-registry, htpasswd, openssl)"
+  echo "system packages: present (skopeo, docker-registry, htpasswd, openssl, chromium)"
   exit 0
 fi
 SUDO=""

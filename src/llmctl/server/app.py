@@ -3,7 +3,8 @@
 `create_app(settings, options)` returns an app whose lifespan owns a `Gateway` (`gateway.py`: the scheduler,
 one pooled `httpx.AsyncClient` to the engines, a `Metrics` registry). Routes live in `routes/`: `openai`,
 `ollama` (+ `ollama_legacy`) and, for Ollama's model management, `manage` and `create`. This module adds
-what is not a model route: the API key check, error handlers, `/health`, `/metrics` and `/`.
+what is not a model route: the API key check, error handlers, `/health`, `/metrics` and `/`, and installs
+the web console (`console`: `/ui` and its `/api/llmctl/` endpoints).
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from typing import Any, AsyncIterator
 
 from fastapi import FastAPI
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llmctl import __version__
 from llmctl.errors import LlmctlError
-from llmctl.server import errors
+from llmctl.server import console, errors
 from llmctl.server.errors import GatewayError
 from llmctl.server.gateway import Gateway, GatewayOptions
 from llmctl.server.metrics import CONTENT_TYPE
@@ -41,7 +42,8 @@ class ApiKeyMiddleware:
         self.expected = f"Bearer {key}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "HEAD":
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "HEAD" \
+                or console.is_public(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -73,6 +75,7 @@ def create_app(settings: Settings, options: GatewayOptions, *, engine: Any = Non
     _add_service_routes(app)
     for module in (openai, ollama, ollama_legacy, manage, create):
         app.include_router(module.router)
+    console.install(app)
     if options.api_key:
         app.add_middleware(ApiKeyMiddleware, key=options.api_key)
     return app
@@ -125,7 +128,9 @@ def _add_service_routes(app: FastAPI) -> None:
         return Response(gw.metrics.render(), media_type=CONTENT_TYPE)
 
     @app.api_route("/", methods=["GET", "HEAD"])
-    async def root() -> Response:
+    async def root(request: Request) -> Response:
+        if console.wants_console(request):  # a browser: the console; Ollama's clients keep the plain text
+            return RedirectResponse("/ui/", status_code=303)
         return PlainTextResponse("llmctl is running (Ollama and OpenAI compatible API)")
 
 
