@@ -95,8 +95,9 @@ function statsLine(sent, first, pieces, final, outcome) {
   } else if (first !== null && pieces > 1) {
     tps = (pieces - 1) / ((performance.now() - first) / 1000);
   }
-  const parts = [`TTFT ${ttft === null ? "–" : `${Math.round(ttft)} ms`}`, `${number(tps)} tokens/s`,
-    `${tokens} token${tokens === 1 ? "" : "s"}`];
+  const load = final ? final.load_duration / 1e9 : 0;
+  const parts = [`TTFT ${ttft === null ? "–" : `${Math.round(ttft)} ms`}${load >= 0.05 ? ` (${number(load)} s of it loading)` : ""}`,
+    `${number(tps)} tokens/s`, `${tokens} token${tokens === 1 ? "" : "s"}`];
   if (outcome) parts.push(outcome);
   return h("p", {
     class: "stats", dataset: { ttftMs: ttft === null ? "" : Math.round(ttft), tokensPerSecond: tps === null ? "" : tps.toFixed(2),

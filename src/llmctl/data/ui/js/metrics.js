@@ -66,7 +66,7 @@ function draw() {
       grid.append(h("div", { class: "chart", dataset: { chart: c.title, max: known.length ? Math.max(...known) : "" } },
         h("div", { class: "chart-head" }, h("span", { text: c.title }),
           h("span", { class: "value", text: now === undefined ? "–" : number(now, c.digits ?? 1) })),
-        sparkline(values, { label: `${m.model} ${c.title}`, unit: c.unit, digits: c.digits ?? 1, slots: KEEP - 1 })));
+        sparkline(values, { label: `${m.model} ${c.title}`, unit: c.unit, digits: c.digits ?? 1, slots: Math.min(KEEP - 1, Math.max(30, values.length)) })));
     }
     figure.append(grid);
     wrap.append(figure);
