@@ -387,7 +387,7 @@ def test_running_and_metrics_pages_show_engines_charts_and_logs(
     c.until(f"[...document.querySelectorAll('#log-model option')].some(o => o.value === {json.dumps(MODEL)})")
     c.page.select_option("#log-model", MODEL)
     c.until("document.querySelector('#log-name').textContent.includes('gemma3')"
-            " && document.querySelector('#log-text').textContent.includes('listening on')")
+            " && /listening on|print_timing/.test(document.querySelector('#log-text').textContent)")
     log = c.page.inner_text("#log-text")
     assert str(gw.home) not in log and "/tmp/" not in log  # paths are shown relative, never as they are
     assert c.page.evaluate(UNLABELLED_CONTROLS) == []

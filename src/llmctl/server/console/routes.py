@@ -56,7 +56,7 @@ def _models(gw: Gateway) -> list[dict[str, Any]]:
             facts = get_model(gw.settings, m.reference).facts
             row.update(format=facts.format or "gguf", family=facts.architecture or "", parameters=facts.parameters or "",
                        quantization=facts.quantization or "", context_length=facts.context_size or 0)
-        except Exception:  # a damaged entry still lists, as `llmctl list` does
+        except Exception:  # noqa: BLE001 - a damaged entry still lists, as `llmctl list` does
             row.update(format="", family="", parameters="", quantization="", context_length=0)
         row["tags"] = [n for n in names_of[m.digest] if n != m.name]
         out.append(row)

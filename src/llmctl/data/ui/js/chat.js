@@ -32,6 +32,7 @@ function bubble(role, text = "") {
 function busy(on) {
   $("#chat-send").disabled = on;
   $("#chat-stop").disabled = !on;
+  $("#chat-log").setAttribute("aria-busy", String(on)); // screen readers read the answer once, not every token
 }
 
 async function send(e) {
