@@ -157,6 +157,14 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
         time.sleep(0.1)
 
 
+def engine_auth(pid: int) -> dict[str, str]:
+    """The engine's own key, when the gateway gave it one (LLAMA_API_KEY in its environment, readable by its
+    owner only), for a look at the engine itself (/slots)."""
+    env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    key = next((v.split(b"=", 1)[1] for v in env if v.startswith(b"LLAMA_API_KEY=")), None)
+    return {"Authorization": f"Bearer {key.decode()}"} if key else {}
+
+
 UNLABELLED_CONTROLS = """() => [...document.querySelectorAll("button, input, select, textarea")].filter((el) => {
   const by = el.getAttribute("aria-labelledby");
   const name = (el.getAttribute("aria-label") || "").trim()
@@ -343,7 +351,8 @@ def test_chat_streams_an_answer_and_stop_cancels_the_engine(
     engine = next(m for m in gw.ps() if m["name"] == COUNTER_FULL)
 
     def idle() -> bool:
-        slots = httpx.get(f"http://127.0.0.1:{engine['port']}/slots", timeout=10, trust_env=False).json()
+        slots = httpx.get(f"http://127.0.0.1:{engine['port']}/slots", timeout=10, trust_env=False,
+                          headers=engine_auth(engine["pid"])).json()
         return not any(s.get("is_processing") for s in slots)
 
     wait_for(idle, "the engine to stop generating after Stop", timeout=30)
