@@ -98,6 +98,10 @@ async function readLog() {
     const piece = await ctx.api.get(`/api/llmctl/logs?${query}`);
     if (model !== logModel) return;
     const pre = $("#log-text");
+    if (logOffset !== null && piece.log !== $("#log-name").textContent) {
+      logOffset = null; // another engine of the model (a restart): read its log from the start of its tail
+      return readLog();
+    }
     if (piece.reset) pre.textContent = "";
     if (piece.text) {
       pre.append(piece.text);
