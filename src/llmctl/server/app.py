@@ -40,6 +40,7 @@ class ApiKeyMiddleware:
     def __init__(self, app: ASGIApp, key: str) -> None:
         self.app = app
         self.expected = f"Bearer {key}".encode()
+        self.key = key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "HEAD" \
@@ -47,13 +48,14 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if hmac.compare_digest(headers.get(b"authorization", b""), self.expected):
+        # OpenAI and Ollama clients send `Authorization: Bearer KEY`, Anthropic's `x-api-key: KEY`
+        if hmac.compare_digest(headers.get(b"authorization", b""), self.expected) or hmac.compare_digest(
+                headers.get(b"x-api-key", b""), self.key):
             await self.app(scope, receive, send)
             return
-        openai = scope["path"].startswith("/v1/")
-        err = GatewayError(401, "missing or wrong API key (send `Authorization: Bearer KEY`)",
+        err = GatewayError(401, "missing or wrong API key (send `Authorization: Bearer KEY` or `x-api-key: KEY`)",
                            code="invalid_api_key")
-        await errors.response(err, openai)(scope, receive, send)
+        await errors.response(err, errors.dialect_of(scope["path"]))(scope, receive, send)
 
 
 def create_app(settings: Settings, options: GatewayOptions, *, engine: Any = None) -> FastAPI:
@@ -87,30 +89,30 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> Response:
         _count_error(request, exc.status)
-        return errors.response(exc, errors.is_openai(request))
+        return errors.response(exc, errors.dialect(request))
 
     @app.exception_handler(LlmctlError)
     async def _llmctl_error(request: Request, exc: LlmctlError) -> Response:
         err = errors.from_llmctl(exc)
         _count_error(request, err.status)
-        return errors.response(err, errors.is_openai(request))
+        return errors.response(err, errors.dialect(request))
 
     @app.exception_handler(404)
     async def _no_route(request: Request, exc: Exception) -> Response:
         err = GatewayError(404, f"no route {request.method} {request.url.path}")
-        return errors.response(err, errors.is_openai(request))
+        return errors.response(err, errors.dialect(request))
 
     @app.exception_handler(405)
     async def _bad_method(request: Request, exc: Exception) -> Response:
         err = GatewayError(405, f"method {request.method} not allowed on {request.url.path}")
-        return errors.response(err, errors.is_openai(request))
+        return errors.response(err, errors.dialect(request))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s", request.url.path)
         _count_error(request, 500)
         err = GatewayError(500, f"internal error: {type(exc).__name__}: {exc}")
-        return errors.response(err, errors.is_openai(request))
+        return errors.response(err, errors.dialect(request))
 
 
 def _add_service_routes(app: FastAPI) -> None:

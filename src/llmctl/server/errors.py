@@ -1,14 +1,16 @@
-"""Error bodies in the two API dialects the gateway speaks.
+"""Error bodies in the three API dialects the gateway speaks.
 
 OpenAI clients (the `openai` package, LangChain, ...) parse `{"error": {"message", "type", "param",
-"code"}}` and pick an exception class from the HTTP status; Ollama clients read `{"error": "..."}`. The
-dialect follows the path (`/v1/...` is OpenAI, everything else Ollama), so one typed exception raised
-anywhere in a route turns into the shape its client expects.
+"code"}}` and pick an exception class from the HTTP status; Ollama clients read `{"error": "..."}`;
+Anthropic clients (the `anthropic` package, Claude Code) `{"type": "error", "error": {"type", "message"}}`.
+The dialect follows the path (`/v1/messages...` is Anthropic's, the rest of `/v1/...` OpenAI's, everything
+else Ollama's), so one typed exception raised anywhere in a route turns into the shape its client expects.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -27,6 +29,11 @@ from llmctl.errors import (
 )
 
 
+OPENAI, OLLAMA, ANTHROPIC = "openai", "ollama", "anthropic"
+# A dialect by name; True / False are the OpenAI / Ollama shorthand of the routes that speak only those two.
+Dialect = Literal["openai", "ollama", "anthropic"] | bool
+
+
 class GatewayError(Exception):
     """An HTTP error with a status, a message, and the OpenAI `type`/`param` that go with it."""
 
@@ -35,23 +42,30 @@ class GatewayError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-        self.type = type_ or _TYPES.get(status, "api_error")
+        self.type = type_ or _TYPES.get(status, ("api_error",))[0]
         self.param = param
         self.code = code
 
 
+# Per status: the error `type` OpenAI clients get, and the one Anthropic clients get (Anthropic's own list:
+# invalid_request_error, authentication_error, permission_error, not_found_error, request_too_large,
+# rate_limit_error, api_error, overloaded_error). A status not listed is "api_error" in both.
 _TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    404: "not_found_error",
-    409: "conflict_error",
-    413: "invalid_request_error",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-    500: "server_error",
-    502: "engine_error",
-    503: "server_error",
-    504: "timeout_error",
+    400: ("invalid_request_error", "invalid_request_error"),
+    401: ("authentication_error", "authentication_error"),
+    403: ("permission_error", "permission_error"),
+    404: ("not_found_error", "not_found_error"),
+    405: ("invalid_request_error", "invalid_request_error"),
+    409: ("conflict_error", "invalid_request_error"),
+    413: ("invalid_request_error", "request_too_large"),
+    415: ("invalid_request_error", "invalid_request_error"),
+    422: ("invalid_request_error", "invalid_request_error"),
+    429: ("rate_limit_error", "rate_limit_error"),
+    500: ("server_error", "api_error"),
+    502: ("engine_error", "api_error"),
+    503: ("server_error", "overloaded_error"),
+    504: ("timeout_error", "api_error"),
+    529: ("server_error", "overloaded_error"),
 }
 
 
@@ -89,24 +103,49 @@ def from_llmctl(exc: LlmctlError) -> GatewayError:
     return GatewayError(status, str(exc))
 
 
-def is_openai(request: Request) -> bool:
-    return request.url.path.startswith("/v1/")
+def dialect_of(path: str) -> str:
+    """The dialect a path's clients speak: Anthropic's Messages API, the rest of /v1 OpenAI, else Ollama."""
+    if path == "/v1/messages" or path.startswith("/v1/messages/"):
+        return ANTHROPIC
+    return OPENAI if path.startswith("/v1/") else OLLAMA
 
 
-def body(err: GatewayError, openai: bool) -> dict[str, Any]:
-    if openai:
+def dialect(request: Request) -> str:
+    return dialect_of(request.url.path)
+
+
+def _name(d: Dialect) -> str:
+    if isinstance(d, bool):
+        return OPENAI if d else OLLAMA
+    return d
+
+
+def anthropic_type(status: int) -> str:
+    if status in _TYPES:
+        return _TYPES[status][1]
+    return "invalid_request_error" if 400 <= status < 500 else "api_error"
+
+
+def body(err: GatewayError, dialect: Dialect) -> dict[str, Any]:
+    d = _name(dialect)
+    if d == OPENAI:
         return {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}
+    if d == ANTHROPIC:
+        return {"type": "error", "error": {"type": anthropic_type(err.status), "message": err.message}}
     return {"error": err.message}
 
 
-def response(err: GatewayError, openai: bool) -> JSONResponse:
-    return JSONResponse(body(err, openai), status_code=err.status)
+def response(err: GatewayError, dialect: Dialect) -> JSONResponse:
+    return JSONResponse(body(err, dialect), status_code=err.status)
 
 
-def stream_error_line(err: GatewayError, openai: bool) -> bytes:
-    """An error that happens after a stream started: one last SSE event or NDJSON line, as both APIs do."""
-    import json
-
-    if openai:
-        return b"data: " + json.dumps(body(err, True)).encode() + b"\n\n"
-    return json.dumps(body(err, False)).encode() + b"\n"
+def stream_error_line(err: GatewayError, dialect: Dialect) -> bytes:
+    """An error that happens after a stream started: one last SSE event or NDJSON line, as each API does
+    (Anthropic's is a named `error` event)."""
+    d = _name(dialect)
+    data = json.dumps(body(err, d)).encode()
+    if d == ANTHROPIC:
+        return b"event: error\ndata: " + data + b"\n\n"
+    if d == OPENAI:
+        return b"data: " + data + b"\n\n"
+    return data + b"\n"

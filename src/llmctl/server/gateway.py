@@ -129,16 +129,16 @@ class Gateway:
         self.finish(route, name, code, kind)
 
     async def open_engine_stream(self, lease: Lease, route: str, name: str, endpoint: str, body: dict[str, Any],
-                                 *, openai: bool) -> UpstreamStream | Response:
+                                 *, dialect: errors.Dialect) -> UpstreamStream | Response:
         """Count the request in flight and open its engine stream; if the engine refuses, end the request and
-        return the error Response (OpenAI's or Ollama's shape) to send instead."""
+        return the error Response (in the client's `dialect`) to send instead."""
         self.metrics.in_flight.inc()
         try:
             return await open_stream(lease.runner.base_url + endpoint, body)
         except UpstreamError as exc:
             err = await self.upstream_error(lease, exc)
             self.end(lease, route, name, err.status, "engine" if err.status >= 500 else "client")
-            return errors.response(err, openai)
+            return errors.response(err, dialect)
 
     def upstream_model(self, runner: Runner) -> bytes | None:
         return self.upstream_names.get(runner.key)

@@ -245,7 +245,7 @@ async def _respond(gw: Gateway, request: Request, lease: Lease, route: str, name
                    chat: bool, calls: ollama_tools.ToolCalls | None = None) -> Response:
     """Stream (or collect) one answer as Ollama NDJSON; `retry` is the fallback for an empty answer, `calls`
     collects tool calls (a jinja-mode chat with tools)."""
-    resp = await gw.open_engine_stream(lease, route, name, endpoint, upstream, openai=False)
+    resp = await gw.open_engine_stream(lease, route, name, endpoint, upstream, dialect=errors.OLLAMA)
     if isinstance(resp, Response):
         return resp
     state: dict[str, Any] = {"kind": None, "text": [], "final": None, "tool_calls": []}

@@ -119,7 +119,7 @@ async def relay(gw: Gateway, request: Request, lease: Lease, route: str, name: s
                                       generation_seconds=(p.predicted_ms or 0) / 1000 or None)
         gw.end(lease, route, name, 200)
         return JSONResponse(data)
-    resp = await gw.open_engine_stream(lease, route, name, endpoint, upstream, openai=True)
+    resp = await gw.open_engine_stream(lease, route, name, endpoint, upstream, dialect=errors.OPENAI)
     if isinstance(resp, Response):
         return resp
     state: dict[str, Any] = {"kind": None}
@@ -176,7 +176,7 @@ async def _translated_chat(gw: Gateway, request: Request, lease: Lease, route: s
     retried once, as `llmctl run` does: see `answer`)."""
     out = translate.OpenAIChunks(name)
     upstream["stream"] = True
-    resp = await gw.open_engine_stream(lease, route, name, endpoint, upstream, openai=True)
+    resp = await gw.open_engine_stream(lease, route, name, endpoint, upstream, dialect=errors.OPENAI)
     if isinstance(resp, Response):
         return resp
     state: dict[str, Any] = {"kind": None, "text": [], "finish": None, "usage": (0, 0)}
