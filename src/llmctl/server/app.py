@@ -2,9 +2,10 @@
 
 `create_app(settings, options)` returns an app whose lifespan owns a `Gateway` (`gateway.py`: the scheduler,
 one pooled `httpx.AsyncClient` to the engines, a `Metrics` registry). Routes live in `routes/`: `openai`,
-`ollama` (+ `ollama_legacy`) and, for Ollama's model management, `manage` and `create`. This module adds
-what is not a model route: the API key check, error handlers, `/health`, `/metrics` and `/`, and installs
-the web console (`console`: `/ui` and its `/api/llmctl/` endpoints).
+`responses` (OpenAI's Responses API), `messages` (Anthropic's Messages API), `ollama` (+ `ollama_legacy`)
+and, for Ollama's model management, `manage` and `create`. This module adds what is not a model route: the API
+key check, error handlers, `/health`, `/metrics` and `/`, and installs the web console (`console`: `/ui` and
+its `/api/llmctl/` endpoints).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from llmctl.server import console, errors
 from llmctl.server.errors import GatewayError
 from llmctl.server.gateway import Gateway, GatewayOptions
 from llmctl.server.metrics import CONTENT_TYPE
-from llmctl.server.routes import create, manage, ollama, ollama_legacy, openai
+from llmctl.server.routes import create, manage, messages, ollama, ollama_legacy, openai, responses
 from llmctl.settings import Settings
 
 log = logging.getLogger("llmctl.gateway")
@@ -75,7 +76,7 @@ def create_app(settings: Settings, options: GatewayOptions, *, engine: Any = Non
                   redoc_url=None, openapi_url=None)
     _add_error_handlers(app)
     _add_service_routes(app)
-    for module in (openai, ollama, ollama_legacy, manage, create):
+    for module in (openai, responses, messages, ollama, ollama_legacy, manage, create):
         app.include_router(module.router)
     console.install(app)
     if options.api_key:

@@ -222,6 +222,7 @@ class Piece:
     completion_tokens: int | None = None
     prompt_ms: float | None = None
     predicted_ms: float | None = None
+    stop_word: str | None = None  # the stop string that ended the answer (/completion only)
 
 
 _STOP_TYPES = {"eos": "stop", "word": "stop", "limit": "length", "none": None}
@@ -245,6 +246,7 @@ def parse_piece(data: Mapping[str, Any]) -> Piece:
             p.finish = _STOP_TYPES.get(str(data.get("stop_type", "eos")), "stop") or "stop"
             p.prompt_tokens = data.get("tokens_evaluated")
             p.completion_tokens = data.get("tokens_predicted")
+            p.stop_word = data.get("stopping_word") or None
     usage = data.get("usage")
     if isinstance(usage, dict):
         p.prompt_tokens = usage.get("prompt_tokens")
