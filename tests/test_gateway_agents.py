@@ -285,3 +285,12 @@ def test_responses_is_stateless_and_says_so(oai: openai.OpenAI) -> None:
         oai.responses.create(model=MODEL, input=ASK, tools=RESPONSES_TOOLS)
     with pytest.raises(openai.NotFoundError):
         oai.responses.create(model="no-such-model", input=ASK)
+
+
+def test_responses_text_format_constrains_a_rendered_prompt(oai: openai.OpenAI) -> None:
+    """`text.format` is a grammar on the engine in every prompt mode: the bundled model is in completion mode,
+    where the engine's /completion takes it as `json_schema`."""
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    r = oai.responses.create(model=MODEL, input="Is the sky blue?", max_output_tokens=16, temperature=0,
+                             text={"format": {"type": "json_schema", "name": "answer", "schema": schema}})
+    assert isinstance(json.loads(r.output_text)["ok"], bool), r.output_text

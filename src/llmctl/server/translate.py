@@ -119,7 +119,10 @@ def openai_chat(runner: Runner, body: dict[str, Any]) -> tuple[str, dict[str, An
     limit = params.pop("max_tokens", limit)
     if limit is not None:
         params["num_predict"] = limit
+    rf = params.pop("response_format", None)
     req = build_completion(model, body["messages"], params, stream=True, mode=runner.prompt_mode)
+    if isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema"):
+        req.body["json_schema"] = _json_schema(rf)  # /completion has no response_format: it would be ignored
     return req.endpoint, req.body
 
 
@@ -150,7 +153,9 @@ def response_format(fmt: Any) -> dict[str, Any] | None:
 
 
 def _json_schema(rf: dict[str, Any]) -> dict[str, Any]:
-    return rf["json_schema"]["schema"] if rf["type"] == "json_schema" else {"type": "object"}
+    spec = rf.get("json_schema") if rf.get("type") == "json_schema" else None
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    return schema if isinstance(schema, dict) else {"type": "object"}
 
 
 def ollama_chat(runner: Runner, messages: list[dict[str, Any]], options: dict[str, Any], fmt: Any,
