@@ -14,7 +14,7 @@ a count a client asks for is the count the engine will report in `usage`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, AsyncGenerator, Mapping
 
 from llmctl.runtime.prompt import COMPLETION, JINJA, prompt_mode
@@ -62,10 +62,13 @@ class Totals:
     predicted_ms: float | None = None
 
     def add(self, d: ChatDelta) -> None:
-        for f in fields(self):
-            value = getattr(d, f.name)
+        for name in _TOTALS:
+            value = getattr(d, name)
             if value is not None:
-                setattr(self, f.name, value)
+                setattr(self, name, value)
+
+
+_TOTALS = ("finish", "stop_word", "prompt_tokens", "completion_tokens", "prompt_ms", "predicted_ms")
 
 
 @dataclass(frozen=True)
