@@ -17,7 +17,7 @@ def serve(
     parallel: int = typer.Option(4, "--parallel", "-np", min=1, help="Slots per engine: concurrent requests per model."),
     keep_alive: str = typer.Option("5m", "--keep-alive", help="How long an idle model stays loaded: 5m, 1h, 30s, 0, -1 (forever)."),
     max_loaded: int = typer.Option(3, "--max-loaded", min=1, help="Models loaded at once; the least recently used idle one goes first."),
-    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="LLMCTL_API_KEY", help="Require `Authorization: Bearer KEY`."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="LLMCTL_API_KEY", help="Require `Authorization: Bearer KEY` (or `x-api-key: KEY`, as Anthropic clients send it)."),
     ctx_size: Optional[int] = typer.Option(None, "--ctx-size", "-c", min=1, help="Context per request (each slot); default: the model's num_ctx, else min(its context, 4096)."),
     threads: Optional[int] = typer.Option(None, "--threads", "-t", min=1, help="CPU threads per engine."),
     gpu_layers: Optional[int] = typer.Option(None, "--gpu-layers", "-ngl", help="Layers to offload to the GPU (CUDA engines)."),
