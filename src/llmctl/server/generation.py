@@ -11,7 +11,7 @@ the request ends (done, engine error, client gone), and engine errors in the cli
 from __future__ import annotations
 
 import time
-from typing import Any, AsyncIterator, Protocol
+from typing import Any, AsyncGenerator, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -59,8 +59,11 @@ async def run(gw: Gateway, request: Request, lease: Lease, route: str, name: str
         return EventStream(body, media_type="text/event-stream", on_close=on_close, headers=SSE_HEADERS)
 
     async def collect() -> None:
-        async for _ in body:
-            pass
+        try:
+            async for _ in body:
+                pass
+        finally:
+            await body.aclose()  # a client gone mid-answer: the engine connection closes now, not at GC
 
     try:
         await until_disconnect(request, collect())
@@ -75,8 +78,8 @@ async def run(gw: Gateway, request: Request, lease: Lease, route: str, name: str
     return JSONResponse(tr.result())
 
 
-async def _events(gw: Gateway, lease: Lease, deltas: AsyncIterator[ChatDelta], tr: Translator, name: str,
-                  started: float, state: dict[str, Any]) -> AsyncIterator[bytes]:
+async def _events(gw: Gateway, lease: Lease, deltas: AsyncGenerator[ChatDelta, None], tr: Translator, name: str,
+                  started: float, state: dict[str, Any]) -> AsyncGenerator[bytes, None]:
     """Engine deltas through the translator; an engine failure ends the stream with the dialect's error event.
     The engine connection is closed on the way out, however the stream ends."""
     totals = Totals()
@@ -105,7 +108,7 @@ async def _events(gw: Gateway, lease: Lease, deltas: AsyncIterator[ChatDelta], t
         if out:
             yield out
     finally:
-        await deltas.aclose()  # type: ignore[attr-defined]
+        await deltas.aclose()
 
 
 
