@@ -19,6 +19,7 @@ the `usage` of the request they count.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -204,6 +205,29 @@ def test_messages_errors_and_the_models_system(gateway: RunningGateway, ant: ant
 
     assert count(MODEL_B) > count(MODEL)
     assert count(MODEL_B, system=SYSTEM) == count(MODEL, system=SYSTEM)
+
+
+def test_a_client_that_leaves_frees_the_engine(gateway: RunningGateway, agent_model: str,
+                                               ant: anthropic.Anthropic) -> None:
+    """A non-streamed answer (this prompt makes the model loop to max_tokens) whose client gives up after a
+    few seconds: the gateway notices, closes the engine's connection and the slot is free again at once."""
+    ant.messages.count_tokens(model=agent_model, messages=[{"role": "user", "content": ASK}])  # loaded first
+    before = metric_value(gateway.metrics(), "llmctl_requests_total", route="/v1/messages", code="499")
+    impatient = anthropic.Anthropic(base_url=gateway.url, api_key="unused", max_retries=0, timeout=3)
+    with pytest.raises(anthropic.APITimeoutError):
+        impatient.messages.create(model=agent_model, max_tokens=2000, messages=[{"role": "user", "content": ASK}])
+    row = next(m for m in gateway.ps() if m["name"] == f"{agent_model}:latest" and m["mode"] == "generate")
+    deadline = time.monotonic() + 15
+    while True:
+        slots = httpx.get(f"http://127.0.0.1:{row['port']}/slots", headers=_engine_auth(row["pid"]), timeout=10,
+                          trust_env=False).json()
+        if not any(s.get("is_processing") for s in slots):
+            break
+        assert time.monotonic() < deadline, "the engine kept generating after the client left"
+        time.sleep(0.1)
+    while metric_value(gateway.metrics(), "llmctl_requests_total", route="/v1/messages", code="499") <= before:
+        assert time.monotonic() < deadline, "the cancelled request was not counted"
+        time.sleep(0.1)
 
 
 def test_x_api_key_and_bearer_both_pass_the_api_key(gateway_factory: Any) -> None:
