@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llmctl.artifact.gguf_meta import GgufInfo, format_parameters
 from llmctl.oci import mediatypes as mt
 from llmctl.oci.descriptor import Descriptor, Manifest
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # gguf_meta brings gguf and numpy (~0.1 s): list and show read facts from the config
+    from llmctl.artifact.gguf_meta import GgufInfo
     from llmctl.artifact.safetensors_meta import SafetensorsFacts
 
 
@@ -51,6 +51,8 @@ class ConfigFacts:
 
     @classmethod
     def from_safetensors(cls, facts: "SafetensorsFacts") -> "ConfigFacts":
+        from llmctl.artifact.gguf_meta import format_parameters
+
         return cls(
             format=mt.FORMAT_SAFETENSORS,
             architecture=facts.architecture,

@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from llmctl.artifact.build import ConfigFacts
-from llmctl.artifact.gguf_meta import read_gguf
-from llmctl.artifact.ingest import commit_model
 from llmctl.artifact.build import layer
 from llmctl.errors import IntegrityError, NotFound
 from llmctl.oci import mediatypes as mt
@@ -58,6 +56,10 @@ def install(store: Store, refs: list[Reference], progress: Progress | None = Non
                 except IntegrityError as exc:
                     raise IntegrityError(f"the bundled model package is damaged, reinstall it: {exc}") from None
             progress.finish(key)
+        # the GGUF reader brings gguf and numpy (~0.1 s): only an install needs them, never `list`/`show`
+        from llmctl.artifact.gguf_meta import read_gguf
+        from llmctl.artifact.ingest import commit_model
+
         info = read_gguf(store.blob_path(expected))
         weights = layer(mt.GGUF, expected, total, pkg.MODEL_NAME)
         license_layer = store.put_bytes(LICENSE_TEXT.encode())
