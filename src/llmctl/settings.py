@@ -48,6 +48,8 @@ class Settings:
     gpus: str | None = None
     split_mode: str | None = None
     tensor_split: str | None = None
+    # the gateway's API key (LLMCTL_API_KEY): `serve` requires it, `ps`/`load`/`unload`/`status` send it
+    api_key: str | None = field(default=None, repr=False)  # a secret: never in a repr or a log line
 
     @property
     def store_dir(self) -> Path:
@@ -105,6 +107,7 @@ class Settings:
             gpus=env.get("LLMCTL_GPUS") or None,
             split_mode=env.get("LLMCTL_SPLIT_MODE") or None,
             tensor_split=env.get("LLMCTL_TENSOR_SPLIT") or None,
+            api_key=env.get("LLMCTL_API_KEY") or None,
         )
 
 

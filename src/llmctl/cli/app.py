@@ -1,9 +1,9 @@
 """The `llmctl` entry point: builds the typer app and turns every error into one line and an exit code.
 
-This is the only place errors become text. Command modules stay light at import time (typer and rich
-only) so `llmctl --help` is fast; they import heavy modules inside their function bodies. The typer app
-itself is built on first use (`typer_app()`; `app` still names it), because a plain `llmctl pull NAME` or
-`llmctl push NAME` does without it: see `_fast_transfer`.
+This is the only place errors become text. Before typer is even imported, two direct dispatchers look at
+the arguments: `cli/fast.py` runs `--help`, `--version`, `list`, `show` and `ps` (what scripts call in
+loops), `_fast_transfer` below runs `pull`/`push`; anything else builds the typer app (`typer_app()`; `app`
+still names it), from the command table in `cli/commands.py`, with help drawn by `cli/typer_help.py`.
 """
 
 from __future__ import annotations
@@ -20,17 +20,6 @@ from llmctl import __version__
 from llmctl.errors import EXIT_INTERRUPTED, LlmctlError
 from llmctl.settings import Settings
 
-HELP = """Local LLMs from a GGUF file, Hugging Face or any OCI registry to a running llama.cpp server;
-multi-node vLLM/SGLang launch plans.
-
-Examples:
-
-  llmctl run gemma3:270m "Why is the sky blue?"
-
-  llmctl create mymodel -f Modelfile
-
-  llmctl list --json
-"""
 
 @functools.cache
 def typer_app() -> Any:
@@ -39,14 +28,16 @@ def typer_app() -> Any:
 
     import typer
 
+    from llmctl.cli import commands, typer_help
+
     built = typer.Typer(
         name="llmctl",
-        help=HELP,
+        help=commands.ROOT_HELP,
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
-        rich_markup_mode="rich",
-        context_settings={"help_option_names": ["-h", "--help"]},
+        rich_markup_mode=None,  # help is drawn by typer_help, errors by click: rich is never needed
+        context_settings={"help_option_names": list(commands.HELP_OPTIONS)},
     )
 
     def _version(value: bool) -> None:
@@ -57,7 +48,7 @@ def typer_app() -> Any:
     def _root(
         ctx: typer.Context,
         version: Optional[bool] = typer.Option(
-            None, "--version", "-v", callback=_version, is_eager=True, help="Show the version and exit."
+            None, "--version", "-v", callback=_version, is_eager=True, help=commands.VERSION_HELP
         ),
     ) -> None:
         ctx.obj = Settings.from_env()
@@ -66,15 +57,15 @@ def typer_app() -> Any:
     _root.__annotations__ = {"ctx": typer.Context, "version": Optional[bool], "return": None}
     built.callback()(_root)
 
-    # Attach one function per command module. The table is the CLI's table of contents.
-    from llmctl.cli import commands
-
-    for name, func, aliases in commands.COMMANDS:
-        built.command(name)(func)
-        for alias in aliases:
-            built.command(alias, hidden=True)(func)
-    for name, sub in commands.GROUPS:
-        built.add_typer(sub, name=name)
+    for entry in commands.COMMANDS:
+        target = entry.load()
+        if entry.group:
+            built.add_typer(target, name=entry.name)
+            continue
+        built.command(entry.name)(target)
+        for alias in entry.aliases:
+            built.command(alias, hidden=True)(target)
+    typer_help.use_plain_help(built)
     return built
 
 
@@ -156,7 +147,11 @@ def main(argv: list[str] | None = None) -> None:
     debug = os.environ.get("LLMCTL_DEBUG", "") not in ("", "0", "false")
     args = sys.argv[1:] if argv is None else list(argv)
     try:
-        code = _fast_transfer(args)
+        from llmctl.cli.fast import dispatch
+
+        code = dispatch(args)
+        if code is None:
+            code = _fast_transfer(args)
         if code is None:
             code = typer_app()(args=args, prog_name="llmctl", standalone_mode=False)
     except LlmctlError as exc:
@@ -179,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"{exc.strerror or exc}{where}", 1)
     except Exception as exc:
         aborts, usage = _click_exceptions()
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `llmctl runtime`: its help, as `llmctl` alone prints
+            sys.stdout.write(exc.ctx.get_help() + "\n")  # type: ignore[attr-defined]
+            sys.exit(0)
         if isinstance(exc, aborts):
             _fail("interrupted", EXIT_INTERRUPTED)
         if isinstance(exc, usage):

@@ -1,78 +1,97 @@
-"""The command table: (name, function, hidden aliases) and sub-command groups.
+"""The command table: every command's name, where it lives, its one-line summary and its hidden aliases.
 
-Each command lives in its own module under llmctl.cli and keeps heavy imports inside its function, so
-`llmctl --help` stays fast. Adding a command is one import and one row in its area's block.
+The table imports nothing, so `llmctl --help` can list the commands without loading a single command
+module (each imports typer to declare its options). The typer app (`cli/app.typer_app`) imports the
+modules when it is built; tests/test_cli_fast.py checks that each summary is still the first paragraph of
+its command's docstring, so the fast help and the typer help cannot drift.
+
+Adding a command is one row in its area's block: `Command(name, "llmctl.cli.module:function", summary)`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
 
-COMMANDS: list[tuple[str, Callable[..., Any], tuple[str, ...]]] = []
-GROUPS: list[tuple[str, Any]] = []
 
-# -- models and the local store ---------------------------------------------------------------------
-from llmctl.cli.create import create  # noqa: E402
-from llmctl.cli.df import df  # noqa: E402
-from llmctl.cli.export import export  # noqa: E402
-from llmctl.cli.inspect import inspect  # noqa: E402
-from llmctl.cli.list import list_  # noqa: E402
-from llmctl.cli.package import package  # noqa: E402
-from llmctl.cli.prune import prune  # noqa: E402
-from llmctl.cli.rm import rm  # noqa: E402
-from llmctl.cli.show import show  # noqa: E402
-from llmctl.cli.tag import tag  # noqa: E402
-from llmctl.cli.verify import verify  # noqa: E402
+@dataclass(frozen=True)
+class Command:
+    name: str
+    target: str  # "module:attribute": the command function, or the typer.Typer of a group (group=True)
+    summary: str  # the first paragraph of the command's help, as `llmctl --help` lists it
+    aliases: tuple[str, ...] = ()  # hidden from help, accepted on the command line
+    group: bool = False
 
-COMMANDS += [
-    ("create", create, ()),
-    ("package", package, ()),
-    ("list", list_, ("ls",)),
-    ("show", show, ()),
-    ("inspect", inspect, ()),
-    ("export", export, ()),
-    ("tag", tag, ("cp",)),
-    ("rm", rm, ("remove",)),
-    ("df", df, ()),
-    ("prune", prune, ()),
-    ("verify", verify, ()),
-]
+    def load(self) -> Any:
+        module, _, attribute = self.target.partition(":")
+        return getattr(import_module(module), attribute)
 
-# -- registries ------------------------------------------------------------------------------------
-from llmctl.cli.login import login  # noqa: E402
-from llmctl.cli.logout import logout  # noqa: E402
-from llmctl.cli.pull import pull  # noqa: E402
-from llmctl.cli.push import push  # noqa: E402
 
-COMMANDS += [
-    ("pull", pull, ()),
-    ("push", push, ()),
-    ("login", login, ()),
-    ("logout", logout, ()),
-]
+# The root command's own help and options, shared by the typer app and the fast help.
+ROOT_HELP = """Local LLMs from a GGUF file, Hugging Face or any OCI registry to a running llama.cpp server;
+multi-node vLLM/SGLang launch plans.
 
-# -- local runtime ---------------------------------------------------------------------------------
-from llmctl.cli.load import load  # noqa: E402
-from llmctl.cli.logs import logs  # noqa: E402
-from llmctl.cli.ps import ps  # noqa: E402
-from llmctl.cli.run import run  # noqa: E402
-from llmctl.cli.runtime import runtime_app  # noqa: E402
-from llmctl.cli.serve import serve  # noqa: E402
-from llmctl.cli.status import status  # noqa: E402
-from llmctl.cli.unload import unload  # noqa: E402
+Examples:
 
-COMMANDS += [
-    ("run", run, ()),
-    ("serve", serve, ()),
-    ("ps", ps, ()),
-    ("load", load, ()),
-    ("unload", unload, ("stop",)),
-    ("status", status, ()),
-    ("logs", logs, ()),
-]
-GROUPS += [("runtime", runtime_app)]
+  llmctl run gemma3:270m "Why is the sky blue?"
 
-# -- launch plans ----------------------------------------------------------------------------------
-from llmctl.cli.plan import plan  # noqa: E402
+  llmctl create mymodel -f Modelfile
 
-COMMANDS.append(("plan", plan, ()))
+  llmctl list --json
+"""
+VERSION_HELP = "Show the version and exit."
+HELP_HELP = "Show this message and exit."
+HELP_OPTIONS = ("-h", "--help")
+
+COMMANDS: tuple[Command, ...] = (
+    # -- models and the local store ---------------------------------------------------------------------
+    Command("create", "llmctl.cli.create:create", "Create a model from a Modelfile."),
+    Command("package", "llmctl.cli.package:package",
+            "Package GGUF weights and their companions into a model artifact."),
+    Command("list", "llmctl.cli.list:list_", "List stored models: NAME, ID, SIZE, MODIFIED.", ("ls",)),
+    Command("show", "llmctl.cli.show:show",
+            "Show a model's architecture, parameters, quantization, context, system prompt, parameters, license."),
+    Command("inspect", "llmctl.cli.inspect:inspect", "Print a model's OCI manifest and config as JSON."),
+    Command("export", "llmctl.cli.export:export",
+            "Lay a model out as a folder: config.json, tokenizer and safetensors shards for vLLM, SGLang and "
+            "transformers, or the .gguf with its companions. Files are hard links into the store when the folder "
+            "is on the same file system (use --copy to edit them), copies otherwise; every file is checked against "
+            "its digest."),
+    Command("tag", "llmctl.cli.tag:tag", "Give a stored model another name (no data is copied).", ("cp",)),
+    Command("rm", "llmctl.cli.rm:rm", "Remove models. Blobs are deleted once no other model uses them.",
+            ("remove",)),
+    Command("df", "llmctl.cli.df:df", "Show store usage: total, shared between models, and reclaimable bytes."),
+    Command("prune", "llmctl.cli.prune:prune",
+            "Delete blobs no model references and temp files of killed commands."),
+    Command("verify", "llmctl.cli.verify:verify",
+            "Re-hash every blob and check every model's manifest; exit 5 on corruption."),
+    # -- registries ------------------------------------------------------------------------------------
+    Command("pull", "llmctl.cli.pull:pull",
+            "Pull a model into the local store. Interrupted pulls resume where they stopped."),
+    Command("push", "llmctl.cli.push:push",
+            "Push a model to an OCI registry. Blobs the registry already has are not sent again."),
+    Command("login", "llmctl.cli.login:login",
+            "Log in to a registry; credentials go to Docker's config.json, shared with docker, skopeo and oras."),
+    Command("logout", "llmctl.cli.logout:logout", "Remove a registry's stored credentials."),
+    # -- local runtime ---------------------------------------------------------------------------------
+    Command("run", "llmctl.cli.run:run", "Run a model: answer PROMPT, or chat interactively."),
+    Command("serve", "llmctl.cli.serve:serve",
+            "Serve stored models over the OpenAI and Ollama HTTP APIs until Ctrl-C."),
+    Command("ps", "llmctl.cli.ps:ps",
+            "List models loaded in the gateway: NAME, ID, SIZE, PROCESSOR, UNTIL, PORT."),
+    Command("load", "llmctl.cli.load:load",
+            "Load NAME into the running gateway (`llmctl serve`) and keep it for --keep-alive."),
+    Command("unload", "llmctl.cli.unload:unload",
+            "Unload NAME from the gateway now (as `ollama stop`); requests in flight for it fail.", ("stop",)),
+    Command("status", "llmctl.cli.status:status",
+            "Show the gateway's URL, version, uptime, engine and loaded models. Exit code 8 if none is running."),
+    Command("logs", "llmctl.cli.logs:logs",
+            "Print the gateway log (`llmctl serve`) or, with NAME, that model's llama-server log."),
+    # -- launch plans ----------------------------------------------------------------------------------
+    Command("plan", "llmctl.cli.plan:plan",
+            "Plan a vLLM/SGLang deployment: parallelism, prefill/decode pools, launch files. Offline; no GPU needed."),
+    # -- sub-command groups (listed last, as typer lists groups) ---------------------------------------
+    Command("runtime", "llmctl.cli.runtime:runtime_app",
+            "Build and list llama-server engines (the inference runtime).", group=True),
+)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from llmctl.cli import render
-
 
 def list_(
     ctx: typer.Context,
@@ -20,21 +18,6 @@ def list_(
 
       llmctl ls --json | jq -r '.[].name'
     """
-    from rich.table import Table
+    from llmctl.cli import views  # shared with the fast dispatcher (cli/fast.py): the same bytes either way
 
-    from llmctl.api.manage import list_models
-
-    models = list_models(ctx.obj)
-    if json_:
-        render.print_json([m.to_json() for m in models])
-        return
-    if quiet:
-        for m in models:
-            render.stdout.print(m.name)
-        return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("NAME", "ID", "SIZE", "MODIFIED"):
-        table.add_column(col)
-    for m in models:
-        table.add_row(m.name, m.id, render.human_size(m.size), render.human_ago(m.modified))
-    render.stdout.print(table)
+    views.list_models(ctx.obj, json_=json_, quiet=quiet)
