@@ -6,10 +6,15 @@ configure with CMake (static, server only, no web UI download, AMX disabled, CUD
 `llama-server` target with a progress bar, and install the binary into
 `$LLMCTL_HOME/runtimes/<version>-<cpu|cuda>/bin/` with a `build.json` that says how it was made. The whole
 output goes to a log file, whose tail is in the error if a step fails. A failed build leaves nothing behind.
+
+One build per runtime at a time: `install` holds `runtimes/.install-<version>-<kind>.lock` (flock, released
+by the kernel even on kill -9), so a second `llmctl runtime install` in the same home waits for the first
+(saying so, with its pid) and then reuses what it built instead of compiling the same thing beside it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -19,12 +24,13 @@ import sys
 import tarfile
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Iterator
 
 from llmctl.errors import EngineError, NotFound, UsageError
-from llmctl.progress import NullProgress, Progress
+from llmctl.progress import PERCENT, STEPS, NullProgress, Progress
 from llmctl.runtime import cpu
 from llmctl.runtime.engine import BINARY, BUILD_INFO, PINNED_VERSION
 from llmctl.settings import Settings
@@ -147,7 +153,7 @@ def _run(cmd: list[str], log: _Log, step: str, *, cwd: Path | None = None, env: 
 
 
 def _fetch_sdist(version: str, dest: Path, log: _Log, progress: Progress) -> Path:
-    progress.start("sdist", f"llama-cpp-python {version} source (pip download)", None)
+    progress.start("sdist", f"llama-cpp-python {version} source (pip download)", None, unit=STEPS)
     cmd = [sys.executable, "-m", "pip", "download", f"llama-cpp-python=={version}", "--no-binary", ":all:",
            "--no-deps", "-d", str(dest), "--disable-pip-version-check"]
     _run(cmd, log, "downloading the llama-cpp-python sdist (pip download)")
@@ -167,7 +173,7 @@ def _source_tree(source: Path, work: Path, log: _Log, progress: Progress) -> Pat
         raise NotFound(f"{source}: neither a llama.cpp tree nor a llama-cpp-python tree (vendor/llama.cpp)")
     if not source.is_file():
         raise NotFound(f"{source}: no such file or folder")
-    progress.start("extract", f"unpacking {source.name}", None)
+    progress.start("extract", f"unpacking {source.name}", None, unit=STEPS)
     log.line(f"unpacking {source} into {work}")
     try:
         with tarfile.open(source) as tar:
@@ -190,15 +196,19 @@ def _source_tree(source: Path, work: Path, log: _Log, progress: Progress) -> Pat
 def install(settings: Settings, *, cuda: bool = False, force: bool = False, jobs: int | None = None,
             source: Path | None = None, cuda_archs: str | None = None,
             progress: Progress | None = None) -> BuildResult:
-    """Build and install llama-server into the runtimes folder; returns where it is."""
+    """Build and install llama-server into the runtimes folder; returns where it is.
+
+    An installed build is reused unless `force`; a build that another `runtime install` finished while this
+    one waited for its lock is reused even with `force` (it is as fresh as ours would be).
+    """
     progress = progress or NullProgress()
     kind = "cuda" if cuda else "cpu"
     version = target_version()
     dest = runtime_dir(settings, version, kind)
-    binary = dest / "bin" / BINARY
     log_path = settings.logs_dir / f"runtime-install-{version}-{kind}.log"
-    if binary.exists() and (dest / BUILD_INFO).exists() and not force:
-        return BuildResult(binary, version, kind, 0.0, log_path, reused=True)
+    reused = BuildResult(dest / "bin" / BINARY, version, kind, 0.0, log_path, reused=True)
+    if _complete(dest) and not force:
+        return reused
     cmake = shutil.which("cmake")
     if not cmake:
         raise EngineError("runtime install needs cmake (apt-get install cmake, or pip install cmake)")
@@ -208,6 +218,76 @@ def install(settings: Settings, *, cuda: bool = False, force: bool = False, jobs
         raise UsageError("--cuda needs the CUDA toolkit (nvcc not found on PATH or in /usr/local/cuda/bin)")
     jobs = jobs or max(1, cpu.cpu_info().logical_cores)
     settings.runtimes_dir.mkdir(parents=True, exist_ok=True)
+    with install_lock(settings.runtimes_dir / f".install-{dest.name}.lock", progress) as waited:
+        if _complete(dest) and (waited or not force):
+            return reused
+        return _build(settings, cmake, dest, log_path, version=version, kind=kind, jobs=jobs, source=source,
+                      cuda_archs=cuda_archs, progress=progress)
+
+
+def _complete(dest: Path) -> bool:
+    return (dest / "bin" / BINARY).exists() and (dest / BUILD_INFO).exists()
+
+
+@contextmanager
+def install_lock(path: Path, progress: Progress) -> Iterator[bool]:
+    """Hold `path` locked for one build; yields True when another process held it and this one waited.
+
+    The holder writes its pid into the file, so the one that waits can say whom it waits for.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        waited = False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            who = f"pid {holder}" if holder.isdigit() else "another process"
+            progress.start("wait", f"waiting for another `llmctl runtime install` ({who}) to finish", None, unit=STEPS)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            progress.finish("wait")
+            waited = True
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield waited
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
+
+
+class _CompileSteps:
+    """Feeds the build tool's output to `progress`: ninja's "[12/48]" as steps, make's "[ 25%]" as percent."""
+
+    def __init__(self, progress: Progress, description: str) -> None:
+        self.progress = progress
+        self.description = description
+        self.total: int | None = None
+        self.done = 0
+
+    def __call__(self, line: str) -> None:
+        m = _NINJA_STEP.match(line)
+        if m:
+            self._at(int(m.group(1)), int(m.group(2)), STEPS)
+            return
+        m = _MAKE_PCT.match(line)
+        if m:
+            self._at(int(m.group(1)), 100, PERCENT)
+
+    def _at(self, done: int, total: int, unit: str) -> None:
+        if self.total is None:
+            self.total = total
+            self.progress.start("compile", self.description, total, unit=unit)
+        if done > self.done:
+            self.progress.advance("compile", done - self.done)
+            self.done = done
+
+    def finish(self) -> None:
+        if self.total is not None:
+            self.progress.finish("compile")
+
+
+def _build(settings: Settings, cmake: str, dest: Path, log_path: Path, *, version: str, kind: str, jobs: int,
+           source: Path | None, cuda_archs: str | None, progress: Progress) -> BuildResult:
+    """Configure, compile and smoke-test in a temp folder, then move the result to `dest` in one rename."""
     t0 = time.monotonic()
     log = _Log(log_path)
     work = Path(tempfile.mkdtemp(prefix=f".build-{kind}-", dir=settings.runtimes_dir))
@@ -220,59 +300,27 @@ def install(settings: Settings, *, cuda: bool = False, force: bool = False, jobs
         args = cmake_args(kind, cuda_archs=cuda_archs)
         generator = ["-G", "Ninja"] if shutil.which("ninja") else []
         env = {**os.environ, "CMAKE_BUILD_PARALLEL_LEVEL": str(jobs)}
-        progress.start("configure", "configuring (cmake)", None)
+        progress.start("configure", "configuring (cmake)", None, unit=STEPS)
         _run([cmake, "-S", str(tree), "-B", str(build), *generator, *args], log, "configure (cmake)", env=env)
         progress.finish("configure")
-
-        state = {"total": None, "done": 0}
-
-        def on_line(line: str) -> None:
-            m = _NINJA_STEP.match(line)
-            if m:
-                done, total = int(m.group(1)), int(m.group(2))
-                if state["total"] is None:
-                    state["total"] = total
-                    progress.start("compile", f"compiling llama-server ({kind})", total)
-                if done > state["done"]:
-                    progress.advance("compile", done - state["done"])
-                    state["done"] = done
-                return
-            m = _MAKE_PCT.match(line)
-            if m:
-                if state["total"] is None:
-                    state["total"] = 100
-                    progress.start("compile", f"compiling llama-server ({kind})", 100)
-                pct = int(m.group(1))
-                if pct > state["done"]:
-                    progress.advance("compile", pct - state["done"])
-                    state["done"] = pct
-
+        steps = _CompileSteps(progress, f"compiling llama-server ({kind})")
         _run([cmake, "--build", str(build), "--target", BINARY, "-j", str(jobs)], log, "build", env=env,
-             on_line=on_line)
-        if state["total"] is not None:
-            progress.finish("compile")
+             on_line=steps)
+        steps.finish()
         built = next((p for p in (build / "bin" / BINARY, build / BINARY) if p.exists()), None)
         if built is None:
             raise EngineError(f"runtime install: the build made no {BINARY}; full log: {log.path}")
-
-        staging = work / "install"
-        (staging / "bin").mkdir(parents=True)
-        shutil.copy2(built, staging / "bin" / BINARY)
-        libs = [p for p in (build / "bin").glob("*.so*")] if (build / "bin").is_dir() else []
-        if libs:
-            (staging / "lib").mkdir()
-            for lib in libs:
-                shutil.copy2(lib, staging / "lib" / lib.name, follow_symlinks=True)
+        staging = _stage(built, build, work / "install")
         seconds = time.monotonic() - t0
         info = {"version": version, "kind": kind, "llama_cpp_dir": str(tree.relative_to(work)) if tree.is_relative_to(work) else str(tree),
                 "cmake_args": args, "jobs": jobs, "seconds": round(seconds, 1),
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": cpu.describe(),
-                "cuda": cpu.cuda_version() if cuda else None}
+                "cuda": cpu.cuda_version() if kind == "cuda" else None}
         (staging / BUILD_INFO).write_text(json.dumps(info, indent=2) + "\n")
         smoke = subprocess.run([str(staging / "bin" / BINARY), "--version"], capture_output=True, text=True,
                                env={**os.environ, "LD_LIBRARY_PATH": str(staging / "lib")}, timeout=30)
         log.line(smoke.stdout + smoke.stderr)
-        if smoke.returncode != 0 and not cuda:
+        if smoke.returncode != 0 and kind != "cuda":
             raise EngineError(f"runtime install: the new llama-server does not run (exit {smoke.returncode}); "
                               f"full log: {log.path}")
         if dest.exists():
@@ -285,6 +333,18 @@ def install(settings: Settings, *, cuda: bool = False, force: bool = False, jobs
     finally:
         log.close()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _stage(built: Path, build: Path, staging: Path) -> Path:
+    """The binary and the shared libraries beside it, laid out as the runtime folder will be."""
+    (staging / "bin").mkdir(parents=True)
+    shutil.copy2(built, staging / "bin" / BINARY)
+    libs = [p for p in (build / "bin").glob("*.so*")] if (build / "bin").is_dir() else []
+    if libs:
+        (staging / "lib").mkdir()
+        for lib in libs:
+            shutil.copy2(lib, staging / "lib" / lib.name, follow_symlinks=True)
+    return staging
 
 
 def installed(settings: Settings) -> list[dict[str, object]]:
