@@ -68,7 +68,8 @@ def show_model(settings: Settings, name: str, *, modelfile: bool, json_: bool, l
     elif json_:
         print_json(manage.show_json(settings, model))
     elif license:
-        text = "\n\n".join(model.licenses) + "\n"
+        text = "\n\n".join(model.licenses)
+        text += "" if text.endswith("\n") else "\n"
         out(visible(text) if sys.stdout.isatty() else text)
     else:
         out(show_text(manage.show_json(settings, model), model))
