@@ -1,0 +1,181 @@
+"""CLI start-up benchmark: how long `llmctl --help`, `list`, `show` and `ps` take, against Python itself.
+
+    .venv/bin/python bench/cli_startup.py [--runs 30] [--write docs/benchmarks.md]
+
+Every command is a fresh process of the installed `llmctl` script (as a shell or a script's loop runs it),
+timed from spawn to exit, with its own user+sys CPU time from wait4(2); CPU time is what the command itself
+burns, so other load on the machine disturbs it less than wall time. The references, measured in the same
+rounds: `python -c pass` (the interpreter's start-up with site-packages, what any Python CLI pays) and
+`python -S -c pass` (without site). The store holds one model (the bundled Gemma 3 270M); `ps` asks a real
+`llmctl serve` gateway started for the run (no model loaded). The `typer` rows run the same commands through
+the typer app (the fast dispatcher switched off): what they cost before it. Rounds interleave the commands so
+load slows them alike; the table reports medians, and the load average at the start and at the end. With
+`--write`, the table replaces the `## CLI start-up` section of that file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+LLMCTL = str(Path(PY).with_name("llmctl"))
+TYPER_DOOR = ("import sys; import llmctl.cli.fast as f; f.dispatch = lambda args: None; "
+              "from llmctl.cli.app import main; main(sys.argv[1:])")
+GOAL_MS = 150  # issue #16: `list` and `--help` (and their --json) within this, on this machine
+GOAL = ("llmctl --help", "llmctl list", "llmctl list --json")
+
+
+@dataclass
+class Case:
+    label: str
+    argv: list[str]
+    walls: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
+
+    def wall_ms(self) -> float:
+        return statistics.median(self.walls) * 1000
+
+    def cpu_ms(self) -> float:
+        return statistics.median(self.cpus) * 1000
+
+
+def cases() -> list[Case]:
+    llmctl = [("llmctl --help", ["--help"]), ("llmctl --version", ["--version"]), ("llmctl list", ["list"]),
+              ("llmctl list --json", ["list", "--json"]), ("llmctl show gemma3:270m", ["show", "gemma3:270m"]),
+              ("llmctl show gemma3:270m --json", ["show", "gemma3:270m", "--json"]), ("llmctl ps", ["ps"]),
+              ("llmctl ps --json", ["ps", "--json"])]
+    typer = [("typer: llmctl --help", ["--help"]), ("typer: llmctl list", ["list"]), ("typer: llmctl ps", ["ps"])]
+    return ([Case("python -c pass", [PY, "-c", "pass"]), Case("python -S -c pass", [PY, "-S", "-c", "pass"])]
+            + [Case(label, [LLMCTL, *args]) for label, args in llmctl]
+            + [Case(label, [PY, "-c", TYPER_DOOR, *args]) for label, args in typer])
+
+
+def measure(case: Case, env: dict[str, str]) -> None:
+    start = time.perf_counter()
+    proc = subprocess.Popen(case.argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    case.walls.append(time.perf_counter() - start)
+    case.cpus.append(usage.ru_utime + usage.ru_stime)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read() if proc.stderr else b""
+    if proc.returncode != 0:
+        sys.exit(f"{case.label} failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
+
+
+def start_gateway(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([LLMCTL, "serve", "--host", "127.0.0.1", "--port", "0"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            state = json.loads((home / "run" / "gateway.json").read_text())
+            with urllib.request.urlopen(state["url"] + "/health", timeout=2) as r:
+                if r.status == 200 and state.get("pid") == proc.pid:
+                    return proc
+        except (OSError, ValueError, KeyError):
+            pass
+        if proc.poll() is not None:
+            sys.exit(f"llmctl serve exited with {proc.returncode}")
+        time.sleep(0.1)
+    proc.kill()
+    sys.exit("llmctl serve did not come up in 120 s")
+
+
+def run(runs: int, home: Path) -> tuple[list[Case], dict[str, str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMCTL_")}
+    env.update(LLMCTL_HOME=str(home), LLMCTL_OFFLINE="1", COLUMNS="80")
+    subprocess.run([LLMCTL, "show", "gemma3:270m"], env=env, check=True, capture_output=True)  # install the model
+    gateway = start_gateway(home, env)
+    load_start = os.getloadavg()[0]
+    try:
+        all_cases = cases()
+        for case in all_cases:  # warm the page cache and .pyc files; not counted
+            measure(case, env)
+            case.walls.clear()
+            case.cpus.clear()
+        for _ in range(runs):
+            for case in all_cases:
+                measure(case, env)
+    finally:
+        gateway.send_signal(signal.SIGINT)
+        gateway.wait(30)
+    facts = {"load_start": f"{load_start:.1f}", "load_end": f"{os.getloadavg()[0]:.1f}",
+             "cpus": str(os.cpu_count()), "python": sys.version.split()[0]}
+    return all_cases, facts
+
+
+def table(rows: list[Case], facts: dict[str, str], runs: int) -> str:
+    base = next(r for r in rows if r.label == "python -c pass")
+    lines = [
+        "## CLI start-up",
+        "",
+        f"`bench/cli_startup.py` ({runs} runs, median): each command a fresh process of the installed `llmctl` "
+        f"script, timed spawn to exit, with its own user+sys CPU time (wait4), on this machine ({facts['cpus']} "
+        f"cores, Python {facts['python']}); a store with one model, `ps` against a running `llmctl serve` with "
+        f"nothing loaded. Load average (1 min) {facts['load_start']} at the start and {facts['load_end']} at the "
+        "end (other work shares the cores: CPU time is the steadier column). `typer:` rows run the same command "
+        f"through the typer app, as every command ran before the fast dispatcher. Goal (issue #16): `--help`, "
+        f"`list` and `list --json` within {GOAL_MS} ms.",
+        "",
+        "| command | wall ms | min-max | CPU ms | wall vs `python -c pass` | CPU vs `python -c pass` | goal |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        goal = ("met" if r.wall_ms() <= GOAL_MS else "MISSED") if r.label in GOAL else ""
+        lines.append(f"| `{r.label}` | {r.wall_ms():.0f} | {min(r.walls) * 1000:.0f}-{max(r.walls) * 1000:.0f} | "
+                     f"{r.cpu_ms():.0f} | {r.wall_ms() / base.wall_ms():.1f}x | {r.cpu_ms() / base.cpu_ms():.1f}x | "
+                     f"{goal} |")
+    lines += [
+        "",
+        "`--help`, `--version`, `list`, `show` and `ps` (with `--json`, `-q`) run through `cli/fast.py`, which "
+        "imports neither typer, click, pydantic nor rich, and `ps` talks to the gateway over `http.client` "
+        "instead of httpx (whose import alone pulls in click, rich and pygments); the GGUF reader (gguf, numpy) "
+        "loads only where a GGUF file is read. What is left over `python -c pass` is llmctl's own modules, the "
+        "store's JSON files and, for `ps`, one HTTP round trip. Regenerate with "
+        f"`.venv/bin/python bench/cli_startup.py --runs {runs} --write docs/benchmarks.md`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace (or add) the `## CLI start-up` section; every other section stays as it is."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(r"^## CLI start-up\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + section
+    path.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--write", type=Path, help="replace the `## CLI start-up` section of this markdown file")
+    args = parser.parse_args()
+    if not Path(LLMCTL).exists():
+        sys.exit(f"{LLMCTL} is not installed: run scripts/install.sh and use .venv/bin/python")
+    with tempfile.TemporaryDirectory(prefix="llmctl-bench-cli-") as tmp:
+        rows, facts = run(args.runs, Path(tmp))
+    out = table(rows, facts, args.runs)
+    print(out)
+    if args.write:
+        write_section(args.write, out)
+
+
+if __name__ == "__main__":
+    main()
