@@ -13,22 +13,19 @@ the same bytes.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections import namedtuple
 
 from llmctl import __version__
-from llmctl.settings import Settings
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 ROOT_USAGE = "llmctl [OPTIONS] COMMAND [ARGS]..."
 
-
-@dataclass(frozen=True)
-class Hot:
-    """A command the dispatcher runs itself: its flags, its options that take a value, its arguments."""
-
-    flags: dict[str, str]  # "--json" -> keyword
-    values: dict[str, str] = field(default_factory=dict)  # "--api-key" -> keyword
-    arguments: tuple[str, ...] = ()  # keywords of the positional arguments, all required
+# A command the dispatcher runs itself: flags ("--json" -> keyword), options that take a value
+# ("--api-key" -> keyword), and the keywords of its positional arguments, all required.
+Hot = namedtuple("Hot", "flags values arguments", defaults=({}, ()))
 
 
 HOT: dict[str, Hot] = {
@@ -90,6 +87,8 @@ def dispatch(args: list[str]) -> int | None:
     kwargs = parse(hot, args[1:]) if hot is not None else None
     if kwargs is None:
         return None
+    from llmctl.settings import Settings
+
     settings = Settings.from_env()
     runners: dict[str, Callable[..., None]] = _runners()
     if name == "ps" and kwargs["api_key"] is None:

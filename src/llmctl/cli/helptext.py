@@ -8,12 +8,15 @@ Metavars read as typer users know them (TEXT, INTEGER, PATH; nothing for a flag)
 literally (no markup: "[default: 8]" in a help string stays as written), paragraphs are re-wrapped to the
 terminal and indented blocks (examples) are kept as written. No colour: the output is the same on a
 terminal, in a pipe and in a test.
+
+Row, Panel and Page are NamedTuples of the stdlib's collections (typing's or dataclasses would import
+typing or inspect: ~7 ms of a ~30 ms `llmctl --help`).
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections import namedtuple
 
 DEFAULT_WIDTH = 80
 MIN_TEXT_WIDTH = 20  # the help column never gets narrower; a tiny terminal gets longer lines instead
@@ -21,25 +24,12 @@ UNICODE_BOX = ("╭", "╮", "╰", "╯", "─", "│")
 ASCII_BOX = ("+", "+", "+", "+", "-", "|")
 
 
-@dataclass(frozen=True)
-class Row:
-    """One line of a panel: fixed columns (names, metavar), then help text that wraps."""
-
-    cells: tuple[str, ...]
-    text: str
-
-
-@dataclass(frozen=True)
-class Panel:
-    title: str
-    rows: tuple[Row, ...]
-
-
-@dataclass(frozen=True)
-class Page:
-    usage: str  # "llmctl list [OPTIONS]"
-    text: str  # the command's help, as written in its docstring
-    panels: tuple[Panel, ...]
+# One line of a panel: fixed columns (names, metavar: a tuple of str), then help text that wraps.
+Row = namedtuple("Row", "cells text")
+# A titled box of rows.
+Panel = namedtuple("Panel", "title rows")
+# A whole page: the usage line ("llmctl list [OPTIONS]"), the command's help as written, its panels.
+Page = namedtuple("Page", "usage text panels")
 
 
 def cleandoc(text: str) -> str:
