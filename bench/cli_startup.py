@@ -9,7 +9,9 @@ rounds: `python -c pass` (the interpreter's start-up with site-packages, what an
 `python -S -c pass` (without site). The store holds one model (the bundled Gemma 3 270M); `ps` asks a real
 `llmctl serve` gateway started for the run (no model loaded). The `typer` rows run the same commands through
 the typer app (the fast dispatcher switched off): what they cost before it. Rounds interleave the commands so
-load slows them alike; the table reports medians, and the load average at the start and at the end. With
+load slows them alike; the table reports medians, and the load average at the start and at the end. Where
+valgrind is installed, each command also runs once under callgrind for its instruction count, which load
+does not change at all. llmctl's modules are byte-compiled first, as an installed package's are. With
 `--write`, the table replaces the `## CLI start-up` section of that file.
 """
 
@@ -19,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -44,6 +47,7 @@ class Case:
     argv: list[str]
     walls: list[float] = field(default_factory=list)
     cpus: list[float] = field(default_factory=list)
+    instructions: int | None = None
 
     def wall_ms(self) -> float:
         return statistics.median(self.walls) * 1000
@@ -76,6 +80,14 @@ def measure(case: Case, env: dict[str, str]) -> None:
         sys.exit(f"{case.label} failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
 
 
+def count_instructions(case: Case, env: dict[str, str]) -> None:
+    """The command's instruction count (user space, the process alone) from one callgrind run."""
+    proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *case.argv], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=600)
+    found = re.search(rb"== Collected : (\d+)", proc.stderr)
+    case.instructions = int(found.group(1)) if found else None
+
+
 def start_gateway(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen([LLMCTL, "serve", "--host", "127.0.0.1", "--port", "0"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
@@ -98,6 +110,10 @@ def start_gateway(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
 def run(runs: int, home: Path) -> tuple[list[Case], dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMCTL_")}
     env.update(LLMCTL_HOME=str(home), LLMCTL_OFFLINE="1", COLUMNS="80")
+    import llmctl
+
+    # an installed package has its bytecode compiled by pip; an editable checkout under PYTHONDONTWRITEBYTECODE not
+    subprocess.run([PY, "-m", "compileall", "-q", str(Path(llmctl.__file__).parent)], check=True)
     subprocess.run([LLMCTL, "show", "gemma3:270m"], env=env, check=True, capture_output=True)  # install the model
     gateway = start_gateway(home, env)
     load_start = os.getloadavg()[0]
@@ -110,6 +126,9 @@ def run(runs: int, home: Path) -> tuple[list[Case], dict[str, str]]:
         for _ in range(runs):
             for case in all_cases:
                 measure(case, env)
+        if shutil.which("valgrind"):
+            for case in all_cases:
+                count_instructions(case, env)
     finally:
         gateway.send_signal(signal.SIGINT)
         gateway.wait(30)
@@ -127,18 +146,22 @@ def table(rows: list[Case], facts: dict[str, str], runs: int) -> str:
         f"script, timed spawn to exit, with its own user+sys CPU time (wait4), on this machine ({facts['cpus']} "
         f"cores, Python {facts['python']}); a store with one model, `ps` against a running `llmctl serve` with "
         f"nothing loaded. Load average (1 min) {facts['load_start']} at the start and {facts['load_end']} at the "
-        "end (other work shares the cores: CPU time is the steadier column). `typer:` rows run the same command "
+        "end (other work shares the cores: CPU time is steadier, and callgrind's instruction count does not depend on "
+        "load at all). `typer:` rows run the same command "
         f"through the typer app, as every command ran before the fast dispatcher. Goal (issue #16): `--help`, "
         f"`list` and `list --json` within {GOAL_MS} ms.",
         "",
-        "| command | wall ms | min-max | CPU ms | wall vs `python -c pass` | CPU vs `python -c pass` | goal |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| command | wall ms | min-max | CPU ms | instructions | wall vs `python -c pass` | CPU vs `python -c pass` "
+        "| instructions vs `python -c pass` | goal |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         goal = ("met" if r.wall_ms() <= GOAL_MS else "MISSED") if r.label in GOAL else ""
+        ins = f"{r.instructions / 1e6:.0f} M" if r.instructions else "-"
+        ins_ratio = f"{r.instructions / base.instructions:.1f}x" if r.instructions and base.instructions else "-"
         lines.append(f"| `{r.label}` | {r.wall_ms():.0f} | {min(r.walls) * 1000:.0f}-{max(r.walls) * 1000:.0f} | "
-                     f"{r.cpu_ms():.0f} | {r.wall_ms() / base.wall_ms():.1f}x | {r.cpu_ms() / base.cpu_ms():.1f}x | "
-                     f"{goal} |")
+                     f"{r.cpu_ms():.0f} | {ins} | {r.wall_ms() / base.wall_ms():.1f}x | "
+                     f"{r.cpu_ms() / base.cpu_ms():.1f}x | {ins_ratio} | {goal} |")
     lines += [
         "",
         "`--help`, `--version`, `list`, `show` and `ps` (with `--json`, `-q`) run through `cli/fast.py`, which "
