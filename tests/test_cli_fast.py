@@ -95,6 +95,24 @@ def test_no_gateway_is_the_same_error_through_both_doors(home: Path) -> None:
     assert r.returncode == 8 and r.stderr.decode().startswith("llmctl: error: no gateway is running at ")
 
 
+@pytest.mark.slow
+def test_ps_is_the_same_through_both_doors(gateway_factory) -> None:
+    from fixtures_gateway import MODEL
+
+    gw = gateway_factory("--ctx-size", "512", api_key="s3cret")
+    assert gw.http.post("/api/generate", json={"model": MODEL, "keep_alive": -1}).status_code == 200
+    keyed = {"LLMCTL_API_KEY": "s3cret"}
+    table = same_through_both_doors(gw.home, "ps", env=keyed).decode().splitlines()
+    assert table[0].split() == ["NAME", "ID", "SIZE", "PROCESSOR", "UNTIL", "PORT"]
+    assert table[1].split()[0] == MODEL and "Forever" in table[1]
+    rows = json.loads(same_through_both_doors(gw.home, "ps", "--json", env=keyed))
+    assert [(r["name"], r["until"]) for r in rows] == [(MODEL, None)]
+    assert same_through_both_doors(gw.home, "ps", "--api-key", "s3cret", "--json") == json.dumps(rows, indent=2).encode() + b"\n"
+    refused = run(gw.home, "ps")
+    same_through_both_doors(gw.home, "ps")
+    assert refused.returncode == 7 and b"LLMCTL_API_KEY" in refused.stderr
+
+
 def test_light_commands_import_no_heavy_module(store_home: Path) -> None:
     env = {"LLMCTL_HOST": "127.0.0.1:9"}
     for args in (["--help"], ["--version"], ["list"], ["list", "--json"], ["show", "brief"],

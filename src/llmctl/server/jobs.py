@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 
 from llmctl.errors import LlmctlError
 from llmctl.oci.registry.transfer import TOTAL_KEY, Cancelled
+from llmctl.progress import BYTES
 from llmctl.server import errors
 from llmctl.server.errors import GatewayError
 from llmctl.server.gateway import Gateway
@@ -81,7 +82,7 @@ class QueueProgress:
     def status(self, text: str) -> None:
         self._put("line", {"status": text})
 
-    def start(self, key: str, description: str, total: int | None) -> None:
+    def start(self, key: str, description: str, total: int | None, unit: str = BYTES) -> None:
         self._check()
         if key == TOTAL_KEY:
             return
