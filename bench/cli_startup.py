@@ -12,7 +12,9 @@ the typer app (the fast dispatcher switched off): what they cost before it. Roun
 load slows them alike; the table reports medians, and the load average at the start and at the end. Where
 valgrind is installed, each command also runs once under callgrind for its instruction count, which load
 does not change at all. llmctl's modules are byte-compiled first, as an installed package's are. With
-`--write`, the table replaces the `## CLI start-up` section of that file.
+`--before REV` (a git revision, e.g. the commit before the fast CLI), that revision's `src/llmctl` is
+measured in the same rounds (`before:` rows, same interpreter and packages). With `--write`, the table
+replaces the `## CLI start-up` section of that file.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ PY = sys.executable
 LLMCTL = str(Path(PY).with_name("llmctl"))
 TYPER_DOOR = ("import sys; import llmctl.cli.fast as f; f.dispatch = lambda args: None; "
               "from llmctl.cli.app import main; main(sys.argv[1:])")
+BEFORE_DOOR = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+               "from llmctl.cli.app import main; main(sys.argv[1:])")
 GOAL_MS = 150  # issue #16: `list` and `--help` (and their --json) within this, on this machine
 GOAL = ("llmctl --help", "llmctl list", "llmctl list --json")
 
@@ -56,15 +60,27 @@ class Case:
         return statistics.median(self.cpus) * 1000
 
 
-def cases() -> list[Case]:
+def cases(before: Path | None) -> list[Case]:
     llmctl = [("llmctl --help", ["--help"]), ("llmctl --version", ["--version"]), ("llmctl list", ["list"]),
               ("llmctl list --json", ["list", "--json"]), ("llmctl show gemma3:270m", ["show", "gemma3:270m"]),
               ("llmctl show gemma3:270m --json", ["show", "gemma3:270m", "--json"]), ("llmctl ps", ["ps"]),
               ("llmctl ps --json", ["ps", "--json"])]
-    typer = [("typer: llmctl --help", ["--help"]), ("typer: llmctl list", ["list"]), ("typer: llmctl ps", ["ps"])]
-    return ([Case("python -c pass", [PY, "-c", "pass"]), Case("python -S -c pass", [PY, "-S", "-c", "pass"])]
-            + [Case(label, [LLMCTL, *args]) for label, args in llmctl]
-            + [Case(label, [PY, "-c", TYPER_DOOR, *args]) for label, args in typer])
+    typer = [("--help", ["--help"]), ("list", ["list"]), ("list --json", ["list", "--json"]), ("ps", ["ps"])]
+    out = ([Case("python -c pass", [PY, "-c", "pass"]), Case("python -S -c pass", [PY, "-S", "-c", "pass"])]
+           + [Case(label, [LLMCTL, *args]) for label, args in llmctl]
+           + [Case(f"typer: llmctl {label}", [PY, "-c", TYPER_DOOR, *args]) for label, args in typer])
+    if before is not None:
+        out += [Case(f"before: llmctl {label}", [PY, "-c", BEFORE_DOOR, str(before), *args]) for label, args in typer]
+    return out
+
+
+def checkout(rev: str, into: Path) -> Path:
+    """`src/` of git revision `rev`, byte-compiled: the code to measure in the `before:` rows."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src/llmctl"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    subprocess.run([PY, "-m", "compileall", "-q", str(into / "src" / "llmctl")], check=True)
+    return into / "src"
 
 
 def measure(case: Case, env: dict[str, str]) -> None:
@@ -107,7 +123,7 @@ def start_gateway(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     sys.exit("llmctl serve did not come up in 120 s")
 
 
-def run(runs: int, home: Path) -> tuple[list[Case], dict[str, str]]:
+def run(runs: int, home: Path, before: Path | None) -> tuple[list[Case], dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMCTL_")}
     env.update(LLMCTL_HOME=str(home), LLMCTL_OFFLINE="1", COLUMNS="80")
     import llmctl
@@ -118,7 +134,7 @@ def run(runs: int, home: Path) -> tuple[list[Case], dict[str, str]]:
     gateway = start_gateway(home, env)
     load_start = os.getloadavg()[0]
     try:
-        all_cases = cases()
+        all_cases = cases(before)
         for case in all_cases:  # warm the page cache and .pyc files; not counted
             measure(case, env)
             case.walls.clear()
@@ -148,8 +164,10 @@ def table(rows: list[Case], facts: dict[str, str], runs: int) -> str:
         f"nothing loaded. Load average (1 min) {facts['load_start']} at the start and {facts['load_end']} at the "
         "end (other work shares the cores: CPU time is steadier, and callgrind's instruction count does not depend on "
         "load at all). `typer:` rows run the same command "
-        f"through the typer app, as every command ran before the fast dispatcher. Goal (issue #16): `--help`, "
-        f"`list` and `list --json` within {GOAL_MS} ms.",
+        "through the typer app, as every command ran before the fast dispatcher; "
+        + (f"`before:` rows run the code of commit {facts['before']}, the one this work started from (same "
+           "interpreter, packages, store and gateway). " if "before" in facts else "")
+        + f"Goal (issue #16): `--help`, `list` and `list --json` within {GOAL_MS} ms.",
         "",
         "| command | wall ms | min-max | CPU ms | instructions | wall vs `python -c pass` | CPU vs `python -c pass` "
         "| instructions vs `python -c pass` | goal |",
@@ -169,7 +187,8 @@ def table(rows: list[Case], facts: dict[str, str], runs: int) -> str:
         "instead of httpx (whose import alone pulls in click, rich and pygments); the GGUF reader (gguf, numpy) "
         "loads only where a GGUF file is read. What is left over `python -c pass` is llmctl's own modules, the "
         "store's JSON files and, for `ps`, one HTTP round trip. Regenerate with "
-        f"`.venv/bin/python bench/cli_startup.py --runs {runs} --write docs/benchmarks.md`.",
+        f"`.venv/bin/python bench/cli_startup.py --runs {runs}"
+        + (f" --before {facts['before']}" if "before" in facts else "") + " --write docs/benchmarks.md`.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -188,12 +207,18 @@ def write_section(path: Path, section: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--before", metavar="REV", help="also measure this git revision's src/llmctl")
     parser.add_argument("--write", type=Path, help="replace the `## CLI start-up` section of this markdown file")
     args = parser.parse_args()
     if not Path(LLMCTL).exists():
         sys.exit(f"{LLMCTL} is not installed: run scripts/install.sh and use .venv/bin/python")
     with tempfile.TemporaryDirectory(prefix="llmctl-bench-cli-") as tmp:
-        rows, facts = run(args.runs, Path(tmp))
+        before = checkout(args.before, Path(tmp)) if args.before else None
+        (Path(tmp) / "home").mkdir()
+        rows, facts = run(args.runs, Path(tmp) / "home", before)
+    if args.before:
+        facts["before"] = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h", args.before],
+                                         capture_output=True, text=True).stdout.strip()
     out = table(rows, facts, args.runs)
     print(out)
     if args.write:
