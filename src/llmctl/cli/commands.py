@@ -51,7 +51,7 @@ COMMANDS: tuple[Command, ...] = (
     # -- models and the local store ---------------------------------------------------------------------
     Command("create", "llmctl.cli.create:create", "Create a model from a Modelfile."),
     Command("package", "llmctl.cli.package:package",
-            "Package GGUF weights and their companions into a model artifact."),
+            "Package GGUF weights, or a safetensors model folder, and their companions into a model artifact."),
     Command("list", "llmctl.cli.list:list_", "List stored models: NAME, ID, SIZE, MODIFIED.", ("ls",)),
     Command("show", "llmctl.cli.show:show",
             "Show a model's architecture, parameters, quantization, context, system prompt, parameters, license."),
