@@ -13,8 +13,10 @@ load slows them alike; the table reports medians, and the load average at the st
 valgrind is installed, each command also runs once under callgrind for its instruction count, which load
 does not change at all. llmctl's modules are byte-compiled first, as an installed package's are. With
 `--before REV` (a git revision, e.g. the commit before the fast CLI), that revision's `src/llmctl` is
-measured in the same rounds (`before:` rows, same interpreter and packages). With `--write`, the table
-replaces the `## CLI start-up` section of that file.
+measured in the same rounds (`before:` rows, same interpreter and packages). With `--realtime` (root), each
+measured command runs under SCHED_FIFO (`chrt -f 1`), so other work on a shared machine cannot preempt it
+and wall time shows what the command takes on this machine rather than what the neighbours leave it. With
+`--write`, the table replaces the `## CLI start-up` section of that file.
 """
 
 from __future__ import annotations
@@ -83,17 +85,19 @@ def checkout(rev: str, into: Path) -> Path:
     return into / "src"
 
 
-def measure(case: Case, env: dict[str, str]) -> None:
-    start = time.perf_counter()
-    proc = subprocess.Popen(case.argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    case.walls.append(time.perf_counter() - start)
-    case.cpus.append(usage.ru_utime + usage.ru_stime)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read() if proc.stderr else b""
-    if proc.returncode != 0:
-        sys.exit(f"{case.label} failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
+def measure(case: Case, env: dict[str, str], realtime: bool = False) -> None:
+    """One timed run: wall from spawn to exit, CPU from the child's own rusage (wait4)."""
+    argv = [*(["chrt", "-f", "1"] if realtime else []), *case.argv]  # chrt execs the command: same pid
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        case.walls.append(time.perf_counter() - start)
+        case.cpus.append(usage.ru_utime + usage.ru_stime)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            sys.exit(f"{case.label} failed ({proc.returncode}): {err.read().decode(errors='replace')[-2000:]}")
 
 
 def count_instructions(case: Case, env: dict[str, str]) -> None:
@@ -123,7 +127,7 @@ def start_gateway(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     sys.exit("llmctl serve did not come up in 120 s")
 
 
-def run(runs: int, home: Path, before: Path | None) -> tuple[list[Case], dict[str, str]]:
+def run(runs: int, home: Path, before: Path | None, realtime: bool) -> tuple[list[Case], dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMCTL_")}
     env.update(LLMCTL_HOME=str(home), LLMCTL_OFFLINE="1", COLUMNS="80")
     import llmctl
@@ -136,12 +140,12 @@ def run(runs: int, home: Path, before: Path | None) -> tuple[list[Case], dict[st
     try:
         all_cases = cases(before)
         for case in all_cases:  # warm the page cache and .pyc files; not counted
-            measure(case, env)
+            measure(case, env, realtime)
             case.walls.clear()
             case.cpus.clear()
         for _ in range(runs):
             for case in all_cases:
-                measure(case, env)
+                measure(case, env, realtime)
         if shutil.which("valgrind"):
             for case in all_cases:
                 count_instructions(case, env)
@@ -150,6 +154,8 @@ def run(runs: int, home: Path, before: Path | None) -> tuple[list[Case], dict[st
         gateway.wait(30)
     facts = {"load_start": f"{load_start:.1f}", "load_end": f"{os.getloadavg()[0]:.1f}",
              "cpus": str(os.cpu_count()), "python": sys.version.split()[0]}
+    if realtime:
+        facts["realtime"] = "1"
     return all_cases, facts
 
 
@@ -163,7 +169,10 @@ def table(rows: list[Case], facts: dict[str, str], runs: int) -> str:
         f"cores, Python {facts['python']}); a store with one model, `ps` against a running `llmctl serve` with "
         f"nothing loaded. Load average (1 min) {facts['load_start']} at the start and {facts['load_end']} at the "
         "end (other work shares the cores: CPU time is steadier, and callgrind's instruction count does not depend on "
-        "load at all). `typer:` rows run the same command "
+        "load at all)"
+        + ("; every measured command ran under SCHED_FIFO (`chrt -f 1`), so that load could not preempt it. "
+           if "realtime" in facts else ". ")
+        + "`typer:` rows run the same command "
         "through the typer app, as every command ran before the fast dispatcher; "
         + (f"`before:` rows run the code of commit {facts['before']}, the one this work started from (same "
            "interpreter, packages, store and gateway). " if "before" in facts else "")
@@ -186,9 +195,12 @@ def table(rows: list[Case], facts: dict[str, str], runs: int) -> str:
         "imports neither typer, click, pydantic nor rich, and `ps` talks to the gateway over `http.client` "
         "instead of httpx (whose import alone pulls in click, rich and pygments); the GGUF reader (gguf, numpy) "
         "loads only where a GGUF file is read. What is left over `python -c pass` is llmctl's own modules, the "
-        "store's JSON files and, for `ps`, one HTTP round trip. Regenerate with "
+        "store's JSON files and, for `ps`, one HTTP round trip. Without `--realtime`, wall time on a machine "
+        "this shared is mostly waiting for a core (medians 3-5x these at load 10 on the 2 cores, with the same CPU "
+        "times): compare CPU time and instructions then. Regenerate with "
         f"`.venv/bin/python bench/cli_startup.py --runs {runs}"
-        + (f" --before {facts['before']}" if "before" in facts else "") + " --write docs/benchmarks.md`.",
+        + (f" --before {facts['before']}" if "before" in facts else "")
+        + (" --realtime" if "realtime" in facts else "") + " --write docs/benchmarks.md`.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -208,6 +220,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--before", metavar="REV", help="also measure this git revision's src/llmctl")
+    parser.add_argument("--realtime", action="store_true", help="run each measured command under chrt -f 1")
     parser.add_argument("--write", type=Path, help="replace the `## CLI start-up` section of this markdown file")
     args = parser.parse_args()
     if not Path(LLMCTL).exists():
@@ -215,7 +228,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="llmctl-bench-cli-") as tmp:
         before = checkout(args.before, Path(tmp)) if args.before else None
         (Path(tmp) / "home").mkdir()
-        rows, facts = run(args.runs, Path(tmp) / "home", before)
+        rows, facts = run(args.runs, Path(tmp) / "home", before, args.realtime)
     if args.before:
         facts["before"] = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h", args.before],
                                          capture_output=True, text=True).stdout.strip()
