@@ -44,6 +44,16 @@ CASES = {
              workload=Workload(isl=2000, osl=500, rate=10)),
         ["explain", "shell", "lws"],
     ),
+    "qwen3-235b-vllm-pd-nixl": (  # NixlConnector's replicated-heads rule keeps the prefill TP at the 4 KV heads
+        dict(model="qwen3:235b", disaggregate="on",
+             workload=Workload(isl=4096, osl=1024, rate=5, ttft_slo=2.0, tpot_slo=0.05)),
+        ["explain", "shell"],
+    ),
+    "gpt-oss-120b-pd-nixl": (  # --block-size 128 and the hybrid KV cache kept on for its sliding windows
+        dict(model="gpt-oss:120b", disaggregate="on",
+             workload=Workload(isl=4096, osl=1024, rate=5, ttft_slo=2.0, tpot_slo=0.1)),
+        ["explain", "shell"],
+    ),
     "llama-8b-pd-lmcache-1-node": (
         dict(model="llama3.1:8b", disaggregate="on", kv_connector="LMCacheConnectorV1", max_nodes=1,
              workload=Workload(isl=2048, osl=256, rate=40, ttft_slo=0.3, tpot_slo=0.02)),

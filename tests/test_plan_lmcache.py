@@ -44,23 +44,34 @@ def test_pools_share_one_single_node_shape():
 
 
 def test_lmcache_pd_refusals_are_clear():
-    with pytest.raises(PlanError, match="every instance on one node"):
+    with pytest.raises(PlanError, match=r"rule lmcache-no-pp: .*pd_backend\.py"):
         lm_plan("llama3.1:405b", workload=Workload())  # needs PP 2 across nodes
     with pytest.raises(PlanError, match="cannot join prefill and decode pools for sglang"):
         connector_for_engine("sglang", "LMCacheConnectorV1", disaggregated=True)
     assert connector_for_engine("vllm", "LMCacheConnectorV1", disaggregated=True) == "LMCacheConnectorV1"
 
 
-def test_buffers_follow_the_examples_and_fit_outside_vllms_pool():
-    mem = lm_plan().role("decode").memory
-    b = lmcache.buffers(mem)
+def test_buffers_follow_the_examples_and_each_role_keeps_its_own_outside_vllm():
+    """Sender one sequence, receiver two (at least vLLM's example 1 and 2 GiB); each buffer lives outside vLLM's
+    pool, so the role holding it gets its own --gpu-memory-utilization: the default while the CUDA context and the
+    buffer fit in the 10% vLLM leaves, less (and different for prefill and decode) when they do not."""
+    plan = lm_plan()
+    b = lmcache.buffers(plan.role("decode").memory)
     assert b.sender == 1 * GiB and b.receiver == 2 * GiB  # vLLM's example configs, when a sequence is small
-    assert b.limit == int(mem.device_bytes * 0.1) - GiB
-    long = lm_plan("llama3.1:8b", workload=Workload(isl=30_000, osl=1000), tp=1)
-    lb = lmcache.buffers(long.role("decode").memory)
-    assert lb.sender == lb.sequence > 3 * GiB and lb.sequence <= lb.receiver <= lb.limit  # capped, still one sequence
-    with pytest.raises(PlanError, match="transfer buffer of .* per GPU .*--kv-connector NixlConnector"):
-        lm_plan("llama3.1:8b", workload=Workload(isl=100_000, osl=1000), tp=1)
+    assert {r.memory.utilization for r in plan.roles} == {0.90}
+    long = lm_plan("llama3.1:8b", workload=Workload(isl=100_000, osl=1000), tp=1)
+    pre, dec = long.role("prefill").memory, long.role("decode").memory
+    lb = lmcache.buffers(dec)
+    assert lb.sender == lb.sequence > 12 * GiB and lb.receiver == 2 * lb.sequence
+    device = pre.device_bytes
+    for mem, buf in ((pre, lb.sender), (dec, lb.receiver)):
+        assert mem.utilization == int((device - GiB - buf) / device * 100) / 100  # rounded down
+        assert mem.budget == int(device * mem.utilization) and mem.fits
+    assert dec.utilization < pre.utilization < 0.90
+    files, _ = render(long, "shell", SEED)  # the flag validators pass the per-role values
+    text = "\n".join(f.content for f in files)
+    assert f"--gpu-memory-utilization {pre.utilization:.2f}" in text
+    assert f"--gpu-memory-utilization {dec.utilization:.2f}" in text
 
 
 def test_explain_shows_the_hand_off_and_buffers():

@@ -35,6 +35,10 @@ def plan(
     ),
     tp: Optional[int] = typer.Option(None, "--tp", help="Force the tensor-parallel size."),
     pp: Optional[int] = typer.Option(None, "--pp", help="Force the pipeline-parallel size."),
+    prefill_tp: Optional[int] = typer.Option(
+        None, "--prefill-tp", help="P/D: force the prefill pool's TP (checked against the KV connector's rules)."),
+    decode_tp: Optional[int] = typer.Option(
+        None, "--decode-tp", help="P/D: force the decode pool's TP (checked against the KV connector's rules)."),
     executor: str = typer.Option("mp", "--executor", help="Multi-node vLLM: mp (--nnodes/--node-rank) or ray."),
     image: Optional[str] = typer.Option(None, "--image", help="Engine image [default: vllm/vllm-openai:v0.33.0]."),
     router_image: Optional[str] = typer.Option(None, "--router-image", help="Router image for Kubernetes and compose."),
@@ -125,6 +129,8 @@ def plan(
         tp=tp,
         pp=pp,
         executor=executor,
+        prefill_tp=prefill_tp,
+        decode_tp=decode_tp,
     )
     result = solve(request)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmctl.plan import explain_perf, kv, lmcache, memory, shapes
+from llmctl.plan import explain_perf, kv, lmcache, memory, pd_rules, role_settings, shapes
 from llmctl.plan.memory import kv_bytes_per_token, plan_quant, role_bytes, weight_bytes_total
 from llmctl.plan.profiles import DTYPE_BYTES
 from llmctl.plan.shapes import MIN_USEFUL_BATCH
@@ -22,6 +22,7 @@ TOPICS = {
     "prefill": "Prefill (compute-bound)",
     "decode": "Decode (bandwidth-bound)",
     "pools": "Pools",
+    "rules": "KV connector rules (prefill : decode)",
     "expected": "Expected",
     "assumptions": "Assumptions",
 }
@@ -102,7 +103,9 @@ def _memory_steps(plan: Plan, r: Role) -> list[Step]:
               mem.kv_seq_bytes < mem.kv_bytes_per_token * plan.max_model_len else ""))
     return [
         Step("memory", tag + "budget", fb(mem.budget),
-             f"{fb(gpu.memory_bytes)} ({gpu.name}) x gpu-memory-utilization {memory.GPU_MEMORY_UTILIZATION}"),
+             f"{fb(gpu.memory_bytes)} ({gpu.name}) x gpu-memory-utilization {mem.utilization:g}" if plan.engine == "vllm"
+             else f"{fb(gpu.memory_bytes)} ({gpu.name}) x {mem.utilization:g} usable (SGLang's own share: "
+                  "mem-fraction-static below)"),
         Step("memory", tag + "weights", fb(mem.weights), _weight_formula(plan, r)),
         Step("memory", tag + "activations", fb(mem.activations),
              f"{memory.MAX_NUM_BATCHED_TOKENS} batched tokens x (2 hidden + (q + kv + 2 x mlp) / TP) x 2 B "
@@ -175,11 +178,24 @@ def _pool_steps(plan: Plan) -> list[Step]:
         p, dd = plan.role("prefill"), plan.role("decode")
         s.append(Step("pools", "prefill : decode GPUs", f"{p.gpus} : {dd.gpus}",
                       "each pool sized for the rate on its own bottleneck (compute vs bandwidth)"))
+        s += _rule_steps(plan)
         if lmcache.is_pd(plan):
             s += lmcache.explain_steps(plan)
     s.append(Step("pools", "nodes", f"{plan.nodes} x {plan.request.gpus_per_node} GPUs ({plan.gpus} used)",
                   "instances packed first-fit, largest first"))
     return s
+
+
+def _rule_steps(plan: Plan) -> list[Step]:
+    """Each topology rule of the connector, held against the chosen prefill and decode shapes (pd_rules)."""
+    rules = pd_rules.rules_for(plan.engine, plan.kv_connector)
+    pair = pd_rules.pair(plan.request.model, plan.role("prefill").shape, plan.role("decode").shape,
+                         plan.request.gpus_per_node)
+    engine = pd_rules.ENGINE_NAMES.get(plan.engine, plan.engine)
+    head = Step("rules", "connector", f"{plan.kv_connector} ({engine} {plan.engine_version})",
+                f"prefill {pair.prefill} : decode {pair.decode}, against the rules of data/plan/pd-rules.yaml; "
+                "the solver pairs only shapes they allow")
+    return [head] + [Step("rules", rid, verdict, why) for rid, verdict, why in pd_rules.explain(rules, pair)]
 
 
 def _expected_steps(plan: Plan) -> list[Step]:
@@ -201,6 +217,7 @@ def build_steps(plan: Plan) -> list[Step]:
     steps = _model_steps(plan)
     for r in plan.roles:
         steps += _memory_steps(plan, r)
+    steps += role_settings.explain_steps(plan)
     steps += _parallel_steps(plan)
     for r in plan.roles:
         steps += _perf_steps(plan, r)

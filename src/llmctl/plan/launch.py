@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from llmctl.plan import lmcache, memory
+from llmctl.plan.role_settings import role_settings
 from llmctl.plan.types import Plan, Role
 from llmctl.plan.validate_vllm import ROUTER_KV_MODES, SGLANG_BACKENDS
 
@@ -115,12 +116,17 @@ def _vllm_argv(plan: Plan, role: Role, rank: Rank) -> list[str]:
     argv += quant_flags(plan, "vllm")
     if plan.kv_dtype == "fp8":
         argv += ["--kv-cache-dtype", "fp8"]
+    rs = role_settings(plan, role)
     argv += [
         "--max-model-len", str(plan.max_model_len),
         "--max-num-seqs", str(role.max_num_seqs),
         "--max-num-batched-tokens", str(memory.MAX_NUM_BATCHED_TOKENS),
-        "--gpu-memory-utilization", f"{memory.GPU_MEMORY_UTILIZATION:.2f}",
+        "--gpu-memory-utilization", f"{rs.gpu_memory_utilization:.2f}",
     ]
+    if rs.block_size is not None:
+        argv += ["--block-size", str(rs.block_size)]
+    if rs.hybrid_kv_cache:
+        argv += ["--no-disable-hybrid-kv-cache-manager"]
     cfg = kv_transfer_config(plan, role.name, rank.instance)
     if cfg is not None:
         argv += ["--kv-transfer-config", json.dumps(cfg, separators=(",", ":"))]
@@ -161,7 +167,7 @@ def _sglang_argv(plan: Plan, role: Role, rank: Rank) -> list[str]:
         "--context-length", str(plan.max_model_len),
         "--max-running-requests", str(role.max_num_seqs * role.shape.dp),  # SGLang splits it over DP ranks
         "--chunked-prefill-size", str(memory.MAX_NUM_BATCHED_TOKENS),
-        "--mem-fraction-static", f"{memory.GPU_MEMORY_UTILIZATION:.2f}",
+        "--mem-fraction-static", f"{role_settings(plan, role).mem_fraction_static:.2f}",
     ]
     if plan.mode == "disaggregated":
         argv += ["--disaggregation-mode", role.name,

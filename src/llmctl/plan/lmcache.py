@@ -16,7 +16,10 @@ Why the plan looks the way it does:
 - The configuration travels as LMCACHE_* environment variables (LMCache's documented alternative to a YAML file):
   the same mechanism works for shell scripts, compose services and pod specs, and needs no extra file or ConfigMap.
 - A prefill rank writes its KV slice to the decode rank with the same TP index and the proxy waits for one
-  notification per decode rank, so both pools use one shape, on one node each (PP 1).
+  notification per decode rank, so both pools use one shape, on one node each (PP 1): the lmcache-* rules of
+  data/plan/pd-rules.yaml, which the solver applies like any connector's.
+- The P/D buffers (sender one sequence, receiver two, at least vLLM's example 1 and 2 GiB) live outside the pool vLLM
+  sizes, so each role's --gpu-memory-utilization leaves room for its own buffer and the CUDA context.
 - The proxy gives every decode instance the same init/alloc port list, except when all decoders share one host
   (then it adds the decoder's index to each port). Decoders therefore get ports 7300 + rank x N + i (N decoders on
   the host, i this one's index), and bare-host plans with several decoders per host on several hosts are refused.
@@ -24,12 +27,14 @@ Why the plan looks the way it does:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llmctl.errors import PlanError
-from llmctl.plan import memory
-from llmctl.plan.memory import MemoryBreakdown
+from llmctl.plan import kv, memory
+from llmctl.plan.memory import MemoryBreakdown, Shape
+from llmctl.plan.profiles import GpuProfile, ModelProfile
 from llmctl.plan.types import Plan, Step
 from llmctl.plan.units import GiB, MiB, fmt_bytes
 
@@ -55,8 +60,7 @@ RECEIVER_SEQUENCES = 2
 """The receiver buffer holds transferred KV until decode picks it up: room for two full-length sequences."""
 BUFFER_ALIGN = 256 * MiB
 CUDA_CONTEXT_BYTES = 1 * GiB
-"""Of the device memory vLLM leaves unused (1 - gpu-memory-utilization), this much is kept for the CUDA context;
-LMCache's P/D buffer must fit in the rest, because vLLM sizes its KV pool without knowing about it."""
+"""Device memory kept for the CUDA context next to LMCache's P/D buffer, both outside the pool vLLM sizes."""
 
 
 def is_pd(plan: Plan) -> bool:
@@ -65,12 +69,14 @@ def is_pd(plan: Plan) -> bool:
 
 @dataclass(frozen=True)
 class Buffers:
-    """Per-GPU LMCache P/D buffer sizes (pd_buffer_size) and what bounds them."""
+    """Per-GPU LMCache P/D buffer sizes (pd_buffer_size), from one max-length sequence's KV slice on one GPU."""
 
-    sequence: int  # one max-length sequence's KV slice on one GPU
+    sequence: int
     sender: int
     receiver: int
-    limit: int  # what gpu-memory-utilization leaves outside vLLM, less the CUDA context
+
+    def of(self, role: str) -> int:
+        return self.sender if role == "prefill" else self.receiver
 
 
 def gib(n: float) -> str:
@@ -82,43 +88,45 @@ def _align(n: float) -> int:
     return int(-(-n // BUFFER_ALIGN) * BUFFER_ALIGN)
 
 
-def buffers(mem: MemoryBreakdown) -> Buffers:
+def buffers_for(sequence_bytes: float) -> Buffers:
     """Sender: one sequence (at least 1 GiB); receiver: RECEIVER_SEQUENCES sequences (at least 2 GiB)."""
-    seq = _align(mem.kv_seq_bytes or mem.max_model_len * mem.kv_bytes_per_token)
-    limit = int(mem.device_bytes * (1 - memory.GPU_MEMORY_UTILIZATION)) - CUDA_CONTEXT_BYTES
-    sender = max(SENDER_BUFFER_FLOOR, seq)
-    receiver = max(RECEIVER_BUFFER_FLOOR, RECEIVER_SEQUENCES * seq)
-    if receiver > limit >= max(RECEIVER_BUFFER_FLOOR, seq):
-        receiver = limit // BUFFER_ALIGN * BUFFER_ALIGN
-    return Buffers(seq, sender, receiver, limit)
+    seq = _align(sequence_bytes)
+    return Buffers(seq, max(SENDER_BUFFER_FLOOR, seq), max(RECEIVER_BUFFER_FLOOR, RECEIVER_SEQUENCES * seq))
 
 
-def check_buffers(mem: MemoryBreakdown) -> None:
-    """PlanError when one sequence's KV does not fit the memory vLLM leaves to LMCache's transfer buffer."""
-    b = buffers(mem)
-    if max(b.sender, b.receiver) > b.limit:
-        raise PlanError(
-            f"LMCache P/D needs a transfer buffer of {gib(max(b.sender, b.receiver))} per GPU (one "
-            f"{mem.max_model_len:,}-token sequence is {gib(b.sequence)}), more than the {gib(b.limit)} "
-            f"that --gpu-memory-utilization {memory.GPU_MEMORY_UTILIZATION} leaves outside vLLM",
-            hint="use shorter --isl/--osl, a larger --tp, or --kv-connector NixlConnector",
-        )
+def buffers(mem: MemoryBreakdown) -> Buffers:
+    return buffers_for(mem.kv_seq_bytes or mem.max_model_len * mem.kv_bytes_per_token)
+
+
+def utilization(device_bytes: int, buffer: int) -> float:
+    """A role's --gpu-memory-utilization: vLLM's default, unless the CUDA context and this role's buffer need more
+    than the default leaves outside vLLM; then 1 - (context + buffer) / device, rounded down to 0.01. LMCache
+    allocates the buffer outside the KV pool vLLM sizes, so the role that holds the larger buffer (the receiver)
+    may get the smaller share."""
+    share = math.floor((device_bytes - CUDA_CONTEXT_BYTES - buffer) / device_bytes * 100) / 100
+    return min(memory.GPU_MEMORY_UTILIZATION, share)
+
+
+def role_utilization(model: ModelProfile, gpu: GpuProfile, shape: Shape, kvdtype: str, max_len: int, role: str,
+                     *, windowed: bool) -> float:
+    """The share of device memory vLLM may use in a `role` instance of `shape`, its buffer kept outside."""
+    seq = kv.sequence_bytes(model, shape.tp, shape.pp, kvdtype, max_len, windowed=windowed)
+    return utilization(gpu.memory_bytes, buffers_for(seq).of(role))
 
 
 def explain_steps(plan: Plan) -> list[Step]:
-    """The hand-off and buffer sizes for `--format explain`, so the shape rule and the buffers can be checked."""
-    mem = plan.role("decode").memory
-    b = buffers(mem)
-    seq = f"{mem.max_model_len:,} tokens x {fmt_bytes(mem.kv_bytes_per_token)}"
-    return [
-        Step("pools", "KV hand-off", "LMCache (NIXL) via its P/D proxy",
-             "prefill rank r writes to decode rank r: both pools use one TP size, PP 1"),
-        Step("pools", "[prefill] LMCache buffer", f"{gib(b.sender)} per GPU",
-             f"max(1 GiB, one sequence = {seq} = {gib(b.sequence)}); fits the {gib(b.limit)} vLLM leaves "
-             f"(device x {1 - memory.GPU_MEMORY_UTILIZATION:.2f} - 1 GiB CUDA context)"),
-        Step("pools", "[decode] LMCache buffer", f"{gib(b.receiver)} per GPU",
-             f"max(2 GiB, {RECEIVER_SEQUENCES} sequences x {gib(b.sequence)}), at most {gib(b.limit)}"),
-    ]
+    """The hand-off, the buffer sizes and what each role keeps outside vLLM, for `--format explain`."""
+    steps = [Step("pools", "KV hand-off", "LMCache (NIXL) via its P/D proxy",
+                  "prefill rank r writes to decode rank r: both pools use one TP size, PP 1")]
+    for role, floor, what in (("prefill", "1 GiB", "one sequence"),
+                              ("decode", "2 GiB", f"{RECEIVER_SEQUENCES} sequences")):
+        mem = plan.role(role).memory
+        b = buffers(mem)
+        seq = f"{mem.max_model_len:,} tokens x {fmt_bytes(mem.kv_bytes_per_token)} = {gib(b.sequence)}"
+        steps.append(Step("pools", f"[{role}] LMCache buffer", f"{gib(b.of(role))} per GPU",
+                          f"max({floor}, {what}; a sequence is {seq}); outside vLLM's pool: this role runs at "
+                          f"gpu-memory-utilization {mem.utilization:.2f} (Memory per GPU)"))
+    return steps
 
 
 # -- engine side ------------------------------------------------------------------------------------------
@@ -152,7 +160,7 @@ def engine_env(plan: Plan, role: str, *, proxy_host: str, hash_seed: str, index:
                count: int = 1) -> list[tuple[str, str]]:
     """LMCACHE_* variables (and PYTHONHASHSEED, which every LMCache process must share so chunk keys match) for
     one prefill (sender) or decode (receiver) instance."""
-    b = buffers(plan.role("decode").memory)
+    b = buffers(plan.role(role).memory)
     env = [
         ("PYTHONHASHSEED", hash_seed),
         ("LMCACHE_LOCAL_CPU", "False"),

@@ -76,7 +76,7 @@ class MemoryBreakdown:
     """Per-GPU memory of one instance shape; bytes unless named otherwise."""
 
     device_bytes: int
-    budget: int  # device_bytes x GPU_MEMORY_UTILIZATION
+    budget: int  # device_bytes x utilization
     weights: int  # the heaviest pipeline stage's share on one GPU
     activations: int
     runtime: int
@@ -87,6 +87,12 @@ class MemoryBreakdown:
     kv_seq_bytes: float = 0.0  # one max-length sequence on one GPU (sliding layers keep their window only)
     dp: int = 1
     expert_weights: int = 0  # routed-expert part of `weights`
+    utilization: float = GPU_MEMORY_UTILIZATION  # the share of device memory the engine may use (a role's own)
+
+    @property
+    def static_bytes(self) -> int:
+        """Weights plus the KV pool: what SGLang's --mem-fraction-static covers (activations and CUDA graphs not)."""
+        return self.weights + max(0, self.kv_free)
 
     @property
     def fits(self) -> bool:
@@ -212,9 +218,11 @@ def runtime_reserve(shape: Shape) -> int:
 
 def memory_breakdown(
     model: ModelProfile, gpu: GpuProfile, shape: Shape, wdtype: str, kvdtype: str, max_model_len: int,
-    *, windowed: bool = True,
+    *, windowed: bool = True, utilization: float = GPU_MEMORY_UTILIZATION,
 ) -> MemoryBreakdown:
-    budget = int(gpu.memory_bytes * GPU_MEMORY_UTILIZATION)
+    """Per GPU of one instance. `utilization` is the engine's share of device memory: vLLM's default, or less for a
+    P/D role that keeps a connector buffer outside the engine (LMCache)."""
+    budget = int(gpu.memory_bytes * utilization)
     dense, experts = weight_split(model, shape, wdtype)
     weights = dense + experts
     acts = activation_bytes_per_gpu(model, shape)
@@ -237,6 +245,7 @@ def memory_breakdown(
         kv_seq_bytes=seq,
         dp=shape.dp,
         expert_weights=experts,
+        utilization=utilization,
     )
 
 

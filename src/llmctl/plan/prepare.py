@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llmctl.errors import InvalidInput
-from llmctl.plan import shapes
+from llmctl.plan import lmcache, shapes
+from llmctl.plan.memory import Shape
 from llmctl.plan.perf import PerfInputs, perf_model_for
 from llmctl.plan.pools import Context
 from llmctl.plan.profiles import ceil_div
@@ -44,8 +45,15 @@ def _check(req: PlanRequest) -> None:
         raise InvalidInput("--nodes and --max-nodes must be at least 1")
     if req.pp is not None and req.pp < 1:
         raise InvalidInput("--pp must be at least 1")
-    if req.tp is not None:
-        shapes.check_tp(req.model, req.tp, req.gpus_per_node)
+    for tp in (req.tp, req.prefill_tp, req.decode_tp):
+        if tp is not None:
+            shapes.check_tp(req.model, tp, req.gpus_per_node)
+    pools = [f for f, v in (("--prefill-tp", req.prefill_tp), ("--decode-tp", req.decode_tp)) if v is not None]
+    if pools and req.tp is not None:
+        raise InvalidInput(f"pass --tp (both pools) or {' and '.join(pools)}, not both")
+    if pools and req.disaggregate == "off":
+        raise InvalidInput(f"{' and '.join(pools)} size a prefill/decode pool; --disaggregate off plans one pool",
+                           hint="use --tp, or --disaggregate on|auto")
 
 
 def dtypes(req: PlanRequest) -> tuple[str, str, list[str]]:
@@ -86,7 +94,7 @@ class Setup:
     kvdtype: str
     max_len: int
     agg: tuple[Context, list[shapes.Fit]]
-    dis: tuple[Context, list[shapes.Fit]]
+    dis: tuple[Context, list[shapes.Fit], list[shapes.Fit]]  # the speed model, prefill fits, decode fits
     notes: tuple[str, ...]
 
 
@@ -98,6 +106,26 @@ def _mode_setup(req: PlanRequest, wdtype: str, kvdtype: str, max_len: int, windo
     return Context(perf_model_for(inputs, req.perf_model), req.workload), fits, tried
 
 
+def _pool_fits(req: PlanRequest, wdtype: str, kvdtype: str, max_len: int, windowed: bool,
+               agg_fits: list[shapes.Fit]) -> tuple[list[shapes.Fit], list[shapes.Fit]]:
+    """(prefill fits, decode fits): each pool at its own forced TP (--prefill-tp/--decode-tp, else --tp) and its own
+    memory share (an LMCache role keeps its transfer buffer outside vLLM); the aggregated fits where neither differs."""
+    lm = req.engine == "vllm" and req.kv_connector == lmcache.CONNECTOR
+    out = []
+    for role, tp in (("prefill", req.prefill_tp or req.tp), ("decode", req.decode_tp or req.tp)):
+        if tp == req.tp and not lm:
+            out.append(agg_fits)
+            continue
+
+        def util(s: Shape, role: str = role) -> float:
+            return lmcache.role_utilization(req.model, req.gpu, s, kvdtype, max_len, role, windowed=windowed)
+
+        fits, _ = shapes.fitting_shapes(req.model, req.gpu, req.gpus_per_node, req.node_budget, wdtype, kvdtype,
+                                        max_len, tp, req.pp, windowed=windowed, utilization=util if lm else None)
+        out.append(fits)
+    return out[0], out[1]
+
+
 def setup(req: PlanRequest) -> Setup:
     """Check the request, choose dtypes, and size the shapes each mode may use; PlanError if none fits."""
     _check(req)
@@ -105,12 +133,12 @@ def setup(req: PlanRequest) -> Setup:
     max_len = max_model_len(req)
     no_swa = req.engine == "vllm" and req.kv_connector not in (None, "NixlConnector")
     agg_ctx, agg_fits, tried = _mode_setup(req, wdtype, kvdtype, max_len, windowed=not no_swa)
-    dis_ctx, dis_fits = agg_ctx, agg_fits
-    if not agg_fits and not dis_fits:
+    pre_fits, dec_fits = _pool_fits(req, wdtype, kvdtype, max_len, not no_swa, agg_fits)
+    if not agg_fits and not (pre_fits and dec_fits):
         raise no_fit_error(req, wdtype, kvdtype, max_len, tried)
     if req.model.sliding_layers and no_swa:
         notes.append(f"{req.kv_connector} is not listed as supporting vLLM's hybrid (sliding-window) KV cache: "
                      "sliding-window layers are sized as full attention")
-    return Setup(wdtype, kvdtype, max_len, (agg_ctx, agg_fits), (dis_ctx, dis_fits), tuple(notes))
+    return Setup(wdtype, kvdtype, max_len, (agg_ctx, agg_fits), (agg_ctx, pre_fits, dec_fits), tuple(notes))
 
 

@@ -10,6 +10,7 @@ Multi-node TP x PP shapes are kept only when no single-node shape fits the weigh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from llmctl.errors import PlanError
@@ -129,13 +130,17 @@ def fitting_shapes(
     pp: int | None = None,
     *,
     windowed: bool = True,
+    utilization: Callable[[Shape], float] | None = None,
 ) -> tuple[list[Fit], list[Fit]]:
     """(shapes that fit, shapes tried). Multi-node TP x PP shapes are dropped when a single-node shape fits;
-    DP-attention groups may span nodes (wide expert parallelism is priced, not excluded)."""
-    tried = [
-        Fit(s, memory.memory_breakdown(model, gpu, s, wdtype, kvdtype, max_model_len, windowed=windowed))
-        for s in candidate_shapes(model, gpus_per_node, node_budget, tp, pp)
-    ]
+    DP-attention groups may span nodes (wide expert parallelism is priced, not excluded). `utilization` gives a
+    P/D role's own share of device memory per shape (default: vLLM's)."""
+    def breakdown(s: Shape) -> MemoryBreakdown:
+        util = utilization(s) if utilization else memory.GPU_MEMORY_UTILIZATION
+        return memory.memory_breakdown(model, gpu, s, wdtype, kvdtype, max_model_len, windowed=windowed,
+                                       utilization=util)
+
+    tried = [Fit(s, breakdown(s)) for s in candidate_shapes(model, gpus_per_node, node_budget, tp, pp)]
     fits = [f for f in tried if f.memory.fits]
     single = [f for f in fits if f.shape.gpus <= gpus_per_node]
     if not single:

@@ -11,10 +11,11 @@ import math
 from dataclasses import dataclass, replace
 
 from llmctl.errors import PlanError
-from llmctl.plan import explain, lmcache, pools, shapes
+from llmctl.plan import explain, lmcache, pd_rules, pools, shapes
 from llmctl.plan.placement import Pool, nodes_needed, place
 from llmctl.plan.pools import Context, Eval
 from llmctl.plan.prepare import dtypes, max_model_len, setup
+from llmctl.plan.profiles import ModelProfile
 from llmctl.plan.shapes import MIN_USEFUL_BATCH
 from llmctl.plan.suggest import budget_error, slo_error
 from llmctl.plan.types import (
@@ -39,11 +40,11 @@ class Choice:
         return self.ev.shape.gpus * self.instances
 
 
-def _pick(evals: list[Eval], rate: float | None, req: PlanRequest) -> Choice | None:
-    """Fewest GPUs that serve `rate` within the SLOs and the node budget (ties: fewer nodes, lower TPOT);
-    without a rate, the smallest instance whose batch reaches MIN_USEFUL_BATCH."""
-    best: tuple[tuple[float, ...], Choice] | None = None
-    for ev in evals:
+def _ranked(evals: list[Eval], rate: float | None, req: PlanRequest) -> list[Choice]:
+    """Choices that serve `rate` within the SLOs and the node budget, best first: fewest GPUs (ties: fewer nodes,
+    lower TPOT); without a rate, the smallest instance whose batch reaches MIN_USEFUL_BATCH first."""
+    scored: list[tuple[tuple[float, ...], int, Choice]] = []
+    for i, ev in enumerate(evals):
         if ev.capacity <= 0:
             continue
         choice = Choice(ev, ev.instances_for(rate))
@@ -54,9 +55,13 @@ def _pick(evals: list[Eval], rate: float | None, req: PlanRequest) -> Choice | N
             key = (ev.batch < MIN_USEFUL_BATCH, choice.gpus, -ev.capacity, ev.at_capacity.tpot)
         else:
             key = (choice.gpus, used, ev.at_capacity.tpot, ev.at_capacity.ttft)
-        if best is None or key < best[0]:
-            best = (key, choice)
-    return best[1] if best else None
+        scored.append((key, i, choice))
+    return [c for _, _, c in sorted(scored, key=lambda t: (t[0], t[1]))]
+
+
+def _pick(evals: list[Eval], rate: float | None, req: PlanRequest) -> Choice | None:
+    ranked = _ranked(evals, rate, req)
+    return ranked[0] if ranked else None
 
 
 def _aggregated(ctx: Context, fits: list[shapes.Fit], req: PlanRequest) -> Choice | PlanError:
@@ -69,16 +74,62 @@ def _aggregated(ctx: Context, fits: list[shapes.Fit], req: PlanRequest) -> Choic
     return budget_error("aggregated", evals, req)
 
 
-def _disaggregated(ctx: Context, fits: list[shapes.Fit], req: PlanRequest) -> tuple[Choice, Choice] | PlanError:
-    if req.engine == "vllm" and req.kv_connector == lmcache.CONNECTOR:
-        return _disaggregated_one_shape(ctx, fits, req)
-    decodes = [pools.eval_decode(ctx, f.shape, f.memory) for f in fits]
-    dec = _pick(decodes, req.workload.rate, req)
-    if dec is None:
+def _rule_error(model: ModelProfile, pre_fits: list[shapes.Fit], dec_fits: list[shapes.Fit],
+                rules: tuple[pd_rules.Rule, ...], req: PlanRequest) -> PlanError | None:
+    """When the connector's rules allow no prefill/decode pair at all, the one-line error naming the rule that the
+    first pair breaks (with --tp/--pp/--prefill-tp/--decode-tp forced, that is the forced pair)."""
+    first: tuple[pd_rules.Rule, pd_rules.Pair] | None = None
+    for p in pre_fits:
+        for d in dec_fits:
+            pair = pd_rules.pair(model, p.shape, d.shape, req.gpus_per_node)
+            rule = pd_rules.violation(rules, pair)
+            if rule is None:
+                return None
+            first = first or (rule, pair)
+    assert first is not None
+    rule, pair = first
+    forced = [f for f, v in (("--tp", req.tp), ("--pp", req.pp), ("--prefill-tp", req.prefill_tp),
+                             ("--decode-tp", req.decode_tp)) if v is not None]
+    how = f"other {'/'.join(forced)}" if forced else "a model, --dtype or --gpu whose shapes"
+    return PlanError(rule.line(str(pair)), hint=f"use {how} the rule allows, or another --kv-connector")
+
+
+def _disaggregated(ctx: Context, pre_fits: list[shapes.Fit], dec_fits: list[shapes.Fit], req: PlanRequest
+                   ) -> tuple[Choice, Choice] | PlanError:
+    """Decode pool first (its best shape that some rule-allowed prefill shape can feed), then the prefill pool among
+    the shapes the connector's rules allow next to it."""
+    try:
+        connector = connector_for_engine(req.engine, req.kv_connector, disaggregated=True)
+    except PlanError as exc:
+        return exc
+    if not pre_fits or not dec_fits:
+        role, tp = ("prefill", req.prefill_tp) if not pre_fits else ("decode", req.decode_tp)
+        return PlanError(f"no shape fits the {role} pool" + (f" at --{role}-tp {tp}" if tp else ""))
+    rules = pd_rules.rules_for(req.engine, connector)
+    blocked = _rule_error(ctx.model, pre_fits, dec_fits, rules, req)
+    if blocked is not None:
+        return blocked
+    if req.engine == "vllm" and connector == lmcache.CONNECTOR:
+        return _disaggregated_one_shape(ctx, pre_fits, dec_fits, req, rules)
+    decodes = [pools.eval_decode(ctx, f.shape, f.memory) for f in dec_fits]
+    ranked = _ranked(decodes, req.workload.rate, req)
+    if not ranked:
         if not any(e.capacity > 0 for e in decodes):
             return slo_error("decode", decodes, req)
         return budget_error("decode pool", decodes, req)
-    prefills = [pools.eval_prefill(ctx, f.shape, f.memory, dec.ev) for f in fits]
+    allowed: list[shapes.Fit] = []
+    for dec in ranked:
+        allowed = [f for f in pre_fits
+                   if pd_rules.allows(rules, pd_rules.pair(ctx.model, f.shape, dec.ev.shape, req.gpus_per_node))]
+        if allowed:
+            break
+    else:
+        dec = ranked[0]
+        rule = pd_rules.violation(rules, pd_rules.pair(ctx.model, pre_fits[0].shape, dec.ev.shape, req.gpus_per_node))
+        assert rule is not None
+        return PlanError(rule.line(f"any prefill shape to the decode shapes that serve the load ({dec.ev.shape})"),
+                         hint="relax the SLOs, raise the node budget, or use another --kv-connector")
+    prefills = [pools.eval_prefill(ctx, f.shape, f.memory, dec.ev) for f in allowed]
     pre = _pick(prefills, req.workload.rate, req)
     if pre is None:
         if not any(e.capacity > 0 for e in prefills):
@@ -97,12 +148,17 @@ def _disaggregated(ctx: Context, fits: list[shapes.Fit], req: PlanRequest) -> tu
     return pre, dec
 
 
-def _disaggregated_one_shape(ctx: Context, fits: list[shapes.Fit], req: PlanRequest) -> tuple[Choice, Choice] | PlanError:
+def _disaggregated_one_shape(ctx: Context, pre_fits: list[shapes.Fit], dec_fits: list[shapes.Fit],
+                             req: PlanRequest, rules: tuple[pd_rules.Rule, ...]) -> tuple[Choice, Choice] | PlanError:
     """LMCache P/D: prefill rank r writes its KV slice to decode rank r, so both pools take one shape, on one node
-    (PP 1). The cheapest pair over the single-node shapes (ties: fewer nodes, lower TPOT)."""
-    single = [f for f in fits if f.shape.pp == 1 and f.shape.dp == 1 and f.shape.gpus <= req.gpus_per_node]
+    (PP 1; the lmcache-* rules). The cheapest pair over those shapes (ties: fewer nodes, lower TPOT); each role
+    with its own memory (the receiver keeps a larger buffer outside vLLM)."""
+    by_shape = {f.shape: f for f in dec_fits}
+    single = [(f, by_shape[f.shape]) for f in pre_fits if f.shape in by_shape and
+              pd_rules.allows(rules, pd_rules.pair(ctx.model, f.shape, f.shape, req.gpus_per_node))]
     flag = "--nodes" if req.nodes is not None else "--max-nodes"
     if not single:
+        fits = pre_fits + dec_fits
         return PlanError(
             f"LMCache P/D needs every instance on one node (PP 1), and {req.model.name} needs at least "
             f"{min(f.shape.gpus for f in fits)} GPUs over {min(f.shape.nodes(req.gpus_per_node) for f in fits)} nodes",
@@ -110,19 +166,19 @@ def _disaggregated_one_shape(ctx: Context, fits: list[shapes.Fit], req: PlanRequ
         )
     rate = req.workload.rate
     best: tuple[tuple[float, ...], tuple[Choice, Choice]] | None = None
-    for f in single:
-        dec = _pick([pools.eval_decode(ctx, f.shape, f.memory)], rate, req)
-        pre = _pick([pools.eval_prefill(ctx, f.shape, f.memory, dec.ev)], rate, req) if dec else None
+    for pf, df in single:
+        dec = _pick([pools.eval_decode(ctx, df.shape, df.memory)], rate, req)
+        pre = _pick([pools.eval_prefill(ctx, pf.shape, pf.memory, dec.ev)], rate, req) if dec else None
         if dec is None or pre is None:
             continue
-        used = nodes_needed([Pool("prefill", f.shape, pre.instances), Pool("decode", f.shape, dec.instances)],
+        used = nodes_needed([Pool("prefill", pf.shape, pre.instances), Pool("decode", df.shape, dec.instances)],
                             req.gpus_per_node)
         key = (rate is None and dec.ev.batch < MIN_USEFUL_BATCH, pre.gpus + dec.gpus, used, dec.ev.at_capacity.tpot)
         if used <= req.node_budget and (best is None or key < best[0]):
             best = (key, (pre, dec))
     if best is not None:
         return best[1]
-    decodes = [pools.eval_decode(ctx, f.shape, f.memory) for f in single]
+    decodes = [pools.eval_decode(ctx, df.shape, df.memory) for _, df in single]
     if not any(e.capacity > 0 for e in decodes):
         return slo_error("decode", decodes, req)
     return PlanError(
@@ -225,7 +281,7 @@ def _decide(agg: Choice | PlanError | None, dis: tuple[Choice, Choice] | PlanErr
     raise agg if isinstance(agg, PlanError) else PlanError("no plan fits")
 
 
-def _disaggregated_roles(ctx: Context, dis: tuple[Choice, Choice], req: PlanRequest, connector: str | None
+def _disaggregated_roles(ctx: Context, dis: tuple[Choice, Choice], req: PlanRequest
                          ) -> tuple[tuple[Role, ...], float, float, float]:
     rate = req.workload.rate
     pre, dec = dis
@@ -235,8 +291,6 @@ def _disaggregated_roles(ctx: Context, dis: tuple[Choice, Choice], req: PlanRequ
     handoff = pre.ev.kv_transfer + dec_op.tpot
     pre_op = pools.operate_prefill(pre.ev, rate / pre.instances if rate else None, handoff)
     roles = (_role(ctx, pre, pre_op, req), _role(ctx, dec, dec_op, req))
-    if connector == lmcache.CONNECTOR:
-        lmcache.check_buffers(roles[1].memory)
     capacity = min(pre.instances * pre.ev.capacity, dec.instances * dec.ev.capacity)
     return roles, capacity, pre_op.ttft, dec_op.tpot
 
@@ -256,16 +310,18 @@ def solve(req: PlanRequest) -> Plan:
     agg = _aggregated(*su.agg, req) if req.disaggregate != "on" and su.agg[1] else None
     dis = None
     if req.disaggregate == "on" or (req.disaggregate == "auto" and rate is not None):
-        dis = _disaggregated(*su.dis, req) if su.dis[1] else PlanError("no shape fits the disaggregated pools")
+        dis = _disaggregated(*su.dis, req)
     decision = _decide(agg, dis, req)
     if decision.mode == "disaggregated":
         assert isinstance(dis, tuple)
         connector = connector_for_engine(req.engine, req.kv_connector, disaggregated=True)
-        roles, capacity, ttft, tpot = _disaggregated_roles(su.dis[0], dis, req, connector)
+        roles, capacity, ttft, tpot = _disaggregated_roles(su.dis[0], dis, req)
     else:
         assert isinstance(agg, Choice)
         if req.kv_connector and connector is None:
             notes.append(f"--kv-connector {req.kv_connector} applies to disaggregated plans; this plan is aggregated")
+        if req.prefill_tp or req.decode_tp:
+            notes.append("--prefill-tp/--decode-tp apply to disaggregated plans; this plan is aggregated")
         roles, capacity, ttft, tpot = _aggregated_roles(su.agg[0], agg, req)
     placements, nodes = place([Pool(r.name, r.shape, r.instances) for r in roles], req.gpus_per_node)
     served = rate if rate is not None else capacity

@@ -63,6 +63,8 @@ class PlanRequest:
     tp: int | None = None
     pp: int | None = None
     executor: str = "mp"
+    prefill_tp: int | None = None  # P/D: the prefill pool's TP (attention TP of a DP group); None: --tp or searched
+    decode_tp: int | None = None  # P/D: the decode pool's
     perf_model: PerfModelFactory | None = None  # a measured profile's speed model; None: the roofline
 
     @property

@@ -1,13 +1,25 @@
-"""Cross-command checks on a whole rendered deployment: roles pair up, ports do not collide, and the router
-points at exactly the prefill and decode endpoints that exist (LMCache's proxy: validate_lmcache)."""
+"""Cross-command checks on a whole rendered deployment: roles pair up, ports do not collide, the router
+points at exactly the prefill and decode endpoints that exist (LMCache's proxy: validate_lmcache), and the prefill
+and decode engines obey their connector's topology rules as rendered (pd_rules: TP, PP, DP, block size, KV cache
+dtype, page size)."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
 
+from llmctl.plan.memory import Shape
+from llmctl.plan.pd_rules import EngineView, check_views
 from llmctl.plan.validate_lmcache import check_deployment
-from llmctl.plan.validate_vllm import ROLE_OF_KV, Cmd, check_kv_transfer_config, flag_value, flag_values, program
+from llmctl.plan.validate_vllm import (
+    ROLE_OF_KV,
+    SGLANG_BACKENDS,
+    Cmd,
+    check_kv_transfer_config,
+    flag_value,
+    flag_values,
+    program,
+)
 
 _URL = re.compile(r"^https?://(?P<host>[^/]+):(?P<port>\d+)/?$")
 
@@ -84,7 +96,33 @@ def check_topology(cmds: list[Cmd]) -> list[str]:
         if "--service-discovery" in r.argv or r.where.startswith("k8s:") or program(r.argv) == "lmcache-proxy":
             continue  # Kubernetes endpoints are pod DNS names or label selectors: validate_k8s checks them
         problems += _check_router(r, endpoints, pd)
-    return problems + check_deployment(cmds)
+    views = [v for c in heads if (v := _pd_view(c)) is not None]
+    return problems + check_deployment(cmds) + check_views(views)
+
+
+def _int_flag(cmd: Cmd, flag: str, default: int = 1) -> int:
+    value = flag_value(cmd.argv, flag)
+    return int(value) if value and value.isdigit() else default
+
+
+def _pd_view(cmd: Cmd) -> EngineView | None:
+    """A prefill or decode head as its connector sees it: attention TP, PP and DP ranks, transfer settings."""
+    role = engine_role(cmd)
+    if role not in ("prefill", "decode"):
+        return None
+    if program(cmd.argv) == "vllm":
+        cfg, _ = check_kv_transfer_config(flag_value(cmd.argv, "--kv-transfer-config") or "{}")
+        shape = Shape(_int_flag(cmd, "--tensor-parallel-size"), _int_flag(cmd, "--pipeline-parallel-size"),
+                      _int_flag(cmd, "--data-parallel-size"))
+        return EngineView(cmd.where, role, str(cfg.get("kv_connector")), "vllm", shape,
+                          flag_value(cmd.argv, "--block-size"), flag_value(cmd.argv, "--kv-cache-dtype"), None,
+                          "--no-disable-hybrid-kv-cache-manager" in cmd.argv)
+    dp = _int_flag(cmd, "--dp-size") if "--enable-dp-attention" in cmd.argv else 1
+    backend = flag_value(cmd.argv, "--disaggregation-transfer-backend") or "mooncake"
+    connector = {b: c for c, b in SGLANG_BACKENDS.items()}.get(backend, backend)
+    shape = Shape(_int_flag(cmd, "--tp-size") // dp, _int_flag(cmd, "--pp-size"), dp)
+    return EngineView(cmd.where, role, connector, "sglang", shape, None, flag_value(cmd.argv, "--kv-cache-dtype"),
+                      flag_value(cmd.argv, "--page-size"), False)
 
 
 def _check_router(r: Cmd, endpoints: dict[tuple[str, str], Cmd], pd: bool) -> list[str]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from llmctl.errors import InvalidInput, PlanError
 from llmctl.plan import data
+from llmctl.plan.pd_rules import removed as removed_connector
 
 KV_ROLES = ("kv_producer", "kv_consumer", "kv_both")
 ROLE_OF_KV = {"kv_producer": "prefill", "kv_consumer": "decode", "kv_both": "serve"}
@@ -31,9 +32,10 @@ SGLANG_BACKENDS = {"NixlConnector": "nixl", "MooncakeConnector": "mooncake"}
 LMCACHE_CONNECTOR = "LMCacheConnectorV1"
 """Joins vLLM prefill and decode pools through LMCache's own proxy (plan/lmcache.py), not vllm-router."""
 
-VLLM_NEGATABLE_FLAGS = frozenset({"--enable-prefix-caching"})
+VLLM_NEGATABLE_FLAGS = frozenset({"--enable-prefix-caching", "--disable-hybrid-kv-cache-manager"})
 """Boolean `vllm serve` flags whose --no- form llmctl renders: argparse BooleanOptionalAction flags, documented by
-vLLM's engine arguments as `--enable-prefix-caching, --no-enable-prefix-caching` (the pinned list holds base names)."""
+vLLM's engine arguments as `--enable-prefix-caching, --no-enable-prefix-caching` and
+`--disable-hybrid-kv-cache-manager, --no-disable-hybrid-kv-cache-manager` (the pinned list holds base names)."""
 
 VLLM_ROUTER_POLICIES = ("random", "round_robin", "cache_aware", "kv_aware", "power_of_two", "consistent_hash", "sticky_least_loaded")
 RAY_START_FLAGS = frozenset({"--head", "--port", "--address", "--block", "--node-ip-address", "--num-gpus"})
@@ -80,6 +82,10 @@ def kv_fields() -> frozenset[str]:
 def connector_for_engine(engine: str, requested: str | None, *, disaggregated: bool) -> str | None:
     """The KV connector a plan uses, or None when it needs none; errors name the choices that work."""
     if requested is not None and requested not in kv_connectors():
+        gone = removed_connector(engine, requested)
+        if gone:
+            raise InvalidInput(f"{requested}: {gone['says']} (source: {gone['source']})",
+                               hint="use --kv-connector NixlConnector, MooncakeConnector or LMCacheConnectorV1")
         raise InvalidInput(
             f"{requested!r} is not a registered vLLM 0.33.0 KV connector",
             hint="e.g. NixlConnector, LMCacheConnectorV1, MooncakeConnector",

@@ -17,6 +17,7 @@ CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST="${NODE0_ADDR}" VLLM_NI
   --max-num-seqs 156 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.90 \
+  --block-size 128 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_producer"}' &
 # prefill-1: prefill, GPUs 4,5,6,7, HTTP :8101
 CUDA_VISIBLE_DEVICES=4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST="${NODE0_ADDR}" VLLM_NIXL_SIDE_CHANNEL_PORT=5604 vllm serve meta-llama/Llama-3.1-70B-Instruct \
@@ -29,5 +30,6 @@ CUDA_VISIBLE_DEVICES=4,5,6,7 VLLM_NIXL_SIDE_CHANNEL_HOST="${NODE0_ADDR}" VLLM_NI
   --max-num-seqs 156 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.90 \
+  --block-size 128 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_producer"}' &
 wait

@@ -17,4 +17,5 @@ CUDA_VISIBLE_DEVICES=0,1,2,3 VLLM_NIXL_SIDE_CHANNEL_HOST="${NODE1_ADDR}" VLLM_NI
   --max-num-seqs 156 \
   --max-num-batched-tokens 8192 \
   --gpu-memory-utilization 0.90 \
+  --block-size 128 \
   --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_consumer"}'
