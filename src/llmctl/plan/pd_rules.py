@@ -4,8 +4,8 @@ The rules are data (data/plan/pd-rules.yaml: per engine version and connector, e
 the engine enforces it); this module holds the checks they name, as pure functions of the two pools' shapes and
 the model. The solver asks `allows` before it pairs a prefill shape with a decode shape, so it never proposes a
 pair the connector cannot run; `violation` names the first rule a forced pair breaks, for a one-line error; and
-`check_commands` re-reads the rendered commands (TP, PP, DP, block size, KV cache dtype, page size) and checks the
-rules that need no model facts, like every other validator.
+`check_views` checks what validate_topology reads back from the rendered commands (TP, PP, DP, block size, KV cache
+dtype, page size) against the rules that need no model facts, like every other validator.
 """
 
 from __future__ import annotations
@@ -177,6 +177,11 @@ RENDERED_CHECKS: dict[str, Callable[[EngineView, EngineView], bool]] = {
     "same_page_size": lambda p, d: p.page_size == d.page_size,
 }
 
+RENDERED_FLAGS = {"same_block_size": ("--block-size", "block_size"),
+                  "same_kv_cache_dtype": ("--kv-cache-dtype", "kv_cache_dtype"),
+                  "same_page_size": ("--page-size", "page_size")}
+"""The flag each rendered check compares, and the EngineView field holding it (None: the engine's default)."""
+
 
 def check_views(views: Sequence[EngineView]) -> list[str]:
     """Every prefill head against every decode head: the pool-pair rules that need no model facts, then the
@@ -196,8 +201,9 @@ def check_views(views: Sequence[EngineView]) -> list[str]:
                     seen.add((rule.id, f"{p.where}: {rule.line(f'prefill {p.shape} to decode {d.shape} ({d.where})')}"))
             for rule in rendered_rules(p.engine, p.connector):
                 if not RENDERED_CHECKS[rule.check](p, d):
-                    detail = (f"prefill block size {p.block_size}, kv cache dtype {p.kv_cache_dtype}, page size "
-                              f"{p.page_size} to decode {d.block_size}, {d.kv_cache_dtype}, {d.page_size} ({d.where})")
+                    flag, field = RENDERED_FLAGS[rule.check]
+                    pv, dv = (getattr(v, field) or "default" for v in (p, d))
+                    detail = f"prefill {flag} {pv} to decode {flag} {dv} ({d.where})"
                     seen.add((rule.id, f"{p.where}: {rule.line(detail)}"))
     problems += [msg for _, msg in sorted(seen)]
     return problems
