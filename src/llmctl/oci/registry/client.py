@@ -8,6 +8,12 @@ httpx: see `http11.py`.
 One `RegistryClient` per registry and command; it is shared by the transfer threads (the connection pool is
 thread-safe). Every request names the token scopes it needs, so auth happens before a body is sent:
 a 253 MB upload is never sent twice because of a 401.
+
+Credentials stay home, as containerd and distribution's client keep them: `Authorization` goes only to the
+registry's own origin (scheme, host and port of `/v2/`), so an upload `Location` or a redirect elsewhere (a
+storage bucket, another host, plain HTTP) gets none; and the token realm a registry names must be HTTPS,
+unless the registry itself is an allowed insecure one (LLMCTL_INSECURE_REGISTRIES, `--insecure`) or both are
+plain-HTTP loopback: Basic credentials never travel in clear text to wherever a challenge points.
 """
 
 from __future__ import annotations
@@ -17,11 +23,11 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from llmctl import __version__
 from llmctl.errors import AuthError, RegistryError
-from llmctl.names import split_host
+from llmctl.names import is_loopback, split_host
 from llmctl.oci.registry import errors
 from llmctl.oci.registry.auth import (
     Challenge,
@@ -161,8 +167,28 @@ class RegistryClient:
                     self.tokens.put(key, token, expires_in)
         return f"Bearer {token}"
 
+    def _check_realm(self, realm: str) -> None:
+        """A token realm that may receive our credentials: HTTPS; plain HTTP only for an allowed insecure
+        registry, or a loopback realm of a registry we already reach over plain HTTP (no downgrade)."""
+        parts = urlsplit(realm)
+        scheme = parts.scheme.lower()
+        if scheme == "https" and parts.hostname:
+            return
+        if scheme == "http" and parts.hostname and (
+                self.tls.skips_verification(self.registry)
+                or (self.base.startswith("http://") and is_loopback(parts.hostname))):
+            return
+        raise AuthError(f"{self.registry} sent its token server as {realm[:200]!r}: llmctl sends credentials only "
+                        "to an https:// token server", hint=f"if {self.registry} is yours and trusted, list it in "
+                                                            "LLMCTL_INSECURE_REGISTRIES")
+
+    def owns(self, url: str) -> bool:
+        """Whether `url` is on the registry's own origin (the only one that ever gets `Authorization`)."""
+        return _origin(url) == _origin(self.base)
+
     def _fetch_token(self, ch: Challenge, scopes: tuple[str, ...]) -> tuple[str, float]:
         creds = self.credentials
+        self._check_realm(ch.realm or "")
         params: list[tuple[str, str]] = []
         if ch.params.get("service"):
             params.append(("service", ch.params["service"]))
@@ -253,6 +279,9 @@ class RegistryClient:
     def _request(self, method: str, path: str, *, scopes: tuple[str, ...], headers: dict[str, str] | None,
                  body: Body, stream: bool, follow_redirects: bool, retry: bool) -> Response:
         url = self.url(path)
+        if not self.owns(url):  # an upload Location elsewhere: no credentials, and no challenge to follow
+            return self._send_retrying(method, url, headers=dict(headers or {}), body=body, stream=stream,
+                                       follow_redirects=follow_redirects, attempts=None if retry else 1)
         renewed = False
         auth: str | None = None
         while True:
@@ -317,6 +346,12 @@ class RegistryClient:
 
     def transport_error(self, exc: BaseException) -> RegistryError:
         return errors.transport_error(self.registry, exc)
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
 
 
 __all__ = ["RegistryClient", "RetryPolicy", "USER_AGENT", "api_host"]
