@@ -71,7 +71,8 @@ def pct(values: list[float], q: float) -> float | None:
 
 
 # -- clients ---------------------------------------------------------------------------------------------------
-async def one_request(client: httpx.AsyncClient, url: str, model: str, max_tokens: int, phase: Phase) -> None:
+async def one_request(client: httpx.AsyncClient, url: str, model: str, max_tokens: int, phase: Phase,
+                      headers: dict[str, str] | None = None) -> None:
     body = {"model": model, "prompt": PROMPT, "max_tokens": max_tokens, "stream": True, "temperature": 0.8,
             "ignore_eos": True, "seed": 42}
     start = time.perf_counter()
@@ -79,7 +80,7 @@ async def one_request(client: httpx.AsyncClient, url: str, model: str, max_token
     tokens = 0
     phase.requests += 1
     try:
-        async with _stream(client, url + "/v1/completions", body) as r:
+        async with _stream(client, url + "/v1/completions", body, headers) as r:
             if r.status_code != 200:
                 raise RuntimeError(f"HTTP {r.status_code}: {(await r.aread())[:200]!r}")
             async for line in r.aiter_lines():
@@ -102,7 +103,8 @@ async def one_request(client: httpx.AsyncClient, url: str, model: str, max_token
     phase.ttft.append((first or time.perf_counter()) - start)
 
 
-async def ttft_probe(urls: dict[str, str], model: str, count: int) -> dict[str, list[float]]:
+async def ttft_probe(urls: dict[str, str], model: str, count: int,
+                     headers: dict[str, dict[str, str]]) -> dict[str, list[float]]:
     """Time to first token of single short requests, raw and llmctl strictly alternating, one at a time:
     the gateway's added latency without batching or queueing in the way."""
     out: dict[str, list[float]] = {"raw": [], "llmctl": []}
@@ -111,19 +113,20 @@ async def ttft_probe(urls: dict[str, str], model: str, count: int) -> dict[str, 
         for i in range(count + 1):
             for t in (("raw", "llmctl") if i % 2 == 0 else ("llmctl", "raw")):
                 phase = Phase(t, 1)
-                await one_request(client, urls[t], model, 1, phase)
+                await one_request(client, urls[t], model, 1, phase, headers.get(t))
                 if i and phase.ttft:  # the first pair warms the connections up
                     out[t] += phase.ttft
     return out
 
 
 @asynccontextmanager
-async def _stream(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> AsyncIterator[httpx.Response]:
+async def _stream(client: httpx.AsyncClient, url: str, body: dict[str, Any],
+                  headers: dict[str, str] | None = None) -> AsyncIterator[httpx.Response]:
     """POST and stream; one retry when a pooled keep-alive connection turns out closed before any answer
     (llama-server drops idle ones after 5 s): that is the client's pool, not the server failing."""
     for attempt in (1, 2):
         try:
-            async with client.stream("POST", url, json=body) as r:
+            async with client.stream("POST", url, json=body, headers=headers) as r:
                 yield r
                 return
         except httpx.RemoteProtocolError as exc:
@@ -131,10 +134,12 @@ async def _stream(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> 
                 raise
 
 
-async def run_phase(target: str, url: str, model: str, streams: int, requests: int, max_tokens: int) -> Phase:
+async def run_phase(target: str, url: str, model: str, streams: int, requests: int, max_tokens: int,
+                    headers: dict[str, str] | None = None) -> Phase:
     phase = Phase(target, streams)
     limits = httpx.Limits(max_connections=streams * 2, max_keepalive_connections=streams * 2, keepalive_expiry=1.0)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(600, connect=10), limits=limits, trust_env=False) as client:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(600, connect=10), limits=limits, trust_env=False,
+                                 headers=headers) as client:
         await one_request(client, url, model, 8, Phase(target, 1))  # warm-up, not counted
 
         async def worker() -> None:
@@ -191,6 +196,7 @@ class Targets:
             package(self.settings, args.model, PackageSpec(gguf=Path(args.gguf)))
         self.model = get_model(self.settings, args.model)
         self.procs: list[Any] = []
+        self.headers: dict[str, dict[str, str]] = {}  # target -> headers its requests need
 
     def options(self) -> Any:
         from llmctl.runtime.process import EngineOptions
@@ -204,6 +210,7 @@ class Targets:
         ep = EngineProcess.start(self.settings, self.model, self.options(), timeout=300, die_with_parent=True)
         self.procs.append(ep)
         self.raw_command = " ".join(ep.command)
+        self.headers["raw"] = ep.auth_headers  # the engine's own key: raw requests need it as the gateway does
         self.engine = ep.engine
         return ep.base_url
 
@@ -366,7 +373,8 @@ def main() -> None:
         def measure(rnd: int, t: str, n: int) -> None:
             time.sleep(1.0)  # let the previous phase's stragglers finish
             cpu0 = cpu_seconds(targets.gateway_pid) if t == "llmctl" else 0.0
-            p = asyncio.run(run_phase(t, urls[t], args.model, n, args.requests, args.max_tokens))
+            p = asyncio.run(run_phase(t, urls[t], args.model, n, args.requests, args.max_tokens,
+                                      targets.headers.get(t)))
             if t == "llmctl":
                 p.cpu = cpu_seconds(targets.gateway_pid) - cpu0
             per.setdefault((t, n), []).append(p)
@@ -379,7 +387,7 @@ def main() -> None:
             for n in streams:
                 for t in (("raw", "llmctl") if rnd % 2 == 0 else ("llmctl", "raw")):
                     measure(rnd, t, n)
-        ttft = asyncio.run(ttft_probe(urls, args.model, args.ttft_probes)) if args.ttft_probes else {}
+        ttft = asyncio.run(ttft_probe(urls, args.model, args.ttft_probes, targets.headers)) if args.ttft_probes else {}
         if "peer" in labels:
             for rnd in range(min(args.rounds, 2)):
                 for n in streams:

@@ -17,6 +17,7 @@ from llmctl.runtime.scheduler import parse_keep_alive
     ("5m", 300.0), ("1h30m", 5400.0), ("30s", 30.0), ("250ms", 0.25), ("1.5h", 5400.0), ("2m30s", 150.0),
     (300, 300.0), (2.5, 2.5), ("300", 300.0), (0, 0.0), ("0", 0.0), ("0s", 0.0),
     (-1, None), ("-1", None), ("-1m", None), (-0.5, None),
+    ("2562047h", 2562047 * 3600.0), (9_000_000_000, 9e9), (-1e300, None), (-10**400, None),  # Go's range
 ])
 def test_keep_alive_like_ollama(value: object, seconds: float | None) -> None:
     assert parse_keep_alive(value, 42.0) == seconds
@@ -27,7 +28,11 @@ def test_keep_alive_default(value: object) -> None:
     assert parse_keep_alive(value, 42.0) == 42.0
 
 
-@pytest.mark.parametrize("value", ["soon", "5 m", "m5", "5x", True, [], {}, "1h-5m"])
+@pytest.mark.parametrize("value", ["soon", "5 m", "m5", "5x", True, [], {}, "1h-5m",
+                                   # what would break every later `ps` (issue #11): not finite, or beyond Go's
+                                   # ~292-year time.Duration
+                                   float("nan"), "NaN", "nan", float("inf"), "Infinity", "-inf", float("-inf"),
+                                   1e300, "1e300", 10**400, "99999999999h", 9_300_000_000])
 def test_keep_alive_rejects(value: object) -> None:
     with pytest.raises(InvalidInput, match="keep_alive"):
         parse_keep_alive(value)

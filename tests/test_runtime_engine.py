@@ -124,12 +124,30 @@ def test_runtime_install_builds_a_working_server(run_cli, runtime_home: Path) ->
 def test_engine_starts_healthy_with_the_model_and_options(gemma_engine, gemma_model) -> None:
     assert gemma_engine.alive() and gemma_engine.prompt_mode == "completion"
     assert httpx.get(gemma_engine.base_url + "/health").status_code == 200
-    props = httpx.get(gemma_engine.base_url + "/props").json()
+    props = httpx.get(gemma_engine.base_url + "/props", headers=gemma_engine.auth_headers).json()
     assert props["total_slots"] == 2
-    slots = httpx.get(gemma_engine.base_url + "/slots").json()
+    slots = httpx.get(gemma_engine.base_url + "/slots", headers=gemma_engine.auth_headers).json()
     assert {s["n_ctx"] for s in slots} == {2048}  # ctx_size is per slot: -c 4096 for 2 slots
     assert str(gemma_model.weights[0]) in gemma_engine.command
     assert gemma_engine.log_path.exists() and gemma_engine.log_path.read_text().startswith("$ ")
+
+
+def test_engine_answers_only_with_its_key_which_is_in_no_log_or_command_line(gemma_engine) -> None:
+    """Other local users and browser pages reach the engine's loopback port too: without the random key only
+    the process that started it knows, nothing but the readiness probe answers."""
+    url, key = gemma_engine.base_url, gemma_engine.api_key
+    assert len(key) >= 32
+    assert httpx.get(url + "/health", trust_env=False).status_code == 200  # the scheduler's probe needs no key
+    for method, path in (("GET", "/props"), ("GET", "/metrics"), ("GET", "/slots"), ("POST", "/completion")):
+        r = httpx.request(method, url + path, json={"prompt": "hi", "n_predict": 1} if method == "POST" else None,
+                          trust_env=False)
+        assert r.status_code == 401, (path, r.status_code)
+        ok = httpx.request(method, url + path, headers=gemma_engine.auth_headers, trust_env=False,
+                           json={"prompt": "hi", "n_predict": 1} if method == "POST" else None)
+        assert ok.status_code == 200, (path, ok.status_code, ok.text[:200])
+    assert key not in " ".join(gemma_engine.command)
+    assert key not in gemma_engine.log_path.read_text(errors="replace")
+    assert key.encode() not in Path(f"/proc/{gemma_engine.pid}/cmdline").read_bytes()
 
 
 def test_engine_streams_and_reports_what_it_evaluated(gemma_engine, gemma_model) -> None:

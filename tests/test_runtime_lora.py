@@ -48,7 +48,7 @@ def test_engine_loads_adapters_with_their_scales(runtime_settings, gemma_model, 
     ep = EngineProcess.start(runtime_settings, gemma_model, EngineOptions(parallel=1, lora=((a, 0.5), (b, 0.0))),
                              engine=engine)
     try:
-        loaded = httpx.get(ep.base_url + "/lora-adapters").json()
+        loaded = httpx.get(ep.base_url + "/lora-adapters", headers=ep.auth_headers).json()
     finally:
         ep.stop()
     assert sorted((Path(x["path"]).name, x["scale"]) for x in loaded) == [("adapter.gguf", 0.5), ("other.gguf", 0.0)]

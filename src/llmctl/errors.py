@@ -99,6 +99,16 @@ class Conflict(LlmctlError):
     exit_code = 10
 
 
+class Busy(Conflict):
+    """The gateway is at a limit it was configured with (a model's queue, running jobs): retry later."""
+
+
+class InsufficientSpace(LlmctlError):
+    """Not enough free disk for what would be written (checked before writing, with a reserve kept free)."""
+
+    exit_code = 12
+
+
 class OfflineError(LlmctlError):
     """Something needs the network, which llmctl was told or found it cannot reach."""
 

@@ -7,12 +7,95 @@ Modelled on Ollama's envconfig: one place that knows the variable names, so deep
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 DEFAULT_REGISTRY = "docker.io"
 DEFAULT_NAMESPACE = "library"
+KIB, MIB, GIB = 1024, 1024**2, 1024**3
+_SIZE_UNITS = {"": 1, "b": 1, "k": KIB, "kb": KIB, "kib": KIB, "m": MIB, "mb": MIB, "mib": MIB, "g": GIB, "gb": GIB,
+               "gib": GIB, "t": 1024 * GIB, "tb": 1024 * GIB, "tib": 1024 * GIB}
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    """What `llmctl serve` accepts from a client, each bound an environment variable (docs/serve.md, Security).
+
+    Browsers: `origins` (LLMCTL_ORIGINS, added to Ollama's defaults) may call the API cross-origin; `allowed_hosts`
+    (LLMCTL_ALLOWED_HOSTS) are Host names accepted on loopback besides localhost and IP literals (DNS rebinding).
+    Sizes are bytes, times seconds. Zero for `max_blob_size` means "no cap but the free disk".
+    """
+
+    origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    max_body: int = 32 * MIB  # LLMCTL_MAX_BODY: a JSON request body; larger is 413
+    max_header_bytes: int = 64 * KIB  # LLMCTL_MAX_HEADER_SIZE: request line and headers; larger is 431
+    header_timeout: float = 15.0  # LLMCTL_HEADER_TIMEOUT: from a request's first byte to its last header
+    body_timeout: float = 60.0  # LLMCTL_BODY_TIMEOUT: the longest silence while a request body is sent
+    max_blob_size: int = 0  # LLMCTL_MAX_BLOB_SIZE: one uploaded or pulled blob; 0 = only the free disk limits it
+    disk_reserve: int = 1 * GIB  # LLMCTL_DISK_RESERVE: free space an upload or a pull must leave on the store's disk
+    max_jobs: int = 4  # LLMCTL_MAX_JOBS: pulls, pushes and creates running at once; more is 503
+    max_queue: int = 512  # LLMCTL_MAX_QUEUE: requests per model waiting beyond its --parallel slots (OLLAMA_MAX_QUEUE)
+    template_max_output: int = 16 * MIB  # LLMCTL_TEMPLATE_MAX_OUTPUT: a rendered Go TEMPLATE (and any value in it)
+    template_max_iterations: int = 100_000  # LLMCTL_TEMPLATE_MAX_ITERATIONS: `range` steps of one render
+    template_max_width: int = 4096  # LLMCTL_TEMPLATE_MAX_WIDTH: printf width and precision
+    template_max_depth: int = 100  # LLMCTL_TEMPLATE_MAX_DEPTH: nested blocks and parentheses
+
+
+_LIMIT_ENV = {  # field -> (variable, parser)
+    "max_body": ("LLMCTL_MAX_BODY", "size"),
+    "max_header_bytes": ("LLMCTL_MAX_HEADER_SIZE", "size"),
+    "header_timeout": ("LLMCTL_HEADER_TIMEOUT", "seconds"),
+    "body_timeout": ("LLMCTL_BODY_TIMEOUT", "seconds"),
+    "max_blob_size": ("LLMCTL_MAX_BLOB_SIZE", "size"),
+    "disk_reserve": ("LLMCTL_DISK_RESERVE", "size"),
+    "max_jobs": ("LLMCTL_MAX_JOBS", "count"),
+    "max_queue": ("LLMCTL_MAX_QUEUE", "count"),
+    "template_max_output": ("LLMCTL_TEMPLATE_MAX_OUTPUT", "size"),
+    "template_max_iterations": ("LLMCTL_TEMPLATE_MAX_ITERATIONS", "count"),
+    "template_max_width": ("LLMCTL_TEMPLATE_MAX_WIDTH", "count"),
+    "template_max_depth": ("LLMCTL_TEMPLATE_MAX_DEPTH", "count"),
+}
+
+
+def parse_size(text: str) -> int:
+    """`1048576`, `512k`, `32MiB`, `1.5G` -> bytes (binary units). ValueError otherwise."""
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError(f"not a size: {text!r} (bytes, or a number with k, M, G, T)")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
+
+def _limit_value(kind: str, text: str) -> float | int:
+    if kind == "size":
+        return parse_size(text)
+    value = float(text) if kind == "seconds" else int(text)
+    if value < 0 or value != value or value in (float("inf"),):
+        raise ValueError(text)
+    return value
+
+
+def _split_list(text: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in (text or "").split(",") if x.strip())
+
+
+def limits_from_env(env: Mapping[str, str]) -> tuple[ServeLimits, tuple[str, ...]]:
+    """The gateway's limits, and one line per variable that did not parse (its default is kept; `serve`
+    logs the line, so a typo never silently lowers a limit without a word, nor breaks other commands)."""
+    values: dict[str, object] = {"origins": _split_list(env.get("LLMCTL_ORIGINS")),
+                                 "allowed_hosts": _split_list(env.get("LLMCTL_ALLOWED_HOSTS"))}
+    problems: list[str] = []
+    for name, (var, kind) in _LIMIT_ENV.items():
+        text = (env.get(var) or "").strip()
+        if not text:
+            continue
+        try:
+            values[name] = _limit_value(kind, text)
+        except ValueError:
+            problems.append(f"{var}={text!r} is not a valid {kind}; using the default")
+    return ServeLimits(**values), tuple(problems)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -50,6 +133,9 @@ class Settings:
     tensor_split: str | None = None
     # the gateway's API key (LLMCTL_API_KEY): `serve` requires it, `ps`/`load`/`unload`/`status` send it
     api_key: str | None = field(default=None, repr=False)  # a secret: never in a repr or a log line
+    # what `llmctl serve` accepts from clients (see ServeLimits); `problems`: variables that did not parse
+    limits: ServeLimits = field(default_factory=ServeLimits)
+    problems: tuple[str, ...] = ()
 
     @property
     def store_dir(self) -> Path:
@@ -83,6 +169,7 @@ class Settings:
             registry = head
             namespace = rest or ""
         docker_config = Path(env["DOCKER_CONFIG"]) if env.get("DOCKER_CONFIG") else Path.home() / ".docker"
+        limits, problems = limits_from_env(env)
         return cls(
             home=home,
             registry=registry,
@@ -108,6 +195,8 @@ class Settings:
             split_mode=env.get("LLMCTL_SPLIT_MODE") or None,
             tensor_split=env.get("LLMCTL_TENSOR_SPLIT") or None,
             api_key=env.get("LLMCTL_API_KEY") or None,
+            limits=limits,
+            problems=problems,
         )
 
 

@@ -19,6 +19,7 @@ from llmctl.oci.reference import Reference
 from llmctl.oci.registry import RetryPolicy, connect
 from llmctl.oci.registry.pull import pull_artifact
 from llmctl.oci.registry.transfer import Tracker
+from llmctl.oci.space import SpaceRule
 from llmctl.progress import NullProgress, Progress
 from llmctl.settings import Settings
 
@@ -42,6 +43,11 @@ class Pulled:
             "blobs": self.blobs, "total_bytes": self.total, "downloaded_bytes": self.downloaded,
             "resumed_bytes": self.resumed, "skipped_bytes": self.skipped, "seconds": round(self.seconds, 3),
         }
+
+
+def space_rule(settings: Settings) -> SpaceRule:
+    """What a write into the store must leave free (LLMCTL_DISK_RESERVE) and may be at most (LLMCTL_MAX_BLOB_SIZE)."""
+    return SpaceRule(reserve=settings.limits.disk_reserve, max_blob=settings.limits.max_blob_size)
 
 
 def check_online(settings: Settings, registry: str) -> None:
@@ -74,7 +80,7 @@ def pull(
     tracker = Tracker(progress, "pulling")
     with connect(settings, ref.registry, insecure=insecure, ca_cert=ca_cert, retry=retry) as client:
         stats = pull_artifact(client, store, ref, tags, tracker, concurrency=concurrency,
-                              what=short(settings, ref))
+                              what=short(settings, ref), space=space_rule(settings))
     return Pulled(
         reference=ref, name=short(settings, ref), digest=stats.digest, source="registry", blobs=stats.blobs,
         total=stats.total, downloaded=stats.downloaded, resumed=stats.resumed, skipped=stats.skipped,

@@ -61,13 +61,17 @@ def gpu_overrides(settings: Settings) -> dict[str, Any]:
 
 
 def context_size(model: Any, options: EngineOptions) -> int:
-    """Context per slot: options, else the model's num_ctx, else min(model context, DEFAULT_CTX)."""
+    """Context per slot: options, else the model's num_ctx, else min(model context, DEFAULT_CTX); never more
+    than the model was trained for (Ollama clamps the same way: more only costs memory and garbles output)."""
     params = getattr(model, "parameters", None) or {}
-    ctx = options.ctx_size or (int(params["num_ctx"]) if params.get("num_ctx") else None)
+    num_ctx = params.get("num_ctx")
+    ctx = options.ctx_size or (int(num_ctx) if isinstance(num_ctx, int) and 0 < num_ctx <= 1 << 24 else None)
+    model_ctx = getattr(getattr(model, "facts", None), "context_size", None)
     if not ctx:
-        model_ctx = getattr(getattr(model, "facts", None), "context_size", None)
         ctx = min(int(model_ctx), DEFAULT_CTX) if model_ctx else DEFAULT_CTX
-    return int(ctx)
+    elif model_ctx and int(model_ctx) > 0 and ctx > int(model_ctx):
+        ctx = int(model_ctx)
+    return max(1, int(ctx))
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -3,6 +3,11 @@
 What to start (options, GPU placement, the command line) is decided in `llmctl.runtime.launch`; this module
 runs it.
 
+Every engine gets a random API key (`--api-key` through llama-server's LLAMA_API_KEY environment variable, so
+it is in neither `ps` nor the log's command line) that only the process that started it knows: other local
+users and browser pages cannot drive an engine's loopback port around the gateway. `/health` stays open (the
+readiness probe); everything else, `/metrics` too, needs `auth_headers`.
+
 Failures become `EngineError`s that say what happened and end with the tail of the engine's log: a busy port
 (`Conflict`), a model that does not load, a process that exits or is killed, and SIGILL, which on these
 machines almost always means the AMX trap (see `llmctl.runtime.cpu`).
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -95,6 +101,12 @@ class EngineProcess:
     started_at: float = field(default_factory=time.time)
     ready_seconds: float = 0.0
     placement: Any = None  # llmctl.runtime.gpu.GpuPlacement for CUDA engines, else None
+    api_key: str = field(default="", repr=False)  # only this process knows it; never logged
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """What every request to this engine but `/health` must carry."""
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     @property
     def processor(self) -> str:
@@ -138,18 +150,20 @@ class EngineProcess:
             _prune_logs(settings.logs_dir)
             log_path = settings.logs_dir / f"engine-{name}-p{port}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        api_key = secrets.token_urlsafe(32)
         t0 = time.monotonic()
         with open(log_path, "wb") as log:
             log.write(("$ " + " ".join(cmd) + "\n").encode())
             log.flush()
             try:
                 proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        env={**engine.environ(), **(placement.env if placement else {})},
+                                        env={**engine.environ(), **(placement.env if placement else {}),
+                                             "LLAMA_API_KEY": api_key},
                                         start_new_session=True,
                                         preexec_fn=_die_with_parent if die_with_parent else None)
             except OSError as exc:
                 raise EngineError(f"cannot start {engine.path}: {exc.strerror or exc}") from None
-        ep = cls(engine, model, options, host, port, log_path, cmd, mode, proc, placement=placement)
+        ep = cls(engine, model, options, host, port, log_path, cmd, mode, proc, placement=placement, api_key=api_key)
         try:
             ep._wait_healthy(timeout)
         except BaseException:
@@ -163,7 +177,7 @@ class EngineProcess:
 
         deadline = time.monotonic() + timeout
         url = f"{self.base_url}/health"
-        with httpx.Client(timeout=2.0) as client:
+        with httpx.Client(timeout=2.0, trust_env=False) as client:
             while True:
                 if self.proc.poll() is not None:
                     tail = read_tail(self.log_path, 200)
@@ -252,7 +266,8 @@ class EngineProcess:
 
         url = self.base_url + req.endpoint
         try:
-            with httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0)) as client:
+            with httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0), headers=self.auth_headers,
+                              trust_env=False) as client:
                 with client.stream("POST", url, json=req.body) as r:
                     if r.status_code != 200:
                         r.read()

@@ -86,9 +86,31 @@ def sampling_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+# The values a load-time option may take, whoever sets it (a request, a Modelfile PARAMETER, a pulled model):
+# outside them it is a 400 / InvalidInput. 0 means "the default". What is in range is still clamped when an
+# engine starts (`launch.clamp_load`): num_ctx to the model's trained context, num_batch to the context,
+# num_thread to the CPUs.
+LOAD_RANGES: dict[str, tuple[int, int]] = {
+    "num_ctx": (0, 1 << 24), "num_batch": (0, 1 << 20), "num_thread": (0, 4096), "num_gpu": (-1, 1 << 20),
+}
+
+
+def check_load_params(params: Mapping[str, Any] | None, *, where: str = "") -> None:
+    """InvalidInput for a load-time option that is not an integer in `LOAD_RANGES`."""
+    for key, (lo, hi) in LOAD_RANGES.items():
+        value = (params or {}).get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+            raise InvalidInput(f"{where}{key} must be an integer from {lo} to {hi}, got {shown}")
+
+
 def load_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The load-time options among Ollama parameters, as EngineOptions field names."""
-    p = params or {}
+    """The load-time options among Ollama parameters, as EngineOptions field names. Values outside
+    `LOAD_RANGES` are dropped (the defaults apply): a model pulled from anywhere cannot start an engine with
+    a context of 10^18 tokens or a million threads."""
+    p = {k: v for k, v in (params or {}).items() if k not in LOAD_RANGES or _in_range(k, v)}
     out: dict[str, Any] = {}
     if p.get("num_ctx"):
         out["ctx_size"] = int(p["num_ctx"])
@@ -99,6 +121,11 @@ def load_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     if p.get("num_batch"):
         out["extra_args"] = ("-b", str(int(p["num_batch"])))
     return out
+
+
+def _in_range(key: str, value: Any) -> bool:
+    lo, hi = LOAD_RANGES[key]
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
 
 
 # -- prompt mode --------------------------------------------------------------------------------------------
@@ -182,8 +209,8 @@ def _go_message(m: dict[str, Any]) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=32)
-def _parse(template: str) -> gotemplate.Template:
-    t = gotemplate.parse(template)
+def _parse(template: str, max_depth: int) -> gotemplate.Template:
+    t = gotemplate.parse(template, max_depth)
     names = t.identifiers()
     if "messages" not in names and "response" not in names:
         t.append_response()
@@ -191,14 +218,17 @@ def _parse(template: str) -> gotemplate.Template:
 
 
 def render_template(template: str, *, system: str | None, messages: Iterable[Any], prompt: str | None = None,
-                    response: str = "", tools: Any = None, think: bool | None = None) -> str:
+                    response: str = "", tools: Any = None, think: bool | None = None,
+                    limits: gotemplate.Limits | None = None) -> str:
     """Render an Ollama Go TEMPLATE exactly as Ollama's `template.Execute` does.
 
     `messages` are dicts or objects with role/content; `system` is prepended as a system message unless the
     messages start with one; `prompt` appends a user turn and `response` an assistant turn to continue.
     Templates that use `.Messages` get the whole conversation; older ones (`.System`/`.Prompt`/`.Response`)
-    are rendered once per turn and the last render is cut after `.Response`, as Ollama does.
+    are rendered once per turn and the last render is cut after `.Response`, as Ollama does. Every render
+    stays within `limits` (default: `gotemplate.Limits()`); one that breaks them is a TemplateLimitError.
     """
+    limits = limits or gotemplate.Limits()
     msgs = [_msg(m) for m in messages]
     if system and not (msgs and msgs[0]["role"] == "system"):
         msgs.insert(0, {"role": "system", "content": system})
@@ -207,21 +237,21 @@ def render_template(template: str, *, system: str | None, messages: Iterable[Any
     if response:
         msgs.append({"role": "assistant", "content": response})
     try:
-        tmpl = _parse(template)
+        tmpl = _parse(template, limits.max_depth)
     except InvalidInput as exc:
-        raise InvalidInput(f"TEMPLATE does not parse: {exc}") from None
+        raise type(exc)(f"TEMPLATE does not parse: {exc}") from None
     sys_text, collated = _collate(msgs)
     think_vars = {"Think": bool(think), "IsThinkSet": think is not None}
     names = tmpl.identifiers()
     try:
         if "messages" in names or "document" in names:
             return tmpl.execute({"System": sys_text, "Messages": [_go_message(m) for m in collated],
-                                 "Tools": tools, "Response": "", **think_vars})
+                                 "Tools": tools, "Response": "", **think_vars}, limits)
         out: list[str] = []
         state = {"System": "", "Prompt": "", "Response": ""}
 
         def flush() -> None:
-            out.append(tmpl.execute({**state, **think_vars}))
+            out.append(tmpl.execute({**state, **think_vars}, limits))
             state.update(System="", Prompt="", Response="")
 
         for m in collated:
@@ -235,10 +265,13 @@ def render_template(template: str, *, system: str | None, messages: Iterable[Any
                 state["Prompt"] = m["content"]
             elif m["role"] == "assistant":
                 state["Response"] = m["content"]
-        out.append(tmpl.cut_after_response().execute({**state, **think_vars}))
+        out.append(tmpl.cut_after_response().execute({**state, **think_vars}, limits))
+        if sum(map(len, out)) > limits.max_output:  # one render per turn: the whole prompt is bounded too
+            raise gotemplate.TemplateLimitError(f"template output is larger than {limits.max_output} characters "
+                                                "(LLMCTL_TEMPLATE_MAX_OUTPUT)")
         return "".join(out)
     except InvalidInput as exc:
-        raise InvalidInput(f"TEMPLATE failed: {exc}") from None
+        raise type(exc)(f"TEMPLATE failed: {exc}") from None
 
 
 def completion_prompt(messages: Iterable[Any]) -> str:
@@ -284,11 +317,12 @@ class CompletionRequest:
 
 
 def build_completion(model: Any, messages: Iterable[Any], params: Mapping[str, Any] | None = None, *,
-                     stream: bool = True, mode: str | None = None, system: str | None = None) -> CompletionRequest:
+                     stream: bool = True, mode: str | None = None, system: str | None = None,
+                     limits: gotemplate.Limits | None = None) -> CompletionRequest:
     """The llama-server request for `messages` (history + the new user turn) on `model`.
 
     The model's SYSTEM (or `system`), MESSAGEs and PARAMETERs apply; `params` (request options, Ollama names)
-    override the model's PARAMETERs key by key.
+    override the model's PARAMETERs key by key. A Go TEMPLATE renders within `limits`.
     """
     mode = mode or prompt_mode(model)
     if mode not in PROMPT_MODES:
@@ -302,7 +336,7 @@ def build_completion(model: Any, messages: Iterable[Any], params: Mapping[str, A
             body["stream_options"] = {"include_usage": True}
         return CompletionRequest(mode, "/v1/chat/completions", body, None, msgs)
     if mode == TEMPLATE:
-        prompt = render_template(model.template, system=None, messages=msgs)
+        prompt = render_template(model.template, system=None, messages=msgs, limits=limits)
     else:
         prompt = completion_prompt(msgs)
         sampling["stop"] = list(dict.fromkeys([*sampling.get("stop", []), *COMPLETION_STOPS]))

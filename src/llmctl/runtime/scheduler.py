@@ -11,7 +11,9 @@ follow Ollama's scheduler so its users meet no surprises:
 - beyond `max_loaded` engines the least recently used idle one is stopped first; if every engine is busy
   the new load waits for one to become idle;
 - an engine that dies is dropped (requests in flight fail with a clear error) and the next request for
-  its model starts a fresh one.
+  its model starts a fresh one;
+- a model takes at most `parallel + max_queue` requests at once (its slots, then a queue, as
+  OLLAMA_MAX_QUEUE bounds Ollama's); one more is refused at once with `Busy` (503), never queued unbounded.
 
 Everything here runs on the gateway's event loop; the blocking parts (starting and stopping a process,
 reading the store) go to worker threads. Names become models through the `lookup` the gateway passes in
@@ -30,8 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from llmctl.artifact.model import Model
-from llmctl.errors import EngineError, InvalidInput
+from llmctl.errors import Busy, EngineError
 from llmctl.names import short
+from llmctl.runtime.keepalive import MAX_KEEP_ALIVE, parse_keep_alive
 from llmctl.settings import Settings
 
 log = logging.getLogger("llmctl.scheduler")
@@ -39,42 +42,7 @@ log = logging.getLogger("llmctl.scheduler")
 GENERATE = "generate"
 EMBED = "embed"
 _DEFAULT: Any = object()
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-
-
-def parse_keep_alive(value: object, default: float | None = None) -> float | None:
-    """Ollama's keep_alive: seconds as a number, or a Go duration string ("5m", "1h30m", "300ms").
-
-    Returns seconds, or None for "forever" (any negative value). A plain number in a string counts as
-    seconds, as `OLLAMA_KEEP_ALIVE=300` does. None or "" means `default`.
-    """
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        raise InvalidInput(f"keep_alive must be a duration like '5m' or a number of seconds, not {value!r}")
-    if isinstance(value, (int, float)):
-        return None if value < 0 else float(value)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            number = float(text)
-        except ValueError:
-            pass
-        else:
-            return None if number < 0 else number
-        sign, body = (-1, text[1:]) if text.startswith("-") else (1, text.lstrip("+"))
-        pos, total = 0, 0.0
-        for match in _PART.finditer(body):
-            if match.start() != pos:
-                break
-            total += float(match.group(1)) * _UNITS[match.group(2)]
-            pos = match.end()
-        if body and pos == len(body):
-            return None if sign < 0 and total > 0 else total
-    raise InvalidInput(f"keep_alive must be a duration like '5m', '1h', '30s', a number of seconds or -1; got {value!r}")
-
-
+__all__ = ["EMBED", "GENERATE", "MAX_KEEP_ALIVE", "Lease", "Runner", "Scheduler", "SchedulerConfig", "parse_keep_alive"]
 @dataclass(frozen=True)
 class SchedulerConfig:
     parallel: int = 4
@@ -85,6 +53,7 @@ class SchedulerConfig:
     gpu_layers: int | None = None
     load_timeout: float = 120.0
     host: str = "127.0.0.1"
+    max_queue: int = 512  # requests per model beyond its `parallel` slots (LLMCTL_MAX_QUEUE, as OLLAMA_MAX_QUEUE)
 
 
 @dataclass
@@ -106,6 +75,11 @@ class Runner:
     @property
     def base_url(self) -> str:
         return str(self.process.base_url).rstrip("/")
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """The engine's key, for every request the gateway sends it."""
+        return dict(getattr(self.process, "auth_headers", None) or {})
 
     @property
     def prompt_mode(self) -> str:
@@ -137,6 +111,7 @@ class Scheduler:
         self._runners: dict[str, Runner] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._loading: set[str] = set()
+        self._pending: dict[str, int] = {}  # key -> requests holding or waiting for its engine
         self._models: dict[str, tuple[tuple[int, int, int], Model]] = {}
         self._idle = asyncio.Event()
         self._wake = asyncio.Event()
@@ -176,6 +151,10 @@ class Scheduler:
             self._models[name] = (stamp, model)
         return model
 
+    def knows(self, name: str) -> bool:
+        """Whether `name` resolved to a stored model (metrics label only such names)."""
+        return name in self._models
+
     def _index_stamp(self) -> tuple[int, int, int] | None:
         try:
             st = (self.settings.store_dir / "index.json").stat()
@@ -190,6 +169,32 @@ class Scheduler:
         model = model or await self.resolve(name)
         model.require_gguf(name)  # before anything is evicted to make room: a refused request changes nothing
         key = f"{model.digest}/{mode}"
+        self._enqueue(key, name)
+        try:
+            runner, waited = await self._hold(key, name, model, mode, ka)
+        except BaseException:
+            self._dequeue(key)
+            raise
+        return Lease(runner, waited, ka)
+
+    def _enqueue(self, key: str, name: str) -> None:
+        """Count a request against its model's slots and queue; Busy (503) once both are full."""
+        pending = self._pending.get(key, 0)
+        bound = max(1, self.config.parallel) + max(0, self.config.max_queue)
+        if pending >= bound:
+            raise Busy(f"server busy, please try again: {name} already has {pending} requests running or waiting "
+                       f"(--parallel {self.config.parallel} + LLMCTL_MAX_QUEUE {self.config.max_queue})")
+        self._pending[key] = pending + 1
+
+    def _dequeue(self, key: str) -> None:
+        left = self._pending.get(key, 0) - 1
+        if left > 0:
+            self._pending[key] = left
+        else:
+            self._pending.pop(key, None)
+
+    async def _hold(self, key: str, name: str, model: Model, mode: str, ka: float | None) -> tuple[Runner, float]:
+        """The running engine for `key` (started first if needed), with one more request on it."""
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             runner = self._runners.get(key)
@@ -205,7 +210,7 @@ class Scheduler:
             runner.requests += 1
             runner.last_used = time.monotonic()
             runner.expires_at = None if ka is None else time.time() + ka
-        return Lease(runner, waited, ka)
+        return runner, waited
 
     def release(self, lease: Lease) -> None:
         """End a request's hold. Idempotent; keep_alive 0 unloads as soon as the engine is idle."""
@@ -213,6 +218,7 @@ class Scheduler:
             return
         lease.released = True
         runner = lease.runner
+        self._dequeue(runner.key)
         runner.active -= 1
         runner.last_used = time.monotonic()
         runner.expires_at = None if lease.keep_alive is None else time.time() + lease.keep_alive

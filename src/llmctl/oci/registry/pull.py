@@ -25,6 +25,7 @@ from llmctl.oci.descriptor import Descriptor, Manifest
 from llmctl.oci.blobs import BlobWriter
 from llmctl.oci.layout import Store
 from llmctl.oci.reference import Reference
+from llmctl.oci.space import SpaceRule
 from llmctl.oci.registry.auth import repo_scope
 from llmctl.oci.registry.client import RegistryClient
 from llmctl.oci.registry.http11 import ProtocolError, Response, TransportError
@@ -254,8 +255,9 @@ def _copy_body(resp: Response, writer: BlobWriter, stop_at: int, tracker: Tracke
 
 
 def pull_blobs(client: RegistryClient, store: Store, repository: str, manifest: Manifest, tracker: Tracker,
-               concurrency: int) -> tuple[int, int, int]:
-    """Download what the store lacks; returns (downloaded, resumed, skipped) bytes."""
+               concurrency: int, space: SpaceRule | None = None) -> tuple[int, int, int]:
+    """Download what the store lacks; returns (downloaded, resumed, skipped) bytes. With `space`, the bytes
+    still to come must fit the free disk (InsufficientSpace before the first one is written)."""
     seen: set[str] = set()
     missing: list[Descriptor] = []
     skipped = 0
@@ -268,6 +270,10 @@ def pull_blobs(client: RegistryClient, store: Store, repository: str, manifest: 
         else:
             missing.append(blob)
     missing.sort(key=lambda d: -d.size)
+    if space is not None and missing:
+        partial = sum(_partial_size(store, d.digest) for d in missing)  # a resume needs only the rest
+        space.check(store.ingest_dir, sum(d.size for d in missing) - partial, largest=missing[0].size,
+                    what=repository)
     tracker.start_total(sum(d.size for d in missing), len(missing))
     results = run_parallel([lambda d=d: download_blob(client, store, repository, d, tracker) for d in missing],
                            concurrency, tracker)
@@ -276,8 +282,15 @@ def pull_blobs(client: RegistryClient, store: Store, repository: str, manifest: 
     return tracker.transferred, resumed, skipped
 
 
+def _partial_size(store: Store, digest: str) -> int:
+    try:
+        return (store.ingest_dir / store.partial_name(digest)).stat().st_size
+    except OSError:
+        return 0
+
+
 def pull_artifact(client: RegistryClient, store: Store, ref: Reference, tags: list[Reference], tracker: Tracker,
-                  *, concurrency: int = 3, what: str | None = None) -> PullStats:
+                  *, concurrency: int = 3, what: str | None = None, space: SpaceRule | None = None) -> PullStats:
     """The whole pull: manifest, blobs, then the manifest into the store under `tags`."""
     what = what or str(ref)
     pulled = fetch_manifest(client, ref, what=what)
@@ -286,7 +299,8 @@ def pull_artifact(client: RegistryClient, store: Store, ref: Reference, tags: li
     except InvalidModel as exc:
         raise InvalidModel(f"{what}: {exc}") from None
     with store.writing():
-        downloaded, resumed, skipped = pull_blobs(client, store, ref.repository, manifest, tracker, concurrency)
+        downloaded, resumed, skipped = pull_blobs(client, store, ref.repository, manifest, tracker, concurrency,
+                                                  space)
         try:
             store.put_raw_manifest(pulled.raw, pulled.media_type, tags)
         except OSError as exc:

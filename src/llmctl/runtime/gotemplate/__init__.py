@@ -12,11 +12,13 @@ on OpenAI-shaped tool dicts. `define`, `template` and `block` are not supported 
 
 Modules, in pipeline order: `lexer` (source to text/action items, trim markers), `parser` (items to the
 `nodes` tree), `evaluate` (running the tree, with `functions` and `values`), `template` (the `Template` API);
-`errors` holds `TemplateError`, raised by all of them.
+`errors` holds `TemplateError`, raised by all of them; `limits` the bounds of one render (`Limits`: output size,
+`range` steps, printf width, nesting), whose breach is a `TemplateLimitError`.
 """
 
 from __future__ import annotations
 
+from llmctl.runtime.gotemplate.limits import Limits, TemplateLimitError
 from llmctl.runtime.gotemplate.template import Template, parse
 
-__all__ = ["Template", "parse"]
+__all__ = ["Limits", "Template", "TemplateLimitError", "parse"]

@@ -1,7 +1,8 @@
 """Executing a parse tree: pipelines, function calls, variables and `if` / `with` / `range`.
 
 Variables live on one stack of `[name, value]` pairs; each block truncates it back on exit, which gives Go's
-block scoping, and `$x = ...` rebinds the innermost `$x` in place.
+block scoping, and `$x = ...` rebinds the innermost `$x` in place. Every render counts its output and its
+`range` steps against `Limits`, and checks each value a function makes, before anything large is built.
 """
 
 from __future__ import annotations
@@ -9,20 +10,24 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from llmctl.runtime.gotemplate.errors import TemplateError
-from llmctl.runtime.gotemplate.functions import FUNCS
+from llmctl.runtime.gotemplate.functions import FUNCS, printf
+from llmctl.runtime.gotemplate.limits import DEFAULT, Limits, too_long, too_many_iterations
 from llmctl.runtime.gotemplate.nodes import Action, Branch, ChainN, DotN, FieldN, IdentN, Lit, Loop, Pipe, Text, VarN
 from llmctl.runtime.gotemplate.values import field_of, to_text, truth
 
 
-def render(root: list[Any], data: Any) -> str:
-    """`root` rendered with `data` as `.` and `$`."""
-    st = _State(data)
+def render(root: list[Any], data: Any, limits: Limits = DEFAULT) -> str:
+    """`root` rendered with `data` as `.` and `$`, within `limits` (TemplateLimitError beyond them)."""
+    st = _State(data, limits)
     try:
         _walk(st, root, data)
     except (_Break, _Continue):
         raise TemplateError("{{break}} or {{continue}} outside {{range}}") from None
     except RecursionError:
         raise TemplateError("template nests too deeply") from None
+    except (ValueError, OverflowError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        # what Python's own conversions refuse (an int of 5000 digits as text...): the template's error
+        raise TemplateError(f"template failed: {type(exc).__name__}: {exc}") from None
     return "".join(st.out)
 
 
@@ -35,9 +40,23 @@ class _Continue(Exception):
 
 
 class _State:
-    def __init__(self, root: Any) -> None:
+    def __init__(self, root: Any, limits: Limits) -> None:
         self.vars: list[list[Any]] = [["$", root]]
         self.out: list[str] = []
+        self.limits = limits
+        self.size = 0
+        self.steps = 0
+
+    def emit(self, text: str) -> None:
+        self.size += len(text)
+        if self.size > self.limits.max_output:
+            raise too_long(self.size, self.limits)
+        self.out.append(text)
+
+    def step(self, count: int = 1) -> None:
+        self.steps += count
+        if self.steps > self.limits.max_iterations:
+            raise too_many_iterations(self.limits)
 
     def lookup(self, name: str) -> Any:
         for n, v in reversed(self.vars):
@@ -96,12 +115,18 @@ def _call(st: _State, name: str, args: list[Any], dot: Any, final: Any, has_fina
     values = [_eval_arg(st, a, dot) for a in args]
     if has_final:
         values.append(final)
+    # text functions build one string of their arguments: refuse before building it, and after (widths)
+    if sum(len(v) for v in values if isinstance(v, str)) > st.limits.max_output:
+        raise too_long(st.size, st.limits)
     try:
-        return FUNCS[name](*values)
+        result = printf(*values, max_width=st.limits.max_width) if name == "printf" else FUNCS[name](*values)
     except TemplateError:
         raise
-    except TypeError as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise TemplateError(f"error calling {name}: {exc}") from None
+    if isinstance(result, str) and len(result) > st.limits.max_output:
+        raise too_long(len(result), st.limits)
+    return result
 
 
 def _eval_pipe(st: _State, pipe: Pipe, dot: Any) -> Any:
@@ -130,13 +155,13 @@ def _declare(st: _State, pipe: Pipe, value: Any) -> None:
 def _walk(st: _State, nodes: list[Any], dot: Any) -> None:
     for node in nodes:
         if isinstance(node, Text):
-            st.out.append(node.text)
+            st.emit(node.text)
         elif isinstance(node, Action):
             value = _eval_pipe(st, node.pipe, dot)
             if node.pipe.decl:
                 _declare(st, node.pipe, value)
             else:
-                st.out.append(to_text(value))
+                st.emit(to_text(value))
         elif isinstance(node, Branch):
             mark = len(st.vars)
             try:
@@ -155,6 +180,8 @@ def _branch(st: _State, node: Branch, dot: Any) -> None:
         elif isinstance(value, (list, tuple, str)):
             items = list(enumerate(value))
         elif isinstance(value, int) and not isinstance(value, bool):
+            if st.steps + value > st.limits.max_iterations:  # before a list of 10^8 pairs is made
+                raise too_many_iterations(st.limits)
             items = [(i, i) for i in range(value)]
         elif value is None:
             items = []
@@ -165,6 +192,7 @@ def _branch(st: _State, node: Branch, dot: Any) -> None:
                 _walk(st, node.else_body, dot)
             return
         for key, elem in items:
+            st.step()
             mark = len(st.vars)
             decl = node.pipe.decl
             if len(decl) == 1:

@@ -13,6 +13,7 @@ import urllib.parse
 from typing import Any, Callable
 
 from llmctl.runtime.gotemplate.errors import TemplateError
+from llmctl.runtime.gotemplate.limits import DEFAULT, too_wide
 from llmctl.runtime.gotemplate.values import go_json, to_text, truth
 
 
@@ -84,22 +85,42 @@ def _sprint(*args: Any) -> str:
 _VERB = re.compile(r"%([-+# 0]*)(\d+|\*)?(?:\.(\d+))?([a-zA-Z%])")
 
 
-def _printf(fmt: str, *args: Any) -> str:
+def _number_spec(flags: str, width: str | None, prec: str | None) -> str:
+    """Go's `%-+ #0` flags as a Python format spec: `-` left-aligns (Python's `<`), `0` pads unless left-aligned."""
+    left = "-" in flags
+    sign = "+" if "+" in flags else " " if " " in flags else ""
+    return (("<" if left else "") + sign + ("#" if "#" in flags else "") + ("0" if "0" in flags and not left else "")
+            + (width or "") + (f".{prec}" if prec else ""))
+
+
+def printf(fmt: str, *args: Any, max_width: int = DEFAULT.max_width) -> str:
+    """Go's Sprintf for the verbs templates use; a width or precision above `max_width` is refused before
+    anything is padded (`%0999999999d` would be a gigabyte)."""
+    if not isinstance(fmt, str):
+        raise TemplateError(f"printf: format must be a string, not {type(fmt).__name__}")
     it = iter(args)
 
     def one(m: re.Match[str]) -> str:
         flags, width, prec, verb = m.groups()
         if verb == "%":
             return "%"
+        if width == "*":
+            return f"%!{verb}(BADWIDTH)"  # Go takes the width from an argument; no Ollama template does
+        for n in (width, prec):
+            if n and int(n) > max_width:
+                raise too_wide(int(n), max_width)
         try:
             a = next(it)
         except StopIteration:
             return f"%!{verb}(MISSING)"
-        spec = (flags or "") + (width or "") + (f".{prec}" if prec else "")
-        if verb in "vs":
-            return format(to_text(a), spec.replace("0", "") if spec else "")
-        if verb == "q":
-            return json.dumps(to_text(a), ensure_ascii=False) if not isinstance(a, int) else repr(chr(a))
+        flags = flags or ""
+        if verb in "vsq":
+            text = to_text(a) if verb != "q" else (
+                json.dumps(to_text(a), ensure_ascii=False) if not isinstance(a, int) else repr(chr(a)))
+            text = text[:int(prec)] if prec and verb != "q" else text
+            w = int(width or 0)
+            return text.ljust(w) if "-" in flags else text.rjust(w)
+        spec = _number_spec(flags, width, prec)
         if verb == "d":
             return format(int(a), spec + "d")
         if verb in "feEgG":
@@ -128,7 +149,7 @@ FUNCS: dict[str, Callable[..., Any]] = {
     "ge": _order(lambda a, b: a >= b),
     "print": _sprint,
     "println": lambda *a: " ".join(to_text(x) for x in a) + "\n",
-    "printf": _printf,
+    "printf": printf,
     "html": lambda *a: _html.escape(_sprint(*a)).replace("&#x27;", "&#39;"),
     "js": lambda *a: json.dumps(_sprint(*a))[1:-1].replace("'", "\\'"),
     "urlquery": lambda *a: urllib.parse.quote_plus(_sprint(*a)),

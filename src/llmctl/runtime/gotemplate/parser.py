@@ -12,17 +12,26 @@ from typing import Any
 from llmctl.runtime.gotemplate.errors import TemplateError
 from llmctl.runtime.gotemplate.functions import FUNCS
 from llmctl.runtime.gotemplate.lexer import go_unquote, split
+from llmctl.runtime.gotemplate.limits import DEFAULT, too_deep
 from llmctl.runtime.gotemplate.nodes import Action, Branch, ChainN, Cmd, DotN, FieldN, IdentN, Lit, Loop, Pipe, Text, VarN
 
 
-def parse_tree(source: str) -> list[Any]:
-    """The top-level node list of `source`."""
-    return _Parser(source).parse()
+def parse_tree(source: str, max_depth: int = DEFAULT.max_depth) -> list[Any]:
+    """The top-level node list of `source`; blocks and parentheses nested deeper than `max_depth` are refused
+    here, so neither parsing nor rendering can run out of stack."""
+    return _Parser(source, max_depth).parse()
 
 
 class _Parser:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, max_depth: int) -> None:
         self.src = source
+        self.max_depth = max_depth
+        self.depth = 0
+
+    def _enter(self) -> None:
+        self.depth += 1
+        if self.depth > self.max_depth:
+            raise too_deep(self.max_depth)
 
     def parse(self) -> list[Any]:
         items = split(self.src)
@@ -57,6 +66,13 @@ class _Parser:
         return nodes, None
 
     def _branch(self, kind: str, tokens: list, line: int) -> Branch:
+        self._enter()
+        try:
+            return self._branch_body(kind, tokens, line)
+        finally:
+            self.depth -= 1
+
+    def _branch_body(self, kind: str, tokens: list, line: int) -> Branch:
         pipe = self._pipe(tokens, line, allow_two=(kind == "range"))
         body, end = self._list()
         if end is None:
@@ -124,7 +140,11 @@ class _Parser:
 
     def _operand(self, kind: str, text: str) -> Any:
         if kind == "op" and text == "(":
-            node: Any = Pipe(self._cmds(stop=")"))
+            self._enter()
+            try:
+                node: Any = Pipe(self._cmds(stop=")"))
+            finally:
+                self.depth -= 1
             if self.k < len(self.toks) and self.toks[self.k][0] == "chain":
                 node = ChainN(node, tuple(self.toks[self.k][1].split(".")[1:]))
                 self.k += 1

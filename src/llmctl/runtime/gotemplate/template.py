@@ -6,19 +6,20 @@ import copy
 from typing import Any
 
 from llmctl.runtime.gotemplate.evaluate import render
+from llmctl.runtime.gotemplate.limits import DEFAULT, Limits
 from llmctl.runtime.gotemplate.nodes import Action, Branch, Cmd, FieldN, Pipe, VarN
 from llmctl.runtime.gotemplate.parser import parse_tree
 
 
 class Template:
-    """A parsed template. `execute(data)` renders it with `data` as `.` and `$`."""
+    """A parsed template. `execute(data)` renders it with `data` as `.` and `$`, within `limits`."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, max_depth: int = DEFAULT.max_depth) -> None:
         self.source = source
-        self.root = parse_tree(source)
+        self.root = parse_tree(source, max_depth)
 
-    def execute(self, data: Any) -> str:
-        return render(self.root, data)
+    def execute(self, data: Any, limits: Limits = DEFAULT) -> str:
+        return render(self.root, data, limits)
 
     def identifiers(self) -> set[str]:
         """Lower-cased field and variable names, as Ollama's `Template.Vars()` reports them."""
@@ -92,5 +93,5 @@ class Template:
         return clone
 
 
-def parse(source: str) -> Template:
-    return Template(source)
+def parse(source: str, max_depth: int = DEFAULT.max_depth) -> Template:
+    return Template(source, max_depth)
