@@ -100,6 +100,17 @@ def metric_value(text: str, name: str, **labels: str) -> float:
     return total
 
 
+def engine_headers(pid: int) -> dict[str, str]:
+    """The key of the engine with this pid, for a test that must look at the engine itself (its /slots).
+
+    Only the gateway is told the key; a process of the same user can still read it from the engine's
+    environment (/proc/PID/environ is readable by its owner only), which is what this does.
+    """
+    env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    key = next(v.split(b"=", 1)[1] for v in env if v.startswith(b"LLAMA_API_KEY="))
+    return {"Authorization": f"Bearer {key.decode()}"}
+
+
 def gateway_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMCTL_")}
     env["LLMCTL_HOME"] = str(home)

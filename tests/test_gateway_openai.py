@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from fixtures_gateway import MODEL, RunningGateway, metric_value
+from fixtures_gateway import MODEL, RunningGateway, engine_headers, metric_value
 
 pytestmark = pytest.mark.slow
 
@@ -218,7 +218,8 @@ def test_client_disconnect_cancels_upstream(gateway: RunningGateway) -> None:
     deadline = time.monotonic() + 10
     busy = True
     while time.monotonic() < deadline:
-        slots = httpx.get(f"http://127.0.0.1:{engine['port']}/slots", timeout=5, trust_env=False).json()
+        slots = httpx.get(f"http://127.0.0.1:{engine['port']}/slots", timeout=5, trust_env=False,
+                          headers=engine_headers(engine["pid"])).json()
         busy = any(s.get("is_processing") for s in slots)
         if not busy:
             break

@@ -37,10 +37,10 @@ class Outcome:
 
 
 async def pieces(first: UpstreamStream, url: str, retry: dict[str, Any] | None, outcome: Outcome, *,
-                 strip_leading: bool = False) -> AsyncIterator[Piece]:
+                 strip_leading: bool = False, headers: Mapping[str, str] | None = None) -> AsyncIterator[Piece]:
     """Parsed events of `first`, then of one retry (POST `retry` to `url`) if `first` had no real text.
 
-    `strip_leading` drops the whitespace before the first word (completion mode's "A:" transcript leaves a
+    `headers` go with the retry (the engine's key). `strip_leading` drops the whitespace before the first word (completion mode's "A:" transcript leaves a
     space there that is not part of the answer). Every stream opened is closed however this ends;
     `UpstreamError` from either attempt propagates to the caller.
     """
@@ -75,5 +75,5 @@ async def pieces(first: UpstreamStream, url: str, retry: dict[str, Any] | None, 
                 yield h
             return
         outcome.retried = True
-        resp = await open_stream(url, retry)
+        resp = await open_stream(url, retry, headers)
         retry = None

@@ -3,14 +3,13 @@
 `create_app(settings, options)` returns an app whose lifespan owns a `Gateway` (`gateway.py`: the scheduler,
 one pooled `httpx.AsyncClient` to the engines, a `Metrics` registry). Routes live in `routes/`: `openai`,
 `responses` (OpenAI's Responses API), `messages` (Anthropic's Messages API), `ollama` (+ `ollama_legacy`)
-and, for Ollama's model management, `manage` and `create`. This module adds what is not a model route: the API
-key check, error handlers, `/health`, `/metrics` and `/`, and installs the web console (`console`: `/ui` and
-its `/api/llmctl/` endpoints).
+and, for Ollama's model management, `manage` and `create`. This module adds what is not a model route: the
+front gate (`security.RequestGuard`: Host, Origin and CORS, API key, Content-Type, body size), error handlers,
+`/health`, `/metrics` and `/`, and installs the web console (`console`: `/ui` and its `/api/llmctl/` endpoints).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -19,7 +18,6 @@ from typing import Any, AsyncIterator
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llmctl import __version__
 from llmctl.errors import LlmctlError
@@ -28,35 +26,10 @@ from llmctl.server.errors import GatewayError
 from llmctl.server.gateway import Gateway, GatewayOptions
 from llmctl.server.metrics import CONTENT_TYPE
 from llmctl.server.routes import create, manage, messages, ollama, ollama_legacy, openai, responses
+from llmctl.server.security import Policy, RequestGuard
 from llmctl.settings import Settings
 
 log = logging.getLogger("llmctl.gateway")
-
-OPEN_PATHS = frozenset({"/", "/health", "/api/version"})
-
-
-class ApiKeyMiddleware:
-    """Pure ASGI (no BaseHTTPMiddleware: it would buffer and break disconnect detection on streams)."""
-
-    def __init__(self, app: ASGIApp, key: str) -> None:
-        self.app = app
-        self.expected = f"Bearer {key}".encode()
-        self.key = key.encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "HEAD" \
-                or console.is_public(scope["method"], scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        # OpenAI and Ollama clients send `Authorization: Bearer KEY`, Anthropic's `x-api-key: KEY`
-        if hmac.compare_digest(headers.get(b"authorization", b""), self.expected) or hmac.compare_digest(
-                headers.get(b"x-api-key", b""), self.key):
-            await self.app(scope, receive, send)
-            return
-        err = GatewayError(401, "missing or wrong API key (send `Authorization: Bearer KEY` or `x-api-key: KEY`)",
-                           code="invalid_api_key")
-        await errors.response(err, errors.dialect_of(scope["path"]))(scope, receive, send)
 
 
 def create_app(settings: Settings, options: GatewayOptions, *, engine: Any = None) -> FastAPI:
@@ -79,8 +52,8 @@ def create_app(settings: Settings, options: GatewayOptions, *, engine: Any = Non
     for module in (openai, responses, messages, ollama, ollama_legacy, manage, create):
         app.include_router(module.router)
     console.install(app)
-    if options.api_key:
-        app.add_middleware(ApiKeyMiddleware, key=options.api_key)
+    app.add_middleware(RequestGuard, policy=Policy.of(settings.limits, listen_host=options.host,
+                                                      api_key=options.api_key, public=console.is_public))
     return app
 
 
@@ -141,7 +114,12 @@ def _count_error(request: Request, status: int) -> None:
     gw: Gateway | None = getattr(request.app.state, "gateway", None)
     if gw is None:
         return
-    route = request.url.path
-    # no model label on 404s: names a client made up must not grow the label set
-    model = "" if status == 404 else getattr(request.state, "model", "") or ""
-    gw.finish(route, model, status, "client" if status < 500 else "server")
+    # labels a client cannot grow: the route's template (not its path), a model only once it resolved
+    gw.finish(route_label(request), getattr(request.state, "model", "") or "", status,
+              "client" if status < 500 else "server")
+
+
+def route_label(request: Request) -> str:
+    """The matched route's template (`/v1/models/{name:path}`), or "other" for paths no route has."""
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "")) or "other"

@@ -20,9 +20,10 @@ from typing import Any, Callable
 from llmctl import __version__
 from llmctl.api.gateway import GatewayState, clear_state, log_path, write_state
 from llmctl.errors import Conflict, EngineError, InvalidInput
-from llmctl.names import url_for
+from llmctl.names import is_loopback, url_for
 from llmctl.server.app import create_app
 from llmctl.server.gateway import GatewayOptions
+from llmctl.server.protocol import protocol_class
 from llmctl.settings import Settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -82,9 +83,15 @@ def serve(settings: Settings, options: GatewayOptions, *, on_ready: Callable[[Ga
     )
     app = create_app(settings, options, engine=engine)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5,
-                            http="httptools" if _has("httptools") else "h11", timeout_keep_alive=30)
+                            http=protocol_class(settings.limits), timeout_keep_alive=30)
     server = _server_class()(config)
     log = logging.getLogger("llmctl.gateway")
+    for problem in settings.problems:
+        log.warning("%s", problem)
+    if not is_loopback(options.host) and not options.api_key:
+        log.warning("listening on %s without an API key: anyone who can reach this address can run, pull, push, "
+                    "copy and delete models with this user's registry credentials; set --api-key (or "
+                    "LLMCTL_API_KEY), or listen on 127.0.0.1", f"{options.host}:{port}")
 
     async def run() -> None:
         task = asyncio.ensure_future(server.serve(sockets=[sock]))

@@ -17,8 +17,10 @@ from starlette.responses import JSONResponse
 
 from llmctl.errors import (
     AuthError,
+    Busy,
     Conflict,
     EngineError,
+    InsufficientSpace,
     IntegrityError,
     InvalidInput,
     LlmctlError,
@@ -56,6 +58,7 @@ _TYPES = {
     403: ("permission_error", "permission_error"),
     404: ("not_found_error", "not_found_error"),
     405: ("invalid_request_error", "invalid_request_error"),
+    408: ("timeout_error", "api_error"),
     409: ("conflict_error", "invalid_request_error"),
     413: ("invalid_request_error", "request_too_large"),
     415: ("invalid_request_error", "invalid_request_error"),
@@ -65,6 +68,7 @@ _TYPES = {
     502: ("engine_error", "api_error"),
     503: ("server_error", "overloaded_error"),
     504: ("timeout_error", "api_error"),
+    507: ("server_error", "api_error"),
     529: ("server_error", "overloaded_error"),
 }
 
@@ -80,7 +84,9 @@ HTTP_STATUS: tuple[tuple[type[LlmctlError], int], ...] = (
     (NotFound, 404),  # "model 'x' not found", as Ollama words it
     (InvalidInput, 400),  # InvalidReference, InvalidModelfile, InvalidModel too
     (UsageError, 400),
+    (Busy, 503),  # a model's queue or the job limit is full: retry later (Ollama: "server busy, please try again")
     (Conflict, 409),
+    (InsufficientSpace, 507),  # the server's disk, not the client's request
     (AuthError, 401),  # the registry refused the server's credentials, not the client's API key: said so below
     (OfflineError, 503),  # LLMCTL_OFFLINE on the server: nothing the client can change
     (RegistryError, 502),

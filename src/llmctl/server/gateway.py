@@ -9,18 +9,22 @@ runtime may not.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, Callable, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from llmctl.api.models import get_model
 from llmctl.errors import LlmctlError
+from llmctl.runtime.gotemplate import Limits
+from llmctl.runtime.prompt import TEMPLATE
 from llmctl.runtime.scheduler import GENERATE, Lease, Runner, Scheduler, SchedulerConfig, parse_keep_alive
 from llmctl.server import errors, translate
 from llmctl.server.errors import GatewayError
@@ -31,6 +35,8 @@ from llmctl.settings import Settings
 log = logging.getLogger("llmctl.gateway")
 
 DEFAULT = object()
+T = TypeVar("T")
+RENDER_WORKERS = 2  # prompt renders at once: a template at its limits must not take every thread of the loop
 
 
 @dataclass(frozen=True)
@@ -62,12 +68,16 @@ class Gateway:
         self.settings = settings
         self.options = options
         self.engine = engine
-        self.scheduler = Scheduler(settings, options.scheduler_config(), lookup=functools.partial(get_model, settings),
+        config = replace(options.scheduler_config(), max_queue=settings.limits.max_queue)
+        self.scheduler = Scheduler(settings, config, lookup=functools.partial(get_model, settings),
                                    engine=engine, on_event=self._on_event)
         self.metrics = Metrics(self._loaded_rows)
         self.client = make_client()
         self.started_at = time.time()
         self.upstream_names: dict[str, bytes] = {}
+        self.template_limits = template_limits(settings)
+        self._renderer = ThreadPoolExecutor(max_workers=RENDER_WORKERS, thread_name_prefix="llmctl-render")
+        self.jobs_running = 0
 
     def _loaded_rows(self) -> list[dict[str, str]]:
         return [{"model": r.name, "id": r.model.id, "port": str(r.process.port),
@@ -89,6 +99,8 @@ class Gateway:
             data = json.loads(raw) if raw else None
         except ValueError as exc:
             raise GatewayError(400, f"request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise GatewayError(400, "request body is not valid JSON: nested too deeply") from None
         if not isinstance(data, dict):
             raise GatewayError(400, "request body must be a JSON object")
         return data
@@ -117,7 +129,19 @@ class Gateway:
         log.warning("engine error from %s: %s", lease.runner.name, exc.message)
         return GatewayError(exc.status or 502, f"engine error: {exc.message}", type_="engine_error")
 
+    async def render(self, runner: Runner, build: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`build(runner, *args, limits=..., **kwargs)`: an engine request, built off the event loop when the
+        runner's model has a Go TEMPLATE (CPU work that a hostile template stretches as far as its limits
+        allow, while the loop must keep answering); inline otherwise, where it is a few dict copies."""
+        call = functools.partial(build, runner, *args, limits=self.template_limits, **kwargs)
+        if runner.prompt_mode != TEMPLATE:
+            return call()
+        return await asyncio.get_running_loop().run_in_executor(self._renderer, call)
+
     def finish(self, route: str, model: str, code: int, kind: str | None = None) -> None:
+        """Count a finished request. The model label is kept only for names that resolved to a stored model,
+        so names a client makes up never grow the label set."""
+        model = model if model and self.scheduler.knows(model) else ""
         self.metrics.requests.labels(route, model, str(code)).inc()
         if kind:
             self.metrics.errors.labels(route, model, kind).inc()
@@ -134,7 +158,7 @@ class Gateway:
         return the error Response (in the client's `dialect`) to send instead."""
         self.metrics.in_flight.inc()
         try:
-            return await open_stream(lease.runner.base_url + endpoint, body)
+            return await open_stream(lease.runner.base_url + endpoint, body, lease.runner.auth_headers)
         except UpstreamError as exc:
             err = await self.upstream_error(lease, exc)
             self.end(lease, route, name, err.status, "engine" if err.status >= 500 else "client")
@@ -146,6 +170,14 @@ class Gateway:
     async def close(self) -> None:
         await self.scheduler.close()
         await self.client.aclose()
+        self._renderer.shutdown(wait=False, cancel_futures=True)
+
+
+def template_limits(settings: Settings) -> Limits:
+    """The render limits of Go TEMPLATEs (LLMCTL_TEMPLATE_*), for requests and for `/api/create`'s test render."""
+    lim = settings.limits
+    return Limits(max_output=lim.template_max_output, max_iterations=lim.template_max_iterations,
+                  max_width=lim.template_max_width, max_depth=lim.template_max_depth)
 
 
 def gateway_of(request: Request) -> "Gateway":

@@ -44,6 +44,8 @@ class Metrics:
         r = self.registry
         self.requests = Counter("llmctl_requests", "Requests served, by route and status.", ["route", "model", "code"], registry=r)
         self.errors = Counter("llmctl_request_errors", "Failed requests, by route and kind.", ["route", "model", "kind"], registry=r)
+        self.refused = Counter("llmctl_requests_refused", "Requests turned away before any route ran, by reason "
+                               "(host, origin, api_key, content_type, body_size).", ["reason"], registry=r)
         self.in_flight = Gauge("llmctl_requests_in_flight", "Requests being served now.", registry=r)
         self.ttft = Histogram("llmctl_time_to_first_token_seconds", "Time from request to first streamed token.",
                               ["model"], buckets=TTFT_BUCKETS, registry=r)

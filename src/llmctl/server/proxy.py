@@ -60,10 +60,11 @@ def make_client() -> httpx.AsyncClient:
 _RETRYABLE = (httpx.RemoteProtocolError, httpx.ConnectError, httpx.WriteError, httpx.ReadError)
 
 
-async def _send(client: httpx.AsyncClient, url: str, body: Mapping[str, Any], *, stream: bool) -> httpx.Response:
+async def _send(client: httpx.AsyncClient, url: str, body: Mapping[str, Any], *, stream: bool,
+                headers: Mapping[str, str] | None = None) -> httpx.Response:
     for attempt in range(3):
         try:
-            return await client.send(client.build_request("POST", url, json=body), stream=stream)
+            return await client.send(client.build_request("POST", url, json=body, headers=headers), stream=stream)
         except _RETRYABLE as exc:
             if attempt == 2:
                 raise UpstreamError(f"{type(exc).__name__}: {exc}") from None
@@ -84,8 +85,10 @@ def _error_from(status: int, raw: bytes) -> UpstreamError:
         return UpstreamError(raw.decode("utf-8", "replace")[:500] or f"HTTP {status}", status)
 
 
-async def post_json(client: httpx.AsyncClient, url: str, body: Mapping[str, Any]) -> dict[str, Any]:
-    resp = await _send(client, url, body, stream=False)
+async def post_json(client: httpx.AsyncClient, url: str, body: Mapping[str, Any],
+                    headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """POST `body` to an engine (with its `headers`: the engine's key) and return its JSON answer."""
+    resp = await _send(client, url, body, stream=False, headers=headers)
     if resp.status_code != 200:
         raise _error_from(resp.status_code, resp.content)
     try:
@@ -171,13 +174,16 @@ class UpstreamStream:
             await self.aclose()
 
 
-async def open_stream(url: str, body: Mapping[str, Any]) -> UpstreamStream:
-    """POST `body` to an engine and wait for the response head; errors before the first byte raise here."""
+async def open_stream(url: str, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> UpstreamStream:
+    """POST `body` to an engine (with its `headers`: the engine's key) and wait for the response head; errors
+    before the first byte raise here."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     payload = json.dumps(body, ensure_ascii=False).encode()
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     head = (f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
-            f"Accept: text/event-stream\r\nContent-Length: {len(payload)}\r\nConnection: close\r\n\r\n").encode()
+            f"Accept: text/event-stream\r\n{extra}Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+            ).encode()
     try:
         reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
     except OSError as exc:

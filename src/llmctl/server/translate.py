@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from llmctl.artifact.model import Model
+from llmctl.errors import InvalidInput
 from llmctl.runtime.scheduler import Runner
 from llmctl.server.errors import GatewayError
 
@@ -105,8 +106,9 @@ def _merge(defaults: dict[str, Any], request: Mapping[str, Any]) -> dict[str, An
     return body
 
 
-def openai_chat(runner: Runner, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """An OpenAI chat request for this engine: passthrough in jinja mode, rendered prompt otherwise."""
+def openai_chat(runner: Runner, body: dict[str, Any], *, limits: Any = None) -> tuple[str, dict[str, Any]]:
+    """An OpenAI chat request for this engine: passthrough in jinja mode, rendered prompt otherwise (a Go
+    TEMPLATE within `limits`: run it off the event loop, `Gateway.render`)."""
     from llmctl.runtime.prompt import JINJA, build_completion, conversation
 
     model = runner.model
@@ -120,7 +122,7 @@ def openai_chat(runner: Runner, body: dict[str, Any]) -> tuple[str, dict[str, An
     if limit is not None:
         params["num_predict"] = limit
     rf = params.pop("response_format", None)
-    req = build_completion(model, body["messages"], params, stream=True, mode=runner.prompt_mode)
+    req = build_completion(model, body["messages"], params, stream=True, mode=runner.prompt_mode, limits=limits)
     if isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema"):
         req.body["json_schema"] = _json_schema(rf)  # /completion has no response_format: it would be ignored
     return req.endpoint, req.body
@@ -138,6 +140,12 @@ def ollama_options(options: Any) -> dict[str, Any]:
     if not isinstance(options, dict):
         raise GatewayError(400, "options must be an object", param="options")
     check_sampling(options, where="options.")
+    from llmctl.runtime.prompt import check_load_params
+
+    try:  # load-time options do not restart a running engine, but nonsense in them is still a 400
+        check_load_params(options, where="options.")
+    except InvalidInput as exc:
+        raise GatewayError(400, exc.message, param="options") from None
     return options
 
 
@@ -159,12 +167,14 @@ def _json_schema(rf: dict[str, Any]) -> dict[str, Any]:
 
 
 def ollama_chat(runner: Runner, messages: list[dict[str, Any]], options: dict[str, Any], fmt: Any,
-                *, system: str | None = None) -> tuple[str, dict[str, Any]]:
-    """An Ollama chat (or templated generate) for this engine, always streamed from upstream."""
+                *, system: str | None = None, limits: Any = None) -> tuple[str, dict[str, Any]]:
+    """An Ollama chat (or templated generate) for this engine, always streamed from upstream; a Go TEMPLATE
+    renders within `limits` (run it off the event loop, `Gateway.render`)."""
     from llmctl.runtime.prompt import build_completion
 
     plain = [{"role": m["role"], "content": m.get("content") or ""} for m in messages]
-    req = build_completion(runner.model, plain, options, stream=True, mode=runner.prompt_mode, system=system)
+    req = build_completion(runner.model, plain, options, stream=True, mode=runner.prompt_mode, system=system,
+                           limits=limits)
     body = dict(req.body)
     rf = response_format(fmt)
     if rf and req.endpoint == CHAT:

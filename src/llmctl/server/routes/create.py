@@ -22,10 +22,10 @@ from fastapi import APIRouter
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from llmctl.errors import IntegrityError, InvalidInput, InvalidModelfile
+from llmctl.errors import InsufficientSpace, IntegrityError, InvalidInput, InvalidModelfile
 from llmctl.server import errors, jobs, translate
 from llmctl.server.errors import GatewayError
-from llmctl.server.gateway import gateway_of
+from llmctl.server.gateway import gateway_of, template_limits
 from llmctl.server.routes.manage import name_of
 from llmctl.settings import Settings
 
@@ -126,7 +126,36 @@ def build_modelfile(settings: Settings, name: str, body: Mapping[str, Any]) -> t
         except InvalidModelfile as exc:
             raise GatewayError(400, exc.reason) from None
     _only_blobs(modelfile, store.blobs_dir)
+    check_modelfile(settings, modelfile)
     return modelfile, store.blobs_dir
+
+
+def check_modelfile(settings: Settings, modelfile: Any) -> None:
+    """What the gateway refuses to store although a Modelfile may say it: load-time PARAMETERs out of range,
+    and a TEMPLATE that does not parse or breaks the render limits on a sample conversation (a bomb is a
+    400 here, before it is stored, not a stalled gateway on the first chat)."""
+    from llmctl.runtime import gotemplate
+    from llmctl.runtime.prompt import check_load_params, render_template
+
+    try:
+        check_load_params(modelfile.parameters, where="parameter ")
+    except InvalidInput as exc:
+        raise GatewayError(400, exc.message, param="parameters") from None
+    if not modelfile.template:
+        return
+    limits = template_limits(settings)
+    sample = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi!"},
+              {"role": "user", "content": "How are you?"}]
+    try:
+        gotemplate.parse(modelfile.template, limits.max_depth)
+    except InvalidInput as exc:
+        raise GatewayError(400, f"template does not parse: {exc.message}", param="template") from None
+    try:
+        render_template(modelfile.template, system="You are helpful.", messages=sample, limits=limits)
+    except gotemplate.TemplateLimitError as exc:
+        raise GatewayError(400, f"template: {exc.message}", param="template") from None
+    except InvalidInput:
+        pass  # an error that depends on the conversation: the request that meets it gets its 400
 
 
 def _named_digests(value: Any, field: str) -> list[tuple[str, str]]:
@@ -181,8 +210,13 @@ async def head_blob(request: Request, digest: str) -> Response:
 
 @router.post("/api/blobs/{digest}")
 async def create_blob(request: Request, digest: str) -> Response:
-    """Stream the body into the store; it is kept only if its bytes hash to `digest` (201; 200 if present)."""
+    """Stream the body into the store; it is kept only if its bytes hash to `digest` (201; 200 if present).
+
+    Its size is checked before a byte is written: against LLMCTL_MAX_BLOB_SIZE (413) and the free disk less
+    LLMCTL_DISK_RESERVE (507), from Content-Length; a body without one is checked as it arrives.
+    """
     from llmctl.api.models import open_store
+    from llmctl.api.pull import space_rule
 
     gw = gateway_of(request)
     d = _digest_or_none(digest)
@@ -193,20 +227,21 @@ async def create_blob(request: Request, digest: str) -> Response:
     if store.has_blob(d):
         gw.finish("/api/blobs", "", 200)
         return Response(status_code=200)
+    rule = space_rule(gw.settings)
+    length = request.headers.get("content-length", "")
+    try:
+        _check_upload(rule, store, d, int(length) if length.isdigit() else 0)
+    except (GatewayError, InsufficientSpace) as exc:
+        return _blob_error(gw, exc)
     writer = await asyncio.to_thread(store.writer)
     try:
-        buf = bytearray()
-        async for chunk in request.stream():
-            buf += chunk
-            if len(buf) >= WRITE_CHUNK:
-                await asyncio.to_thread(writer.write, bytes(buf))
-                buf.clear()
-        if buf:
-            await asyncio.to_thread(writer.write, bytes(buf))
+        await _receive_blob(request, writer, rule, store, d)
         await asyncio.to_thread(writer.commit, d)
     except ClientDisconnect:
         gw.finish("/api/blobs", "", jobs.CLIENT_CLOSED, "cancelled")
         return Response(status_code=jobs.CLIENT_CLOSED)
+    except (GatewayError, InsufficientSpace) as exc:
+        return _blob_error(gw, exc)
     except IntegrityError:
         gw.finish("/api/blobs", "", 400, "client")
         return errors.response(GatewayError(400, f"digest mismatch, expected {d!r}, got {writer.digest!r} "
@@ -215,3 +250,39 @@ async def create_blob(request: Request, digest: str) -> Response:
         await asyncio.to_thread(writer.abort)
     gw.finish("/api/blobs", "", 201)
     return Response(status_code=201)
+
+
+def _check_upload(rule: Any, store: Any, digest: str, size: int) -> None:
+    """413 beyond LLMCTL_MAX_BLOB_SIZE; InsufficientSpace (507) when `size` more bytes would not fit."""
+    if rule.max_blob and size > rule.max_blob:
+        raise GatewayError(413, f"blob {digest} is larger than {rule.max_blob} bytes (LLMCTL_MAX_BLOB_SIZE); "
+                                "nothing was stored")
+    rule.check(store.ingest_dir, size, what=f"blob {digest}")
+
+
+async def _receive_blob(request: Request, writer: Any, rule: Any, store: Any, digest: str) -> None:
+    """The body into `writer`, in 4 MiB writes; the size rules are checked again at each one, so a body
+    without Content-Length (or one that lies) stops where it would break them."""
+    buf = bytearray()
+    received = 0
+    async for chunk in request.stream():
+        buf += chunk
+        received += len(chunk)
+        if rule.max_blob and received > rule.max_blob:
+            _check_upload(rule, store, digest, received)
+        if len(buf) >= WRITE_CHUNK:
+            await asyncio.to_thread(_check_and_write, rule, store, digest, writer, bytes(buf))
+            buf.clear()
+    if buf:
+        await asyncio.to_thread(_check_and_write, rule, store, digest, writer, bytes(buf))
+
+
+def _check_and_write(rule: Any, store: Any, digest: str, writer: Any, data: bytes) -> None:
+    rule.check(store.ingest_dir, len(data), what=f"blob {digest}")
+    writer.write(data)
+
+
+def _blob_error(gw: Any, exc: Exception) -> Response:
+    err = exc if isinstance(exc, GatewayError) else errors.from_llmctl(exc)  # type: ignore[arg-type]
+    gw.finish("/api/blobs", "", err.status, "client" if err.status < 500 else "server")
+    return errors.response(err, False)

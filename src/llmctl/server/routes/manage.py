@@ -19,6 +19,7 @@ from starlette.responses import Response
 from llmctl.server import jobs, translate
 from llmctl.server.errors import GatewayError
 from llmctl.server.gateway import gateway_of
+from llmctl.settings import Settings
 
 router = APIRouter()
 
@@ -57,10 +58,25 @@ async def _transfer(request: Request, route: str, transfer: Callable[..., Any], 
     body = await gw.read_json(request)
     name = request.state.model = name_of(body)
     insecure = translate.flag(body, "insecure", False)
+    if insecure:
+        check_insecure(gw.settings, name)
     stream = translate.flag(body, "stream", True)
     return await jobs.respond(gw, request, route, name,
                               lambda p: transfer(gw.settings, name, progress=p, insecure=insecure),
                               stream=stream, **status)
+
+
+def check_insecure(settings: Settings, name: str) -> None:
+    """A client's `insecure: true` (plain HTTP, unverified TLS) is honoured only for registries the operator
+    allowed: LLMCTL_INSECURE_REGISTRIES, or loopback. Elsewhere the server's stored credentials would go to
+    whoever answers, so it is a 403 rather than a silent downgrade."""
+    from llmctl.names import is_hf_name, is_loopback, parse_name
+
+    registry = "hf.co" if is_hf_name(name) else parse_name(settings, name).registry
+    if registry in settings.insecure_registries or is_loopback(registry):
+        return
+    raise GatewayError(403, f"insecure is not allowed for {registry}: the server verifies TLS for every registry "
+                            "not listed in its LLMCTL_INSECURE_REGISTRIES", param="insecure")
 
 
 @router.post("/api/copy")

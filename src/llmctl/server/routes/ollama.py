@@ -132,8 +132,9 @@ async def generate(request: Request) -> Response:
         if raw:
             endpoint, upstream = translate.ollama_raw(lease.runner.model, prompt, options, body.get("format"))
         else:
-            endpoint, upstream = translate.ollama_chat(lease.runner, [{"role": "user", "content": prompt}], options,
-                                                       body.get("format"), system=system if isinstance(system, str) else None)
+            endpoint, upstream = await gw.render(
+                lease.runner, translate.ollama_chat, [{"role": "user", "content": prompt}], options,
+                body.get("format"), system=system if isinstance(system, str) else None)
     except BaseException:
         gw.scheduler.release(lease)
         raise
@@ -167,7 +168,8 @@ async def chat(request: Request) -> Response:
         if calls is not None:
             endpoint, upstream = ollama_tools.chat_request(lease.runner, messages, options, body.get("format"), tools)
         else:
-            endpoint, upstream = translate.ollama_chat(lease.runner, messages, options, body.get("format"))
+            endpoint, upstream = await gw.render(lease.runner, translate.ollama_chat, messages, options,
+                                                 body.get("format"))
     except BaseException:
         gw.scheduler.release(lease)
         raise
@@ -200,7 +202,7 @@ async def embeddings_of(gw: Gateway, request: Request, lease: Lease, route: str,
     code, kind = 200, None
     try:
         data: dict[str, Any] = await until_disconnect(
-            request, post_json(gw.client, lease.runner.base_url + "/v1/embeddings", payload))
+            request, post_json(gw.client, lease.runner.base_url + "/v1/embeddings", payload, lease.runner.auth_headers))
         return data
     except ClientGone:
         code, kind = CLIENT_CLOSED, "cancelled"
@@ -253,7 +255,7 @@ async def _respond(gw: Gateway, request: Request, lease: Lease, route: str, name
         events = ollama_tools.pieces(resp, calls)
     else:
         events = answer.pieces(resp, lease.runner.base_url + endpoint, retry, answer.Outcome(),
-                               strip_leading=lease.runner.prompt_mode == COMPLETION)
+                               strip_leading=lease.runner.prompt_mode == COMPLETION, headers=lease.runner.auth_headers)
     lines = _lines(gw, lease, events, name, started, chat, state, calls)
     if stream:
         def on_close(cancelled: bool) -> None:

@@ -61,7 +61,7 @@ async def chat_completions(request: Request) -> Response:
     include_usage = bool(stream and options and options.get("include_usage"))
     lease = await gw.lease(name, mode=GENERATE)
     try:
-        endpoint, upstream = translate.openai_chat(lease.runner, body)
+        endpoint, upstream = await gw.render(lease.runner, translate.openai_chat, body)
     except BaseException:
         gw.scheduler.release(lease)
         raise
@@ -104,7 +104,8 @@ async def relay(gw: Gateway, request: Request, lease: Lease, route: str, name: s
     if not stream:
         gw.metrics.in_flight.inc()
         try:
-            data = await until_disconnect(request, post_json(gw.client, lease.runner.base_url + endpoint, upstream))
+            data = await until_disconnect(request, post_json(gw.client, lease.runner.base_url + endpoint, upstream,
+                                                                lease.runner.auth_headers))
         except ClientGone:
             gw.end(lease, route, name, CLIENT_CLOSED, "cancelled")
             return Response(status_code=CLIENT_CLOSED)
@@ -181,7 +182,8 @@ async def _translated_chat(gw: Gateway, request: Request, lease: Lease, route: s
         return resp
     state: dict[str, Any] = {"kind": None, "text": [], "finish": None, "usage": (0, 0)}
     events = answer.pieces(resp, lease.runner.base_url + endpoint, answer.retry_body(endpoint, upstream),
-                           answer.Outcome(), strip_leading=lease.runner.prompt_mode == COMPLETION)
+                           answer.Outcome(), strip_leading=lease.runner.prompt_mode == COMPLETION,
+                           headers=lease.runner.auth_headers)
 
     async def chunks() -> AsyncIterator[bytes]:
         first_at = None
