@@ -124,6 +124,26 @@ def make_home(root: Path, store: Path) -> Path:
     return home
 
 
+def private_home(root: Path, store: Path) -> Path:
+    """A home with a store of its own (deletes there never touch the session's): gemma3:270m, its weights
+    hard-linked from `store` (no copy), and `tiny:v1`, a tiny real GGUF."""
+    from fixtures_registry import make_gguf
+    from llmctl.api.models import get_model, open_store
+    from llmctl.api.package import PackageSpec, package
+    from llmctl.settings import Settings
+
+    root.mkdir(parents=True, exist_ok=True)
+    home = root / "home"
+    settings = Settings.from_env({"LLMCTL_HOME": str(home)})
+    own = open_store(settings)
+    for blob in (store / "blobs" / "sha256").iterdir():
+        if blob.stat().st_size > 1 << 20:  # the GGUF: bundled.install finds it in place
+            os.link(blob, own.blobs_dir / blob.name)
+    get_model(settings, MODEL)
+    package(settings, "tiny:v1", PackageSpec(gguf=make_gguf(root / "tiny.gguf")))
+    return home
+
+
 def start_gateway(home: Path, *args: str, api_key: str | None = None, env: dict[str, str] | None = None,
                   timeout: float = 60) -> RunningGateway:
     """`llmctl serve --port 0 ARGS` in `home`; returns once its state file names it and /health answers."""

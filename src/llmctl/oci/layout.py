@@ -27,6 +27,7 @@ from llmctl.oci.reference import Reference, parse
 
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
 LOCK_FILES = ("index.lock", "gc.lock")
+MAX_MANIFEST_SIZE = 4 * 1024 * 1024  # the registry client's bound too: larger is no manifest of ours
 
 
 @dataclass(frozen=True)
@@ -187,15 +188,30 @@ class Store:
             for entry in self.entries():
                 if entry.descriptor.digest == ref.digest:
                     return entry.descriptor
-            if self.has_blob(ref.digest):
-                raw = self.read_blob(ref.digest)
-                return Descriptor(mt.OCI_MANIFEST, ref.digest, len(raw))
+            desc = self._unindexed_manifest(ref.digest)
+            if desc is not None:
+                return desc
             raise NotFound(f"model {ref.short()!r} not found")
         name = str(ref)
         for entry in self.entries():
             if str(entry.reference) == name:
                 return entry.descriptor
         raise NotFound(f"model {ref.short()!r} not found", hint="`llmctl list` shows the stored models")
+
+    def _unindexed_manifest(self, digest: str) -> Descriptor | None:
+        """A stored blob named by digest that is a manifest, else None. Its size comes from `stat`: the
+        digest a client sends may name a 4 GB GGUF, which must never be read to find that out."""
+        try:
+            size = self.blob_path(digest).stat().st_size
+        except (FileNotFoundError, NotFound):
+            return None
+        if size > MAX_MANIFEST_SIZE:
+            return None
+        try:
+            Manifest.from_bytes(self.read_blob(digest))
+        except (InvalidModel, ValueError):
+            return None
+        return Descriptor(mt.OCI_MANIFEST, digest, size)
 
     def manifest(self, desc: Descriptor) -> Manifest:
         raw = self.read_blob(desc.digest)
