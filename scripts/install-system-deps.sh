@@ -9,9 +9,10 @@ command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v curl >/dev/null 2>&1 || need+=(curl)  # the gateway's `curl -d` test
 [ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system packages: present (skopeo, docker-registry, htpasswd, openssl, chromium)"
+  echo "system packages: present (skopeo, docker-registry, htpasswd, openssl, curl, chromium)"
   exit 0
 fi
 SUDO=""
