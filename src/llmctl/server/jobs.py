@@ -164,6 +164,33 @@ def job_error(exc: BaseException) -> GatewayError:
     return GatewayError(500, f"internal error: {type(exc).__name__}: {exc}")
 
 
+def start_job(gw: Gateway, progress: QueueProgress, work: Callable[[QueueProgress], Any], verb: str) -> None:
+    """Run `work(progress)` on a thread of its own, counted against LLMCTL_MAX_JOBS (Busy, a 503, beyond it).
+
+    A thread, not the loop's default executor: a pull can take an hour, and the executor's few threads also
+    serve every request's store lookups. Daemon: it never holds up `serve` stopping (a cancelled transfer
+    stops at its next read; the store is safe to leave at any point). The job stops counting when its thread
+    is done, not when its client leaves (a cancelled transfer still runs to its next read).
+    """
+    limit = gw.settings.limits.max_jobs
+    if gw.jobs_running >= limit:
+        raise Busy(f"server busy, please try again: {gw.jobs_running} pulls, pushes or creates are running "
+                   f"(LLMCTL_MAX_JOBS {limit})")
+    loop = progress.loop
+
+    def counted(p: QueueProgress) -> Any:
+        try:
+            return work(p)
+        finally:
+            try:
+                loop.call_soon_threadsafe(_job_done, gw)
+            except RuntimeError:  # the loop is closed: the gateway stopped
+                pass
+
+    gw.jobs_running += 1
+    threading.Thread(target=progress.run, args=(counted,), name=f"llmctl-{verb}", daemon=True).start()
+
+
 def _job_done(gw: Gateway) -> None:
     gw.jobs_running -= 1
 
@@ -180,31 +207,10 @@ async def respond(gw: Gateway, request: Request, route: str, model: str, work: C
     `first` are the statuses shown before the work reports anything ("pulling manifest"); `last(result)`
     the ones after it returned, before "success". Metrics count the request like every other route.
     """
-    limit = gw.settings.limits.max_jobs
-    if gw.jobs_running >= limit:
-        raise Busy(f"server busy, please try again: {gw.jobs_running} pulls, pushes or creates are running "
-                   f"(LLMCTL_MAX_JOBS {limit})")
-    loop = asyncio.get_running_loop()
-    progress = QueueProgress(loop, verb, after_blobs)
+    progress = QueueProgress(asyncio.get_running_loop(), verb, after_blobs)
     for text in first:
         progress.status(text)
-    gw.jobs_running += 1
-
-    def counted(p: QueueProgress) -> Any:
-        """The job's work; it stops counting against LLMCTL_MAX_JOBS when its thread is done, not when
-        its client leaves (a cancelled transfer still runs to its next read)."""
-        try:
-            return work(p)
-        finally:
-            try:
-                loop.call_soon_threadsafe(_job_done, gw)
-            except RuntimeError:  # the loop is closed: the gateway stopped
-                pass
-
-    # A thread of its own, not the loop's default executor: a pull can take an hour, and the executor's few
-    # threads also serve every request's store lookups. Daemon: it never holds up `serve` stopping (a
-    # cancelled transfer stops at its next read; the store is safe to leave at any point).
-    threading.Thread(target=progress.run, args=(counted,), name=f"llmctl-{verb}", daemon=True).start()
+    start_job(gw, progress, work, verb)
     gw.metrics.in_flight.inc()
 
     def end(code: int, kind: str | None = None) -> None:
