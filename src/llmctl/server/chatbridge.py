@@ -95,20 +95,21 @@ def _plain_turns(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"role": m["role"], "content": m.get("content") or ""} for m in messages]
 
 
-def _chat_for(runner: Runner, chat: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _chat_for(runner: Runner, chat: dict[str, Any], limits: Any = None) -> tuple[str, dict[str, Any]]:
     if runner.prompt_mode != JINJA:
         chat = {k: v for k, v in chat.items() if k not in ("tools", "tool_choice", "parallel_tool_calls")}
         chat["messages"] = _plain_turns(chat["messages"])
-    return translate.openai_chat(runner, chat)
+    return translate.openai_chat(runner, chat, limits=limits)
 
 
-def engine_request(runner: Runner, chat: dict[str, Any]) -> EngineRequest:
-    """The streamed engine request of an OpenAI chat body, as /v1/chat/completions would send it.
+def engine_request(runner: Runner, chat: dict[str, Any], *, limits: Any = None) -> EngineRequest:
+    """The streamed engine request of an OpenAI chat body, as /v1/chat/completions would send it (a Go
+    TEMPLATE renders within `limits`: build it with `Gateway.render`, off the event loop).
 
     In jinja mode the engine is also asked for its usage chunk and prompt progress (whose first event gives
     the prompt's token count before any text, for Anthropic's `message_start`).
     """
-    endpoint, body = _chat_for(runner, chat)
+    endpoint, body = _chat_for(runner, chat, limits)
     body["stream"] = True
     if endpoint == translate.CHAT:
         body["stream_options"] = {"include_usage": True}
@@ -120,18 +121,19 @@ def engine_request(runner: Runner, chat: dict[str, Any]) -> EngineRequest:
 async def count_tokens(gw: Gateway, runner: Runner, chat: dict[str, Any]) -> int:
     """The prompt tokens the engine would evaluate for this chat: its template applied by llama-server itself
     (jinja mode) or the prompt rendered here, tokenized by the engine as a completion is."""
-    endpoint, body = _chat_for(runner, chat)
+    endpoint, body = await gw.render(runner, _chat_for, chat)
     if endpoint == translate.CHAT:
         keys = ("messages", "tools", "tool_choice", "parallel_tool_calls", "chat_template_kwargs")
         template_body = {k: body[k] for k in keys if k in body}
-        applied = await post_json(gw.client, runner.base_url + "/apply-template", template_body)
+        applied = await post_json(gw.client, runner.base_url + "/apply-template", template_body,
+                                  runner.auth_headers)
         prompt = applied.get("prompt")
     else:
         prompt = body.get("prompt")
     if not isinstance(prompt, str):
         raise GatewayError(502, "the engine did not render the prompt", type_="engine_error")
     tokens = await post_json(gw.client, runner.base_url + "/tokenize",
-                             {"content": prompt, "add_special": True, "parse_special": True})
+                             {"content": prompt, "add_special": True, "parse_special": True}, runner.auth_headers)
     if not isinstance(tokens.get("tokens"), list):
         raise GatewayError(502, "the engine did not tokenize the prompt", type_="engine_error")
     return len(tokens["tokens"])
@@ -177,8 +179,10 @@ def parse_chunk(data: Mapping[str, Any]) -> ChatDelta:
     return d
 
 
-async def deltas(resp: UpstreamStream, base_url: str, req: EngineRequest) -> AsyncGenerator[ChatDelta, None]:
-    """The engine's answer as ChatDeltas; template/completion modes through `answer.pieces` (never empty)."""
+async def deltas(resp: UpstreamStream, base_url: str, req: EngineRequest,
+                 headers: Mapping[str, str] | None = None) -> AsyncGenerator[ChatDelta, None]:
+    """The engine's answer as ChatDeltas; template/completion modes through `answer.pieces` (never empty; its
+    retry goes with `headers`, the engine's key)."""
     if req.endpoint == translate.CHAT:
         try:
             async for payload in resp.events():
@@ -188,7 +192,7 @@ async def deltas(resp: UpstreamStream, base_url: str, req: EngineRequest) -> Asy
             await resp.aclose()
         return
     pieces = answer.pieces(resp, base_url + req.endpoint, req.retry, answer.Outcome(),
-                           strip_leading=req.strip_leading)
+                           strip_leading=req.strip_leading, headers=headers)
     try:
         async for p in pieces:
             yield ChatDelta(text=p.text, finish=p.finish, stop_word=p.stop_word, prompt_tokens=p.prompt_tokens,

@@ -50,7 +50,8 @@ async def run(gw: Gateway, request: Request, lease: Lease, route: str, name: str
     if isinstance(resp, Response):
         return resp
     state: dict[str, Any] = {"error": None}
-    body = _events(gw, lease, chatbridge.deltas(resp, lease.runner.base_url, engine), tr, name, started, state)
+    deltas = chatbridge.deltas(resp, lease.runner.base_url, engine, lease.runner.auth_headers)
+    body = _events(gw, lease, deltas, tr, name, started, state)
     if stream:
         def on_close(cancelled: bool) -> None:
             kind = "cancelled" if cancelled else ("engine" if state["error"] else None)

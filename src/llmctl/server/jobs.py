@@ -22,7 +22,7 @@ import logging
 import re
 import threading
 import time
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -36,6 +36,7 @@ from llmctl.server.gateway import Gateway
 from llmctl.server.proxy import ClientGone, EventStream, until_disconnect
 
 log = logging.getLogger("llmctl.gateway")
+T = TypeVar("T")
 NDJSON = "application/x-ndjson"
 CLIENT_CLOSED = 499
 BLOB_NAME = re.compile(r"\b([0-9a-f]{64})$")
@@ -165,20 +166,29 @@ def job_error(exc: BaseException) -> GatewayError:
 
 
 def start_job(gw: Gateway, progress: QueueProgress, work: Callable[[QueueProgress], Any], verb: str) -> None:
-    """Run `work(progress)` on a thread of its own, counted against LLMCTL_MAX_JOBS (Busy, a 503, beyond it).
+    """Run `work(progress)` on a thread of its own, counted against LLMCTL_MAX_JOBS (`counted`).
 
     A thread, not the loop's default executor: a pull can take an hour, and the executor's few threads also
     serve every request's store lookups. Daemon: it never holds up `serve` stopping (a cancelled transfer
-    stops at its next read; the store is safe to leave at any point). The job stops counting when its thread
-    is done, not when its client leaves (a cancelled transfer still runs to its next read).
+    stops at its next read; the store is safe to leave at any point).
     """
+    run = counted(gw, work)
+    threading.Thread(target=progress.run, args=(run,), name=f"llmctl-{verb}", daemon=True).start()
+
+
+def counted(gw: Gateway, work: Callable[[T], Any]) -> Callable[[T], Any]:
+    """`work`, counted against LLMCTL_MAX_JOBS from now until it returns (Busy, a 503, when the limit is
+    reached): Ollama's pull, push and create, and the console's transfers. A job stops counting when its
+    thread is done, not when its client leaves (a cancelled transfer still runs to its next read). Call it on
+    the event loop."""
     limit = gw.settings.limits.max_jobs
     if gw.jobs_running >= limit:
         raise Busy(f"server busy, please try again: {gw.jobs_running} pulls, pushes or creates are running "
                    f"(LLMCTL_MAX_JOBS {limit})")
-    loop = progress.loop
+    loop = asyncio.get_running_loop()
+    gw.jobs_running += 1
 
-    def counted(p: QueueProgress) -> Any:
+    def run(p: T) -> Any:
         try:
             return work(p)
         finally:
@@ -187,8 +197,12 @@ def start_job(gw: Gateway, progress: QueueProgress, work: Callable[[QueueProgres
             except RuntimeError:  # the loop is closed: the gateway stopped
                 pass
 
-    gw.jobs_running += 1
-    threading.Thread(target=progress.run, args=(counted,), name=f"llmctl-{verb}", daemon=True).start()
+    return run
+
+
+def uncount(gw: Gateway) -> None:
+    """A job `counted` but never started: it no longer counts against LLMCTL_MAX_JOBS."""
+    _job_done(gw)
 
 
 def _job_done(gw: Gateway) -> None:

@@ -21,12 +21,12 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from llmctl.server import translate
+from llmctl.server import jobs, translate
 from llmctl.server.console import logs, stats
 from llmctl.server.console.transfers import KINDS, Transfers
 from llmctl.server.errors import GatewayError
 from llmctl.server.gateway import Gateway, gateway_of
-from llmctl.server.routes.manage import name_of
+from llmctl.server.routes.manage import check_insecure, name_of
 
 router = APIRouter(prefix="/api/llmctl")
 
@@ -79,13 +79,19 @@ async def start_transfer(request: Request) -> Response:
     name = name_of(body)
     insecure = translate.flag(body, "insecure", False)
     _check_name(gw, name)
+    if insecure:
+        check_insecure(gw.settings, name)  # as /api/pull: only registries the operator allowed
     request.state.model = name  # only a valid name may become a metrics label
     if kind == "pull":
         from llmctl.api.pull import pull as transfer
     else:
         from llmctl.api.push import push as transfer
-    job = _transfers(request).start(kind, name, insecure,
-                                    lambda p: transfer(gw.settings, name, progress=p, insecure=insecure))
+    work = jobs.counted(gw, lambda p: transfer(gw.settings, name, progress=p, insecure=insecure))  # LLMCTL_MAX_JOBS
+    try:
+        job = _transfers(request).start(kind, name, insecure, work)
+    except BaseException:
+        jobs.uncount(gw)  # refused (the same transfer runs already): it never started
+        raise
     gw.finish("/api/llmctl/transfers", "", 202)
     return JSONResponse({"transfer": job.to_json()}, status_code=202)
 

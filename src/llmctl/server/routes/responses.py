@@ -26,7 +26,7 @@ async def create(request: Request) -> Response:
     await chatbridge.check_tools(gw, name, req.chat)
     lease = await gw.lease(name)
     try:
-        engine = chatbridge.engine_request(lease.runner, req.chat)
+        engine = await gw.render(lease.runner, chatbridge.engine_request, req.chat)
     except BaseException:
         gw.scheduler.release(lease)
         raise
