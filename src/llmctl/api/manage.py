@@ -1,18 +1,25 @@
-"""Model management over the store: list, show, inspect, tag, rm, df, prune, verify."""
+"""Model management over the store: list, show, inspect, tag, rm, df, prune, verify.
+
+Stores hold hundreds of models that share blobs, so every command here reads `index.json` once and each
+distinct manifest once, and nothing walks models x blobs: `list`/`df` are one pass over the tags plus one
+`stat` per blob file, `rm NAME...` is one rewrite of `index.json` and one garbage collection
+(bench/store_scale.py measures 500 models).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmctl.api.models import get_model, open_store, parse_name, short
-from llmctl.artifact.model import Model
-from llmctl.errors import IntegrityError, NotFound
 from llmctl.oci.layout import GcResult
 from llmctl.oci.reference import Reference
 from llmctl.settings import Settings
+
+if TYPE_CHECKING:  # loading a Model brings the GGUF reader (numpy); list, rm, df and prune need none of it
+    from llmctl.artifact.model import Model
 
 
 @dataclass(frozen=True)
@@ -33,19 +40,23 @@ class ListedModel:
 
 def list_models(settings: Settings) -> list[ListedModel]:
     store = open_store(settings)
+    entries = store.entries()
+    manifests = store.manifests(e.descriptor for e in entries)
+    modified: dict[str, float] = {}
     out = []
-    for entry in store.entries():
-        try:
-            manifest = store.manifest(entry.descriptor)
-        except (NotFound, IntegrityError):
-            continue
-        size = sum(d.size for d in manifest.blobs())
-        try:
-            modified = os.stat(store.blob_path(entry.descriptor.digest)).st_mtime
-        except OSError:
-            modified = 0.0
+    for entry in entries:
         digest = entry.descriptor.digest
-        out.append(ListedModel(short(settings, entry.reference), str(entry.reference), digest[7:19], digest, size, modified))
+        manifest = manifests.get(digest)
+        if manifest is None:
+            continue
+        if digest not in modified:
+            try:
+                modified[digest] = os.stat(store.blob_path(digest)).st_mtime
+            except OSError:
+                modified[digest] = 0.0
+        size = sum(d.size for d in manifest.blobs())
+        out.append(ListedModel(short(settings, entry.reference), str(entry.reference), digest[7:19], digest, size,
+                               modified[digest]))
     return sorted(out, key=lambda m: (-m.modified, m.name))
 
 
@@ -131,13 +142,11 @@ class Removed:
 
 
 def remove(settings: Settings, names: list[str]) -> Removed:
-    """Untag every name (all must exist, checked first), then collect blobs nobody references."""
+    """Untag every name in one rewrite of `index.json` (all must exist, or nothing is removed), then collect
+    the blobs nobody references any more."""
     store = open_store(settings)
-    refs = [parse_name(settings, n) for n in names]
-    for ref in refs:
-        store.resolve(ref)
-    for ref in refs:
-        store.untag(ref)
+    refs = list(dict.fromkeys(parse_name(settings, n) for n in names))
+    store.untag_many(refs)
     gc = store.collect_garbage(wait=2.0)
     return Removed([short(settings, r) for r in refs], gc.bytes if gc else 0, gc is None)
 
@@ -166,10 +175,11 @@ def disk_usage(settings: Settings) -> DiskUsage:
     sizes = {d: p.stat().st_size for d, p in store.blob_files()}
     users: dict[str, int] = {}
     per_model = []
-    for entry in store.entries():
-        try:
-            manifest = store.manifest(entry.descriptor)
-        except (NotFound, IntegrityError):
+    entries = store.entries()
+    manifests = store.manifests(e.descriptor for e in entries)
+    for entry in entries:
+        manifest = manifests.get(entry.descriptor.digest)
+        if manifest is None:
             continue
         blobs = {d.digest: d.size for d in manifest.blobs()}
         blobs[entry.descriptor.digest] = entry.descriptor.size

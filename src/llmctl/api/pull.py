@@ -17,7 +17,6 @@ from llmctl.errors import OfflineError
 from llmctl.names import is_hf_name, is_loopback, parse_name, short
 from llmctl.oci.reference import Reference
 from llmctl.oci.registry import RetryPolicy, connect
-from llmctl.oci.registry.pull import pull_artifact
 from llmctl.oci.registry.transfer import Tracker
 from llmctl.oci.space import SpaceRule
 from llmctl.progress import NullProgress, Progress
@@ -77,6 +76,8 @@ def pull(
     check_online(settings, ref.registry)
     store = open_store(settings)
     tags = [ref] if ref.tag else [ref.with_tag(f"sha256-{ref.digest[7:19]}")] if ref.digest else []
+    from llmctl.oci.registry.pull import pull_artifact  # here, not above: `push` imports this module too
+
     tracker = Tracker(progress, "pulling")
     with connect(settings, ref.registry, insecure=insecure, ca_cert=ca_cert, retry=retry) as client:
         stats = pull_artifact(client, store, ref, tags, tracker, concurrency=concurrency,

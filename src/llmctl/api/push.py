@@ -7,6 +7,7 @@ cross-repository mounts, so they never cross the network again.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,13 +47,36 @@ class Pushed:
         }
 
 
+class MountSources:
+    """digest -> other repositories of the target's registry whose stored manifests reference it.
+
+    Worked out on first use, which comes only when the registry lacks a blob: it reads the manifest of
+    every stored model of that registry, which a re-push of an unchanged model (0 bytes) never needs.
+    Thread-safe: parallel blob transfers ask at once."""
+
+    def __init__(self, store: Store, target: Reference) -> None:
+        self._store, self._target = store, target
+        self._map: dict[str, list[str]] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, digest: str) -> list[str]:
+        with self._lock:
+            if self._map is None:
+                self._map = mount_sources(self._store, self._target)
+        return self._map.get(digest, [])
+
+
 def mount_sources(store: Store, target: Reference) -> dict[str, list[str]]:
     """digest -> other repositories of the target's registry whose stored manifests reference it."""
     out: dict[str, list[str]] = {}
+    seen: set[tuple[str, str]] = set()
     for entry in store.entries():
         ref = entry.reference
         if ref.registry != target.registry or ref.repository == target.repository:
             continue
+        if (ref.repository, entry.descriptor.digest) in seen:
+            continue  # one manifest under several tags of a repository is read once
+        seen.add((ref.repository, entry.descriptor.digest))
         try:
             manifest = store.manifest(entry.descriptor)
         except (NotFound, IntegrityError):
@@ -92,7 +116,7 @@ def push(
     tracker = Tracker(progress, "pushing")
     with connect(settings, ref.registry, insecure=insecure, ca_cert=ca_cert, retry=retry) as client:
         stats = push_artifact(client, store, ref, desc, tracker, concurrency=concurrency,
-                              mount_sources=mount_sources(store, ref), chunk_size=chunk_size)
+                              mount_sources=MountSources(store, ref), chunk_size=chunk_size)
     return Pushed(
         reference=ref, name=short(settings, ref), digest=stats.digest, blobs=stats.blobs, total=stats.total,
         uploaded=stats.uploaded, skipped=stats.skipped, mounted=stats.mounted, seconds=time.monotonic() - started,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +66,7 @@ class BlobWriter:
         self.size = 0
         self._committed = False
         self._keep = partial_name is not None
-        name = partial_name or f"tmp-{os.getpid()}-{secrets.token_hex(8)}"
+        name = partial_name or f"tmp-{os.getpid()}-{os.urandom(8).hex()}"  # `secrets` costs 3-8 ms to import
         self.path = ingest_dir / name
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

@@ -16,7 +16,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from llmctl.errors import IntegrityError, InvalidModel, NotFound
 from llmctl.oci import mediatypes as mt
@@ -159,15 +159,20 @@ class Store:
             self._write_index(kept)
 
     def untag(self, ref: Reference) -> Descriptor:
-        name = str(ref)
+        return self.untag_many([ref])[0]
+
+    def untag_many(self, refs: list[Reference]) -> list[Descriptor]:
+        """Remove several tags in one rewrite of `index.json`: all of them, or none when one is missing."""
+        names = [str(r) for r in refs]
         with flocked(self.ingest_dir / "index.lock"):
             index = self._read_index()
-            matches = [m for m in index["manifests"] if _ref_name(m) == name]
-            if not matches:
-                raise NotFound(f"model {ref.short()!r} not found")
-            index["manifests"] = [m for m in index["manifests"] if _ref_name(m) != name]
-            self._write_index(index["manifests"])
-        return Descriptor.from_json(matches[0])
+            by_name = {_ref_name(m): m for m in index["manifests"]}
+            for ref, name in zip(refs, names):
+                if name not in by_name:
+                    raise NotFound(f"model {ref.short()!r} not found")
+            gone = set(names)
+            self._write_index([m for m in index["manifests"] if _ref_name(m) not in gone])
+        return [Descriptor.from_json(by_name[n]) for n in names]
 
     def entries(self) -> list[Entry]:
         out = []
@@ -182,20 +187,43 @@ class Store:
             out.append(Entry(ref, Descriptor.from_json(m)))
         return out
 
+    def roots(self) -> list[Descriptor]:
+        """Every manifest `index.json` lists, names unparsed: what garbage collection must keep, including
+        tags another tool wrote in a form `entries()` does not manage."""
+        out = []
+        for m in self._read_index()["manifests"]:
+            try:
+                out.append(Descriptor.from_json(m))
+            except InvalidModel:
+                continue
+        return out
+
+    def tagged(self) -> dict[str, Descriptor]:
+        """Every tag (its full reference as text) -> its manifest descriptor, from one read of `index.json`."""
+        out = {}
+        for m in self._read_index()["manifests"]:
+            name = _ref_name(m)
+            if name:
+                out[name] = Descriptor.from_json(m)
+        return out
+
     def resolve(self, ref: Reference) -> Descriptor:
-        """The manifest descriptor for a tag, or for a digest that the store holds."""
+        """The manifest descriptor for a tag, or for a digest that the store holds.
+
+        A tag is found by comparing reference text, without parsing every name in the index: one pass
+        over `index.json`, whatever the number of models."""
         if ref.digest:
-            for entry in self.entries():
-                if entry.descriptor.digest == ref.digest:
-                    return entry.descriptor
+            for m in self._read_index()["manifests"]:
+                if m.get("digest") == ref.digest and _ref_name(m):
+                    return Descriptor.from_json(m)
             desc = self._unindexed_manifest(ref.digest)
             if desc is not None:
                 return desc
             raise NotFound(f"model {ref.short()!r} not found")
         name = str(ref)
-        for entry in self.entries():
-            if str(entry.reference) == name:
-                return entry.descriptor
+        for m in self._read_index()["manifests"]:
+            if _ref_name(m) == name:
+                return Descriptor.from_json(m)
         raise NotFound(f"model {ref.short()!r} not found", hint="`llmctl list` shows the stored models")
 
     def _unindexed_manifest(self, digest: str) -> Descriptor | None:
@@ -220,22 +248,31 @@ class Store:
         except InvalidModel as exc:
             raise IntegrityError(f"manifest {desc.digest}: {exc}") from None
 
+    def manifests(self, descriptors: Iterable[Descriptor]) -> dict[str, Manifest]:
+        """digest -> manifest, each distinct digest read once (tags that share a manifest, as `tag` and
+        `create` make, cost nothing more). Missing or broken manifests are left out: `verify` reports them."""
+        out: dict[str, Manifest] = {}
+        failed: set[str] = set()
+        for desc in descriptors:
+            if desc.digest in out or desc.digest in failed:
+                continue
+            try:
+                out[desc.digest] = self.manifest(desc)
+            except (NotFound, IntegrityError):
+                failed.add(desc.digest)
+        return out
+
     # -- space -------------------------------------------------------------------------------------
     def referenced(self) -> dict[str, int]:
         """digest -> number of distinct manifests referencing it (manifests count themselves)."""
         counts: dict[str, int] = {}
-        seen: set[str] = set()
-        for entry in self.entries():
-            if entry.descriptor.digest in seen:
-                continue
-            seen.add(entry.descriptor.digest)
-            counts[entry.descriptor.digest] = counts.get(entry.descriptor.digest, 0) + 1
-            try:
-                manifest = self.manifest(entry.descriptor)
-            except (NotFound, IntegrityError):
-                continue
+        roots = self.roots()
+        for digest, manifest in self.manifests(roots).items():
+            counts[digest] = counts.get(digest, 0) + 1
             for blob in {b.digest for b in manifest.blobs()}:
                 counts[blob] = counts.get(blob, 0) + 1
+        for root in roots:  # a manifest that does not parse still keeps its own blob
+            counts.setdefault(root.digest, 1)
         return counts
 
     def blob_files(self) -> Iterator[tuple[str, Path]]:
@@ -286,15 +323,19 @@ class Store:
             actual = sha256_file(path)
             if actual != digest:
                 problems.append(f"blob {digest} is corrupt (content hashes to {actual})")
-        for entry in self.entries():
+        entries = self.entries()
+        manifests = self.manifests(e.descriptor for e in entries)
+        for entry in entries:
             name = entry.reference.short()
             if not self.has_blob(entry.descriptor.digest):
                 problems.append(f"{name}: manifest {entry.descriptor.digest} is missing")
                 continue
-            try:
-                manifest = self.manifest(entry.descriptor)
-            except IntegrityError as exc:
-                problems.append(f"{name}: {exc}")
+            manifest = manifests.get(entry.descriptor.digest)
+            if manifest is None:
+                try:
+                    self.manifest(entry.descriptor)  # for its error message
+                except IntegrityError as exc:
+                    problems.append(f"{name}: {exc}")
                 continue
             for blob in manifest.blobs():
                 if not self.has_blob(blob.digest):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 from urllib.parse import quote, urljoin
 
 from llmctl.errors import IntegrityError, RegistryError
@@ -53,8 +54,9 @@ def _with_digest(location: str, digest: str) -> str:
 
 
 def push_blob(client: RegistryClient, store: Store, repository: str, desc: Descriptor, tracker: Tracker,
-              *, mount_from: list[str] = (), chunk_size: int = CHUNK_SIZE) -> tuple[str, int]:
-    """Make one blob present in `repository`; returns (what happened, bytes uploaded)."""
+              *, mount_from: Callable[[str], list[str]] | None = None, chunk_size: int = CHUNK_SIZE) -> tuple[str, int]:
+    """Make one blob present in `repository`; returns (what happened, bytes uploaded). `mount_from(digest)`
+    names repositories to mount from; it is asked only when the registry lacks the blob."""
     scopes = (repo_scope(repository, "pull", "push"),)
     what = f"blob {desc.digest} of {repository}"
     resp = client.request("HEAD", f"/v2/{repository}/blobs/{desc.digest}", scopes=scopes)
@@ -65,7 +67,7 @@ def push_blob(client: RegistryClient, store: Store, repository: str, desc: Descr
         raise client.error(resp, what)
 
     location: str | None = None
-    for source in mount_from:
+    for source in mount_from(desc.digest) if mount_from else ():
         if source == repository:
             continue
         resp = client.request("POST", f"/v2/{repository}/blobs/uploads/?mount={quote(desc.digest)}&from={quote(source)}",
@@ -198,9 +200,8 @@ def push_artifact(client: RegistryClient, store: Store, target: Reference, desc:
         blobs.setdefault(blob.digest, blob)
     ordered = sorted(blobs.values(), key=lambda d: -d.size)
     tracker.start_total(sum(d.size for d in ordered), len(ordered))
-    mounts = mount_sources or {}
     results = run_parallel(
-        [lambda d=d: push_blob(client, store, target.repository, d, tracker, mount_from=mounts.get(d.digest, []),
+        [lambda d=d: push_blob(client, store, target.repository, d, tracker, mount_from=mount_sources,
                                chunk_size=chunk_size) for d in ordered],
         concurrency, tracker,
     )

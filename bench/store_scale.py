@@ -1,0 +1,245 @@
+"""Store-scale benchmark: `list`, `show`, `rm`, `prune` and `df` on a store holding hundreds of models.
+
+    .venv/bin/python bench/store_scale.py [--models 500] [--runs 5] [--write docs/benchmarks.md]
+
+`populate()` builds the store through the real store API (`artifact.ingest.commit_model`, the path
+`package` and `create` take): families of models that share weights, one license shared by all, a chat
+template per family, and per-model parameters and system prompts, some models under two names. Every
+command is timed twice: in-process (the `api.manage` call alone) and as users run it (`llmctl ...` in a
+fresh process, start-up included), so the table says which part is start-up. `df` is checked against a
+brute-force count of the same store. With `--write`, the table replaces the `## Store scale` section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+LLMCTL = str(Path(PY).with_name("llmctl"))
+GOAL_S = 0.3
+
+
+@dataclass(frozen=True)
+class Populated:
+    names: list[str]  # every tag, short form
+    families: int
+    blobs: int
+
+
+def populate(home: Path, models: int = 500, *, family_size: int = 10, weights_kb: int = 256,
+             seed: int = 0) -> Populated:
+    """`models` tagged models in `home`'s store, sharing blobs the way real stores do.
+
+    Models come in families of `family_size` sharing one weights blob and one chat template (what
+    `create` FROM a base model gives); all share one license; each has its own parameters and, every other
+    one, a system prompt. Every tenth model gets a second name for the same manifest.
+    """
+    from llmctl.artifact.build import ConfigFacts
+    from llmctl.artifact.ingest import commit_model, ingest_text
+    from llmctl.oci import mediatypes as mt
+    from llmctl.oci.reference import parse
+    from llmctl.oci.layout import Store
+
+    rng = random.Random(seed)
+    store = Store(home / "store").init()
+    license_layer = ingest_text(store, "Apache License 2.0 (bench)\n" * 40, mt.LICENSE)
+    names: list[str] = []
+    families = (models + family_size - 1) // family_size
+    with store.writing():
+        for fam in range(families):
+            weights = ingest_text(store, rng.randbytes(weights_kb * 1024), mt.GGUF)
+            template = ingest_text(store, f"{{{{ .System }}}} family {fam} {{{{ .Prompt }}}}", mt.TEMPLATE)
+            for i in range(fam * family_size, min(models, (fam + 1) * family_size)):
+                layers = [weights, license_layer, template,
+                          ingest_text(store, json.dumps({"temperature": round(rng.random(), 3), "seed": i}),
+                                      mt.PARAMS)]
+                if i % 2:
+                    layers.append(ingest_text(store, f"You are assistant number {i}.", mt.SYSTEM))
+                facts = ConfigFacts(architecture="llama", parameters="8B", quantization="Q4_K_M",
+                                    context_size=8192)
+                name = f"team{fam % 7}/model-{i}:v{i % 3}"
+                refs = [parse(name)]
+                if i % 10 == 0:
+                    refs.append(parse(f"alias/model-{i}:latest"))
+                commit_model(store, refs, layers, facts, created="2026-01-01T00:00:00Z")
+                names += [r.short() for r in refs]
+    blobs = sum(1 for _ in store.blob_files())
+    return Populated(names, families, blobs)
+
+
+def brute_force_df(home: Path) -> dict[str, int]:
+    """What `df` must say, counted the slow, obvious way: every tag's manifest and blobs, every file."""
+    from llmctl.oci.descriptor import Manifest
+
+    root = home / "store"
+    index = json.loads((root / "index.json").read_bytes())
+    users: dict[str, set[str]] = {}
+    for entry in index["manifests"]:
+        name = entry["annotations"]["org.opencontainers.image.ref.name"]
+        manifest = Manifest.from_bytes((root / "blobs/sha256" / entry["digest"][7:]).read_bytes())
+        for digest in {entry["digest"], *(b.digest for b in manifest.blobs())}:
+            users.setdefault(digest, set()).add(name)
+    sizes = {"sha256:" + p.name: p.stat().st_size for p in (root / "blobs/sha256").iterdir()}
+    shared = sum(sizes[d] for d, u in users.items() if len(u) > 1)
+    orphans = sum(s for d, s in sizes.items() if d not in users)
+    return {"models": len(index["manifests"]), "total_bytes": sum(sizes.values()), "shared_bytes": shared,
+            "unique_bytes": sum(sizes.values()) - shared - orphans, "reclaimable_bytes": orphans}
+
+
+# -- timing -----------------------------------------------------------------------------------------
+def cli_seconds(home: Path, *args: str) -> float:
+    env = {**os.environ, "LLMCTL_HOME": str(home), "LLMCTL_OFFLINE": "1"}
+    t = time.perf_counter()
+    proc = subprocess.run([LLMCTL, *args], env=env, capture_output=True, text=True)
+    dt = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"llmctl {' '.join(args)} exited {proc.returncode}: {proc.stderr[-2000:]}")
+    return dt
+
+
+def api_seconds(home: Path, call: str, *args: str, as_list: bool = False) -> float:
+    """The api.manage call alone, in a fresh process (imports excluded, a cold Python object cache)."""
+    argv = "[sys.argv[1:]]" if as_list else "sys.argv[1:]"
+    code = (
+        "import sys, time\n"
+        "from llmctl.settings import Settings\n"
+        "from llmctl.api import manage\n"
+        f"s = Settings.from_env({{'LLMCTL_HOME': {str(home)!r}, 'LLMCTL_OFFLINE': '1'}})\n"
+        "t = time.perf_counter()\n"
+        f"r = manage.{call}(s, *{argv})\n"
+        "print(time.perf_counter() - t)\n"
+    )
+    proc = subprocess.run([PY, "-c", code, *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"manage.{call} failed: {proc.stderr[-2000:]}")
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def startup_seconds() -> float:
+    t = time.perf_counter()
+    subprocess.run([LLMCTL, "--version"], capture_output=True, check=True)
+    return time.perf_counter() - t
+
+
+@dataclass
+class Row:
+    command: str
+    api: list[float]
+    cli: list[float]
+    note: str = ""
+
+
+def run(models: int, runs: int, work: Path) -> tuple[list[Row], dict[str, str]]:
+    load_start = os.getloadavg()[0]
+    home = work / "home"
+    t = time.perf_counter()
+    populated = populate(home, models)
+    build_s = time.perf_counter() - t
+    expected = brute_force_df(home)
+    env = {**os.environ, "LLMCTL_HOME": str(home)}
+    got = json.loads(subprocess.run([LLMCTL, "df", "--json"], env=env, capture_output=True, text=True,
+                                    check=True).stdout)
+    df_ok = all(got[k] == v for k, v in expected.items())
+    if not df_ok:
+        raise RuntimeError(f"df disagrees with the brute-force count: {got} vs {expected}")
+
+    rows = [Row("list", [], []), Row("show", [], []), Row("df", [], []), Row("rm", [], []),
+            Row("prune", [], [])]
+    by = {r.command: r for r in rows}
+    rng = random.Random(1)
+    start = [startup_seconds() for _ in range(runs)]
+    for _ in range(runs):
+        by["list"].api.append(api_seconds(home, "list_models"))
+        by["list"].cli.append(cli_seconds(home, "list"))
+        name = rng.choice(populated.names)
+        by["show"].api.append(api_seconds(home, "show", name))
+        by["show"].cli.append(cli_seconds(home, "show", name))
+        by["df"].api.append(api_seconds(home, "disk_usage"))
+        by["df"].cli.append(cli_seconds(home, "df"))
+        # rm one model (its unique blobs are collected), then put the store back for the next run
+        victim = rng.choice([n for n in populated.names if not n.startswith("alias/")])
+        snapshot = work / "snapshot"
+        shutil.copytree(home, snapshot)
+        by["rm"].api.append(api_seconds(home, "remove", victim, as_list=True))
+        shutil.rmtree(home)
+        shutil.copytree(snapshot, home)
+        by["rm"].cli.append(cli_seconds(home, "rm", victim))
+        shutil.rmtree(home)
+        snapshot.rename(home)
+        by["prune"].api.append(api_seconds(home, "prune"))
+        by["prune"].cli.append(cli_seconds(home, "prune"))
+    facts = {
+        "models": str(len(populated.names)), "manifests": str(models), "blobs": str(populated.blobs),
+        "families": str(populated.families), "build_s": f"{build_s:.1f}",
+        "startup": f"{statistics.median(start):.3f}", "df_ok": "yes" if df_ok else "NO",
+        "load_start": f"{load_start:.1f}", "load": f"{os.getloadavg()[0]:.1f}", "cpus": str(os.cpu_count()),
+        "index_kb": f"{(home / 'store/index.json').stat().st_size / 1024:.0f}",
+    }
+    return rows, facts
+
+
+def table(rows: list[Row], facts: dict[str, str], runs: int) -> str:
+    lines = [
+        "## Store scale",
+        "",
+        f"`bench/store_scale.py` ({runs} runs, median): a store of {facts['models']} tags over {facts['manifests']} "
+        f"manifests and {facts['blobs']} blobs ({facts['families']} families of models sharing weights and a chat "
+        f"template, one license shared by all, every tenth model under two names; `index.json` "
+        f"{facts['index_kb']} KB), built through the store API in {facts['build_s']} s. `api` is the `api.manage` "
+        "call alone; `CLI` is `llmctl ...` in a fresh process as a user runs it; `llmctl --version` (start-up "
+        f"alone) took {facts['startup']} s. `df --json` matched a brute-force count of the same store: "
+        f"{facts['df_ok']}. {facts['cpus']} cores, load average {facts['load_start']} at the start and "
+        f"{facts['load']} at the end (other work shares the machine).",
+        "",
+        f"| command | api (s) | CLI (s) | CLI − start-up (s) | goal ≤ {GOAL_S} s (CLI) |",
+        "|---|---:|---:|---:|---|",
+    ]
+    start = float(facts["startup"])
+    for r in rows:
+        api, cli = statistics.median(r.api), statistics.median(r.cli)
+        lines.append(f"| `{r.command}` | {api:.3f} | {cli:.3f} | {cli - start:.3f} | "
+                     f"{'met' if cli <= GOAL_S else 'not met'} |")
+    lines += ["", "Regenerate with `.venv/bin/python bench/store_scale.py --runs "
+              f"{runs} --write docs/benchmarks.md`."]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, section: str, title: str = "## Store scale") -> None:
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + section
+    path.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--write", type=Path, help="replace the `## Store scale` section of this markdown file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="llmctl-store-") as tmp:
+        rows, facts = run(args.models, args.runs, Path(tmp))
+    out = table(rows, facts, args.runs)
+    print(out)
+    if args.write:
+        write_section(args.write, out)
+
+
+if __name__ == "__main__":
+    main()
