@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import random
-import re
 import shutil
 import statistics
 import subprocess
@@ -25,6 +24,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from transfer import write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -217,16 +220,6 @@ def table(rows: list[Row], facts: dict[str, str], runs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str, title: str = "## Store scale") -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=500)
@@ -238,7 +231,7 @@ def main() -> None:
     out = table(rows, facts, args.runs)
     print(out)
     if args.write:
-        write_section(args.write, out)
+        write_section(args.write, out, "## Store scale")
 
 
 if __name__ == "__main__":

@@ -108,13 +108,48 @@ def free_port() -> int:
 
 
 class Registry:
-    """docker-registry with its own storage; `fresh()` restarts it empty so a push uploads everything."""
+    """docker-registry with its own storage; `fresh()` restarts it empty so a push uploads everything.
 
-    def __init__(self, work: Path) -> None:
+    With `log=True` it writes distribution's request log (JSON lines: method, URI, status, bytes written,
+    duration, end time) to `log_path`: the other benchmarks read their phases and resumes from it."""
+
+    def __init__(self, work: Path, *, log: bool = False) -> None:
         self.work = work
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self.generation = 0
+        self.log = log
+        self.log_path = work / "registry.log"
+
+    @property
+    def storage(self) -> Path:
+        return self.work / f"storage-{self.generation}"
+
+    def cpu_seconds(self) -> float:
+        """CPU time the registry process has used so far (user + system)."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def requests(self, since: int = 0) -> list[dict]:
+        """The request log from byte offset `since` (`log_offset()` before a command): one dict per request."""
+        if not self.log_path.exists():
+            return []
+        with open(self.log_path, "rb") as f:
+            f.seek(since)
+            lines = f.read().decode(errors="replace").splitlines()
+        out = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("msg") == "response completed" or "http.response.status" in entry:
+                out.append(entry)
+        return out
+
+    def log_offset(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
 
     @property
     def host(self) -> str:
@@ -125,12 +160,15 @@ class Registry:
         self.generation += 1
         storage = self.work / f"storage-{self.generation}"
         cfg = self.work / "config.yml"
+        level = "info\n  formatter: json" if self.log else "error"
         cfg.write_text(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n"
+            f"version: 0.1\nlog:\n  level: {level}\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n"
             f"    rootdirectory: {storage}\nhttp:\n  addr: {self.host}\n  secret: bench\n"
         )
-        self.proc = subprocess.Popen(["docker-registry", "serve", str(cfg)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        out = open(self.log_path, "ab") if self.log else subprocess.DEVNULL
+        self.proc = subprocess.Popen(["docker-registry", "serve", str(cfg)], stdout=out, stderr=out)
+        if self.log:
+            out.close()
         for _ in range(200):
             try:
                 urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1)
@@ -309,11 +347,12 @@ def table(rows: list[Row], size: int, facts: dict[str, str], runs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
+def write_section(path: Path, section: str, title: str = "## Transfer") -> None:
+    """Replace the section `title` of a markdown file with `section` (or append it)."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Transfer\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
-        text = pattern.sub(section + "\n", text).rstrip() + "\n"
+        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
     else:
         text = text.rstrip() + "\n\n" + section
     path.write_text(text)
