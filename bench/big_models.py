@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_gguf import generate  # noqa: E402
-from transfer import Registry, Sample, llmctl, measure, write_section  # noqa: E402
+from transfer import Registry, Sample, llmctl, measure, request_span, write_section  # noqa: E402
 
 GOAL_RATE = 0.9  # of the verified-copy rate
 GOAL_RSS_MB = 100
@@ -74,24 +74,6 @@ def poll(condition, what: str, timeout: float = 600.0) -> None:
         time.sleep(0.02)
 
 
-def _seconds(duration: str) -> float:
-    """Go's time.Duration text ("786.543µs", "12.4ms", "1.5s", "1m2.5s") in seconds."""
-    import re
-
-    units = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "ns": 1e-9}
-    return sum(float(n) * units[u] for n, u in re.findall(r"([\d.]+)(h|ms|µs|us|ns|m|s)", duration))
-
-
-def _started(entry: dict) -> float:
-    """When the registry began a request: the log line's end time minus its duration (Unix seconds)."""
-    from datetime import datetime
-
-    stamp = entry.get("time", "")
-    head, _, frac = stamp.rstrip("Z").partition(".")
-    end = datetime.fromisoformat(head + "+00:00").timestamp() + float("0." + (frac or "0"))
-    return end - _seconds(entry.get("http.response.duration", "0s"))
-
-
 def blob_requests(entries: list[dict], methods: tuple[str, ...], since: float = 0.0) -> list[tuple[str, str, int, int]]:
     """(method, digest or upload id, status, bytes written) of blob requests in a registry log slice that
     began after `since` (Unix time): the killed command's last requests are logged when they break, which
@@ -99,7 +81,7 @@ def blob_requests(entries: list[dict], methods: tuple[str, ...], since: float = 
     out = []
     for e in entries:
         method, uri = e.get("http.request.method"), e.get("http.request.uri", "")
-        if method not in methods or "/blobs/" not in uri or _started(e) < since:
+        if method not in methods or "/blobs/" not in uri or request_span(e)[0] < since:
             continue
         key = uri.split("/blobs/", 1)[1].split("?", 1)[0]
         if "digest=" in uri:

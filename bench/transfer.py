@@ -35,12 +35,14 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 WRAPPER = (
     "import resource, subprocess, sys, time, json\n"
+    "t0 = time.time()\n"
     "t = time.perf_counter()\n"
     "p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)\n"
     "dt = time.perf_counter() - t\n"
+    "t1 = time.time()\n"
     "ru = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
     "print(json.dumps({'rc': p.returncode, 's': dt, 'rss_kb': ru.ru_maxrss, 'cpu': ru.ru_utime + ru.ru_stime,"
-    " 'out': p.stdout.decode()[-4000:],"
+    " 'start': t0, 'end': t1, 'out': p.stdout.decode()[-4000:],"
     " 'err': p.stderr.decode()[-4000:]}))\n"
 )
 ORAS_PUSH = (
@@ -63,6 +65,8 @@ class Sample:
     cpu: float = 0.0
     out: str = ""
     err: str = ""
+    start: float = 0.0  # Unix time the command was started and ended (to place it in the registry's log)
+    end: float = 0.0
 
 
 @dataclass
@@ -98,7 +102,7 @@ def measure(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None 
     data = json.loads(proc.stdout)
     if data["rc"] != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {data['rc']}: {data['err'][-2000:]}")
-    return Sample(data["s"], data["rss_kb"], data["cpu"], data["out"], data["err"])
+    return Sample(data["s"], data["rss_kb"], data["cpu"], data["out"], data["err"], data["start"], data["end"])
 
 
 def free_port() -> int:
@@ -148,6 +152,16 @@ class Registry:
                 out.append(entry)
         return out
 
+    def requests_once(self, since: int, done, timeout: float = 10.0) -> list[dict]:
+        """`requests(since)` once `done(entries)` holds: the registry logs a request just after answering it,
+        so the line can trail the client's exit by a moment."""
+        deadline = time.monotonic() + timeout
+        while True:
+            entries = self.requests(since)
+            if done(entries) or time.monotonic() > deadline:
+                return entries
+            time.sleep(0.01)
+
     def log_offset(self) -> int:
         return self.log_path.stat().st_size if self.log_path.exists() else 0
 
@@ -187,7 +201,60 @@ class Registry:
 
 
 def llmctl(*args: str) -> list[str]:
-    return [PY, "-m", "llmctl", *args]
+    """The `llmctl` console script, as users run it (`python -m llmctl` adds runpy's few ms)."""
+    script = Path(PY).with_name("llmctl")
+    return [str(script), *args] if script.exists() else [PY, "-m", "llmctl", *args]
+
+
+# -- push vs a bare curl upload, phase by phase, from the registry's request log ----------------------------
+def go_duration(text: str) -> float:
+    """Go's time.Duration text ("786.543µs", "12.4ms", "1.5s", "1m2.5s") in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "ns": 1e-9}
+    return sum(float(n) * units[u] for n, u in re.findall(r"([\d.]+)(h|ms|µs|us|ns|m|s)", text))
+
+
+def request_span(entry: dict) -> tuple[float, float]:
+    """(start, end) of a request in Unix time: the log line's time is its end, minus its duration."""
+    from datetime import datetime
+
+    head, _, frac = entry.get("time", "").rstrip("Z").partition(".")
+    end = datetime.fromisoformat(head + "+00:00").timestamp() + float("0." + (frac or "0"))
+    return end - go_duration(entry.get("http.response.duration", "0s")), end
+
+
+@dataclass
+class Phases:
+    """Where one upload command's time went, from its own clock and the registry's log."""
+
+    total: float
+    startup: float  # command started -> its first request reached the registry
+    before: float  # first request -> the blob PUT began (curl: the POST and the second curl's start)
+    put: float  # the blob PUT, as the registry timed it (receive, hash, write, commit)
+    manifest: float  # the manifest PUT (llmctl only)
+    tail: float  # the last response -> the command exited
+    registry_cpu: float
+
+
+def phases(samples: list[Sample], entries: list[dict], digest: str, registry_cpu: float) -> Phases:
+    spans = sorted((request_span(e), e) for e in entries if e.get("http.request.uri", "").startswith("/v2"))
+    blob = [sp for sp, e in spans if e.get("http.request.method") == "PUT" and
+            digest.split(":")[1] in e.get("http.request.uri", "")]
+    manifest = [sp[1] - sp[0] for sp, e in spans if "/manifests/" in e.get("http.request.uri", "")]
+    first, last = spans[0][0], max(end for (_, end), _ in spans)
+    start, end = samples[0].start, samples[-1].end
+    return Phases(sum(s.seconds for s in samples), first[0] - start, blob[0][0] - first[0], blob[0][1] - blob[0][0],
+                  sum(manifest), end - last, registry_cpu)
+
+
+def curl_push(registry: Registry, repository: str, blob: Path, digest: str) -> list[Sample]:
+    """The bare upload: `curl -X POST` opens the session, `curl -T` sends the blob in one monolithic PUT."""
+    post = measure(["curl", "-s", "-i", "-X", "POST", f"http://{registry.host}/v2/{repository}/blobs/uploads/"])
+    location = next(line.split(":", 1)[1].strip() for line in post.out.splitlines()
+                    if line.lower().startswith("location:"))
+    url = f"{location}{'&' if '?' in location else '?'}digest={digest}"
+    put = measure(["curl", "-s", "-f", "-o", "/dev/null", "-T", str(blob), "-H",
+                   "Content-Type: application/octet-stream", url])
+    return [post, put]
 
 
 def run(runs: int, work: Path) -> tuple[list[Row], int, dict[str, str]]:
@@ -196,7 +263,7 @@ def run(runs: int, work: Path) -> tuple[list[Row], int, dict[str, str]]:
     load_start = os.getloadavg()[0]
     gguf = Path(pkg.assemble(work / pkg.MODEL_NAME))
     size = gguf.stat().st_size
-    registry = Registry(work)
+    registry = Registry(work, log=True)
     base_env = {**os.environ, "DOCKER_CONFIG": str(work / "docker-config")}
     for var in ("LLMCTL_REGISTRY", "LLMCTL_OFFLINE", "LLMCTL_DEBUG"):
         base_env.pop(var, None)
@@ -205,6 +272,10 @@ def run(runs: int, work: Path) -> tuple[list[Row], int, dict[str, str]]:
     local_name = "docker.io/library/gemma3:270m-bench"
     subprocess.run(llmctl("package", "-q", "--gguf", str(gguf), "gemma3:270m-bench"), env=src_env, check=True)
     store = src_home / "store"
+    digest = json.loads(subprocess.run(llmctl("inspect", "gemma3:270m-bench"), env=src_env, check=True,
+                                       capture_output=True, text=True).stdout)["manifest"]["layers"][0]["digest"]
+    blob = store / "blobs/sha256" / digest[7:]
+    versus: dict[str, list[Phases]] = {"curl": [], "llmctl": []}
     rows: list[Row] = []
     cp, sha = Row("`cp` + `sync`", "copy"), Row("`sha256sum`", "hash")
     ours, sko, ora = Row("llmctl", "push"), Row("skopeo copy", "push"), Row("oras-py", "push")
@@ -246,9 +317,19 @@ def run(runs: int, work: Path) -> tuple[list[Row], int, dict[str, str]]:
         sha.samples.append(measure(["sha256sum", str(gguf)]))
 
         registry.fresh()
+        offset, cpu = registry.log_offset(), registry.cpu_seconds()
+        curl = curl_push(registry, "bench/gemma3", blob, digest)
+        logged = registry.requests_once(offset, lambda es: any("digest=" in e.get("http.request.uri", "") for e in es))
+        versus["curl"].append(phases(curl, logged, digest, registry.cpu_seconds() - cpu))
+
+        registry.fresh()
         name = f"{registry.host}/bench/gemma3:270m"
         subprocess.run(llmctl("tag", "gemma3:270m-bench", name), env=src_env, check=True, capture_output=True)
+        offset, cpu = registry.log_offset(), registry.cpu_seconds()
         ours.samples.append(measure(llmctl("push", "-q", name), env=src_env))
+        logged = registry.requests_once(offset, lambda es: any("/manifests/" in e.get("http.request.uri", "")
+                                                               for e in es))
+        versus["llmctl"].append(phases(ours.samples[-1:], logged, digest, registry.cpu_seconds() - cpu))
         again = measure(llmctl("push", "-q", "--json", name), env=src_env)
         ours.repush_bytes = f"{json.loads(again.out)['uploaded_bytes']} B in {again.seconds:.2f} s"
         subprocess.run(llmctl("rm", name), env=src_env, check=True, capture_output=True)
@@ -306,7 +387,43 @@ def run(runs: int, work: Path) -> tuple[list[Row], int, dict[str, str]]:
         "load_start": f"{load_start:.1f}",
         "load": "{:.1f}".format(os.getloadavg()[0]),
     }
+    facts["versus"] = versus  # type: ignore[assignment]
     return rows, size, facts
+
+
+def versus_table(versus: dict[str, list[Phases]]) -> list[str]:
+    """Push vs a bare `curl -T`, phase by phase (medians), from the registry's request log."""
+    def med(tool: str, attr: str) -> float:
+        return statistics.median(getattr(p, attr) for p in versus[tool])
+
+    ratios = [c.total / o.total for c, o in zip(versus["curl"], versus["llmctl"])]
+    put_ratios = [c.put / o.put for c, o in zip(versus["curl"], versus["llmctl"])]
+    rows = [("whole command(s), start to exit", "total"),
+            ("start-up: process start to its first request", "startup"),
+            ("requests before the blob's PUT (curl: POST + 2nd process; llmctl: /v2/, HEAD, POST)", "before"),
+            ("the blob's PUT, as the registry timed it", "put"),
+            ("manifest PUT", "manifest"),
+            ("last response to exit", "tail"),
+            ("registry CPU during the command(s)", "registry_cpu")]
+    out = [
+        "",
+        "Push against the bare upload of the same blob to the same registry in the same run: `curl -X POST` to open "
+        "the upload session, then `curl -T BLOB` as one monolithic `PUT ?digest=` (each run on an emptied registry, "
+        "interleaved with `llmctl push -q`; seconds, median of the runs):",
+        "",
+        "| phase | `curl` POST + `curl -T` | `llmctl push -q` | difference |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, attr in rows:
+        c, o = med("curl", attr), med("llmctl", attr)
+        out.append(f"| {label} | {c:.3f} | {o:.3f} | {o - c:+.3f} |")
+    out += [
+        "",
+        f"llmctl push / curl throughput: **{statistics.median(ratios):.2f}x** for the whole command "
+        f"(runs {min(ratios):.2f}-{max(ratios):.2f}), **{statistics.median(put_ratios):.2f}x** for the blob's PUT "
+        f"alone (runs {min(put_ratios):.2f}-{max(put_ratios):.2f}).",
+    ]
+    return out
 
 
 def table(rows: list[Row], size: int, facts: dict[str, str], runs: int) -> str:
@@ -344,6 +461,7 @@ def table(rows: list[Row], size: int, facts: dict[str, str], runs: int) -> str:
         "takes that memory back first anyway, the run is slow (the max of `min-max`). Regenerate with "
         f"`.venv/bin/python bench/transfer.py --runs {runs} --write docs/benchmarks.md`.",
     ]
+    lines += versus_table(facts["versus"])  # type: ignore[arg-type]
     return "\n".join(lines) + "\n"
 
 
