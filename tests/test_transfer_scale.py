@@ -409,3 +409,43 @@ def test_parallel_transfers_stop_at_the_first_failure() -> None:
         t = Tracker(None, "t")
         t.cancel.set()
         run_parallel([t.check], 1, t)
+
+
+@pytest.mark.slow
+def test_a_split_gguf_runs_and_answers_like_the_single_file(run_cli, engine, gemma_gguf: Path, tmp_path: Path) -> None:
+    """llama.cpp finds a split model's shards by name; the store names blobs by digest. `run` gives the engine
+    links named `model-0000i-of-0000N.gguf`: the split Gemma answers exactly as the one-file Gemma does."""
+    split = engine.path.with_name("llama-gguf-split")
+    if not split.exists():
+        pytest.skip(f"no llama-gguf-split beside {engine.path}")
+    out = subprocess.run([str(split), "--split", "--split-max-tensors", "100", str(gemma_gguf),
+                          str(tmp_path / "gemma")], env=engine.environ(), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    shards = sorted(tmp_path.glob("gemma-*-of-*.gguf"))
+    assert len(shards) == 3
+    home = tmp_path / "home"
+    r = run_llmctl(home, "package", "-q", "--gguf", str(shards[1]), "gemma-split:3")
+    assert r.returncode == 0, r.stderr
+    greedy = ("--json", "--param", "temperature=0", "--param", "num_predict=12", "The capital of France is")
+    env = {"LLMCTL_HOME": str(home)}
+    split_answer = run_cli("run", "gemma-split:3", *greedy, env=env)
+    assert split_answer.code == 0, split_answer.stderr
+    whole_answer = run_cli("run", "gemma3:270m", *greedy)
+    assert whole_answer.code == 0, whole_answer.stderr
+    assert json.loads(split_answer.stdout)["response"] == json.loads(whole_answer.stdout)["response"] != ""
+    links = sorted((home / "run/splits").glob("*/model-*.gguf"))
+    assert [p.name for p in links] == [f"model-{i:05d}-of-00003.gguf" for i in (1, 2, 3)]
+    assert [p.resolve().parent.name for p in links] == ["sha256"] * 3
+
+
+def test_a_split_model_is_sized_over_all_its_shards(tmp_path: Path) -> None:
+    """The GPU offload planner sizes a split GGUF from every shard's tensors, not the first shard's."""
+    from llmctl.api.models import get_model
+    from llmctl.runtime.gpu.shape import model_shape
+
+    home = tmp_path / "home"
+    shard_model(tmp_path, home, "shardy:4", shards=4, size_mib=4)
+    model = get_model(Settings.from_env({"LLMCTL_HOME": str(home)}), "shardy:4")
+    shape = model_shape(model)
+    assert shape is not None and shape.layers == 4 and len(shape.layer_bytes) == 4
+    assert shape.weights == 4 << 20  # every tensor of every shard

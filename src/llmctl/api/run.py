@@ -231,9 +231,12 @@ class Session:
                 raise EngineError("llama-cpp-python is not installed; run `llmctl runtime install` or use llama-server")
             ctx = options.ctx_size or min(int(self.model.facts.context_size or DEFAULT_CTX), DEFAULT_CTX)
             self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
+            from llmctl.runtime.splits import engine_weights
+
             self.engine = inproc.InprocEngine(self.model, ctx_size=ctx, threads=options.threads,
                                               lora=tuple(merge_lora(self.model.adapters, options.lora)),
-                                              log_path=self.settings.logs_dir / "inproc.log")
+                                              log_path=self.settings.logs_dir / "inproc.log",
+                                              weights=engine_weights(self.settings, self.model))
             self.backend = INPROC
         self._options = options
         self._load_seconds = time.monotonic() - t0

@@ -38,7 +38,8 @@ class InprocEngine:
     """The parent side: a worker process holding one model."""
 
     def __init__(self, model: Any, *, ctx_size: int, threads: int | None = None,
-                 lora: tuple[tuple[Path, float], ...] = (), log_path: Path | None = None) -> None:
+                 lora: tuple[tuple[Path, float], ...] = (), log_path: Path | None = None,
+                 weights: Path | None = None) -> None:
         self.model = model
         from llmctl.runtime.prompt import prompt_mode
 
@@ -51,7 +52,7 @@ class InprocEngine:
         t0 = time.monotonic()
         self.proc = subprocess.Popen([sys.executable, "-m", "llmctl.runtime.inproc"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=log, start_new_session=True)
-        config = {"model": str(model.weights[0]), "n_ctx": ctx_size, "n_threads": threads,
+        config = {"model": str(weights or model.weights[0]), "n_ctx": ctx_size, "n_threads": threads,
                   "lora": [[str(p), s] for p, s in lora],
                   "chat_template": getattr(model, "chat_template", None) if self.prompt_mode == JINJA else None}
         self._send(config)

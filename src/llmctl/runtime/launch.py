@@ -122,11 +122,12 @@ def place(model: Any, options: EngineOptions, engine: Engine) -> Any:
 
 
 def build_command(settings: Settings, model: Any, options: EngineOptions, engine: Engine, host: str, port: int,
-                  mode: str, *, placement: Any = None) -> list[str]:
-    """The llama-server command line; `placement` (from `place`) supplies -ngl and the split flags."""
+                  mode: str, *, placement: Any = None, weights: Path | None = None) -> list[str]:
+    """The llama-server command line; `placement` (from `place`) supplies -ngl and the split flags, `weights`
+    the path for `-m` when it is not the first weights blob (a split model: `splits.engine_weights`)."""
     ctx = context_size(model, options)
     parallel = max(1, int(options.parallel))
-    cmd = [str(engine.path), "-m", str(model.weights[0]), "--host", host, "--port", str(port),
+    cmd = [str(engine.path), "-m", str(weights or model.weights[0]), "--host", host, "--port", str(port),
            "-np", str(parallel), "-c", str(ctx * parallel), "--no-webui", "--metrics",
            "--alias", str(getattr(model, "reference", "model"))]
     if options.threads:

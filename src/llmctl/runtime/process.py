@@ -32,6 +32,7 @@ from llmctl.runtime import cpu
 from llmctl.runtime.engine import Engine, find_engine
 from llmctl.runtime.launch import EngineOptions, build_command, context_size, place
 from llmctl.runtime.prompt import CompletionRequest, Delta, parse_event, prompt_mode
+from llmctl.runtime.splits import engine_weights
 from llmctl.settings import Settings
 
 LOG_TAIL_LINES = 15
@@ -143,7 +144,8 @@ class EngineProcess:
                     port: int, log_path: Path | None, timeout: float, die_with_parent: bool) -> "EngineProcess":
         mode = prompt_mode(model)
         placement = place(model, options, engine)
-        cmd = build_command(settings, model, options, engine, host, port, mode, placement=placement)
+        cmd = build_command(settings, model, options, engine, host, port, mode, placement=placement,
+                            weights=engine_weights(settings, model))
         name = _slug(str(getattr(model, "reference", "model")))
         if log_path is None:
             settings.logs_dir.mkdir(parents=True, exist_ok=True)

@@ -82,11 +82,14 @@ def block_bytes(tensors: Sequence[TensorInfo]) -> tuple[list[int], int]:
 
 
 def model_shape(model: Any) -> ModelShape | None:
-    """The shape of a stored model (its first weights file); None when it cannot be read."""
+    """The shape of a stored model, over all its weights files (a split GGUF's shards each hold some of the
+    tensors; the first holds the metadata); None when it cannot be read."""
     from llmctl.artifact.gguf_meta import read_gguf
 
     try:
-        path = Path(model.weights[0])
-        return ModelShape.from_gguf(read_gguf(path), path.stat().st_size)
+        paths = [Path(p) for p in model.weights]
+        infos = [read_gguf(p) for p in paths]
+        layers, other = block_bytes([t for info in infos for t in info.tensors])
+        return ModelShape.from_kv(infos[0].kv, layers or None, other, sum(p.stat().st_size for p in paths))
     except Exception:  # an unreadable model plans as "shape unknown", never fails the engine start
         return None
