@@ -14,7 +14,7 @@ from pathlib import Path
 
 from llmctl.api.models import open_store
 from llmctl.api.pull import check_online
-from llmctl.errors import IntegrityError, NotFound
+from llmctl.errors import NotFound
 from llmctl.names import parse_name, short
 from llmctl.oci.layout import Store
 from llmctl.oci.reference import Reference
@@ -68,23 +68,16 @@ class MountSources:
 
 def mount_sources(store: Store, target: Reference) -> dict[str, list[str]]:
     """digest -> other repositories of the target's registry whose stored manifests reference it."""
+    entries = [e for e in store.entries()
+               if e.reference.registry == target.registry and e.reference.repository != target.repository]
+    manifests = store.manifests(e.descriptor for e in entries)  # a manifest under several tags is read once
     out: dict[str, list[str]] = {}
-    seen: set[tuple[str, str]] = set()
-    for entry in store.entries():
-        ref = entry.reference
-        if ref.registry != target.registry or ref.repository == target.repository:
-            continue
-        if (ref.repository, entry.descriptor.digest) in seen:
-            continue  # one manifest under several tags of a repository is read once
-        seen.add((ref.repository, entry.descriptor.digest))
-        try:
-            manifest = store.manifest(entry.descriptor)
-        except (NotFound, IntegrityError):
-            continue
-        for blob in manifest.blobs():
+    for entry in entries:
+        manifest = manifests.get(entry.descriptor.digest)
+        for blob in manifest.blobs() if manifest else ():
             repos = out.setdefault(blob.digest, [])
-            if ref.repository not in repos and len(repos) < MAX_MOUNT_SOURCES:
-                repos.append(ref.repository)
+            if entry.reference.repository not in repos and len(repos) < MAX_MOUNT_SOURCES:
+                repos.append(entry.reference.repository)
     return out
 
 

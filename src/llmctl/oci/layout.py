@@ -198,15 +198,6 @@ class Store:
                 continue
         return out
 
-    def tagged(self) -> dict[str, Descriptor]:
-        """Every tag (its full reference as text) -> its manifest descriptor, from one read of `index.json`."""
-        out = {}
-        for m in self._read_index()["manifests"]:
-            name = _ref_name(m)
-            if name:
-                out[name] = Descriptor.from_json(m)
-        return out
-
     def resolve(self, ref: Reference) -> Descriptor:
         """The manifest descriptor for a tag, or for a digest that the store holds.
 
