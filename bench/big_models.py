@@ -170,8 +170,8 @@ def kill_push(registry: Registry, name: str, digests: dict[str, int], env: dict[
     put = {d for m, d, st, _ in sent if m == "PUT" and st == 201}
     ok = not resent and result["uploaded_bytes"] == sum(digests[d] for d in put)
     text = (f"killed with {len(finished)}/{len(weights)} weight blobs on the registry; the second push sent "
-            f"{len(resent)} of them again (HEAD found them), uploaded {result['uploaded_bytes'] / 1e6:.0f} MB "
-            f"of {result['total_bytes'] / 1e6:.0f} MB in {again.seconds:.1f} s")
+            f"{len(resent)} of the {len(present)} blobs the registry held again (`HEAD` found them), uploaded "
+            f"{result['uploaded_bytes'] / 1e6:.0f} MB of {result['total_bytes'] / 1e6:.0f} MB in {again.seconds:.1f} s")
     if shards == 1:
         text += "; the interrupted blob is sent again whole (distribution 2.8 cannot resume an upload session)"
     return Resume("", "push, kill -9, push", text, ok)

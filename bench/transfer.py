@@ -51,6 +51,7 @@ ORAS_PUSH = (
     "c.push(target=sys.argv[2], files=[sys.argv[3] + ':application/vnd.docker.ai.gguf.v3'],"
     " disable_path_validation=True, quiet=True)\n"
 )
+IMPORTS = "import llmctl.cli.app, llmctl.api.push"  # what `llmctl push -q NAME` imports before its first request
 ORAS_PULL = (
     "import sys, oras.client\n"
     "c = oras.client.OrasClient(hostname=sys.argv[1], insecure=True)\n"
@@ -270,6 +271,8 @@ def push_versus_curl(registry: Registry, src_env: dict[str, str], blob: Path, di
     registry.fresh()
     name = f"{registry.host}/bench/gemma3:270m"
     subprocess.run(llmctl("tag", "gemma3:270m-bench", name), env=src_env, check=True, capture_output=True)
+    versus.setdefault("python", []).append(measure([PY, "-c", "pass"]).seconds)  # the interpreter alone
+    versus.setdefault("imports", []).append(measure([PY, "-c", IMPORTS]).seconds)  # + what push -q imports
     offset, cpu = registry.log_offset(), registry.cpu_seconds()
     ours = measure(llmctl("push", "-q", name), env=src_env)
     logged = registry.requests_once(offset, lambda es: any("/manifests/" in e.get("http.request.uri", "") for e in es))
@@ -290,7 +293,7 @@ def versus_only(runs: int, work: Path) -> str:
                                        capture_output=True, text=True).stdout)["manifest"]["layers"][0]["digest"]
     blob = work / "src-home/store/blobs/sha256" / digest[7:]
     registry = Registry(work, log=True)
-    versus: dict[str, list[Phases]] = {"curl": [], "llmctl": []}
+    versus: dict[str, list] = {"curl": [], "llmctl": []}
     load = os.getloadavg()[0]
     for _ in range(runs):
         push_versus_curl(registry, env, blob, digest, versus)
@@ -446,11 +449,15 @@ def versus_table(versus: dict[str, list[Phases]]) -> list[str]:
     for label, attr in rows:
         c, o = med("curl", attr), med("llmctl", attr)
         out.append(f"| {label} | {c:.3f} | {o:.3f} | {o - c:+.3f} |")
+    python, imports = statistics.median(versus["python"]), statistics.median(versus["imports"])  # type: ignore[arg-type]
+    put_cpu = [o.registry_cpu / o.put for o in versus["llmctl"]]
     out += [
         "",
         f"llmctl push / curl throughput: **{statistics.median(ratios):.2f}x** for the whole command "
         f"(runs {min(ratios):.2f}-{max(ratios):.2f}), **{statistics.median(put_ratios):.2f}x** for the blob's PUT "
-        f"alone (runs {min(put_ratios):.2f}-{max(put_ratios):.2f}).",
+        f"alone (runs {min(put_ratios):.2f}-{max(put_ratios):.2f}). In the same runs, `python -c pass` took "
+        f"{python:.3f} s and `python -c \"{IMPORTS}\"` {imports:.3f} s; the registry's CPU time during llmctl's "
+        f"push was {statistics.median(put_cpu):.0%} of its blob PUT's wall time.",
     ]
     return out
 
