@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from transfer import write_section  # noqa: E402
+from transfer import precompile, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -226,6 +226,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--write", type=Path, help="replace the `## Store scale` section of this markdown file")
     args = parser.parse_args()
+    precompile()
     with tempfile.TemporaryDirectory(prefix="llmctl-store-") as tmp:
         rows, facts = run(args.models, args.runs, Path(tmp))
     out = table(rows, facts, args.runs)
