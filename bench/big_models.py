@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_gguf import generate  # noqa: E402
-from transfer import Registry, Sample, llmctl, measure, precompile, request_span, write_section  # noqa: E402
+from common import Registry, Sample, llmctl, measure, precompile, request_span, write_section  # noqa: E402
 
 GOAL_RATE = 0.9  # of the verified-copy rate
 GOAL_RSS_MB = 100

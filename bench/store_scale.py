@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from transfer import precompile, write_section  # noqa: E402
+from common import precompile, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
