@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import precompile, write_section  # noqa: E402
+from common import instructions, precompile, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -113,19 +113,23 @@ def cli_seconds(home: Path, *args: str) -> float:
     return dt
 
 
-def api_seconds(home: Path, call: str, *args: str, as_list: bool = False) -> float:
-    """The api.manage call alone, in a fresh process (imports excluded, a cold Python object cache)."""
+def api_code(home: Path, call: str | None, as_list: bool = False) -> str:
+    """A script that imports api.manage, times `manage.CALL(settings, *argv)` and prints the seconds."""
     argv = "[sys.argv[1:]]" if as_list else "sys.argv[1:]"
-    code = (
+    return (
         "import sys, time\n"
         "from llmctl.settings import Settings\n"
         "from llmctl.api import manage\n"
         f"s = Settings.from_env({{'LLMCTL_HOME': {str(home)!r}, 'LLMCTL_OFFLINE': '1'}})\n"
         "t = time.perf_counter()\n"
-        f"r = manage.{call}(s, *{argv})\n"
-        "print(time.perf_counter() - t)\n"
+        + (f"r = manage.{call}(s, *{argv})\n" if call else "")
+        + "print(time.perf_counter() - t)\n"
     )
-    proc = subprocess.run([PY, "-c", code, *args], capture_output=True, text=True)
+
+
+def api_seconds(home: Path, call: str, *args: str, as_list: bool = False) -> float:
+    """The api.manage call alone, in a fresh process (imports excluded, a cold Python object cache)."""
+    proc = subprocess.run([PY, "-c", api_code(home, call, as_list), *args], capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"manage.{call} failed: {proc.stderr[-2000:]}")
     return float(proc.stdout.strip().splitlines()[-1])
@@ -137,6 +141,40 @@ def startup_seconds() -> float:
     return time.perf_counter() - t
 
 
+def api_instructions(home: Path, calls: dict[str, tuple[str, list[str], bool]]) -> dict[str, float]:
+    """Instructions (millions) each api.manage call executes on this store, load-independent: the script
+    under callgrind, minus the same script without the call (interpreter, imports, exit). `rm` runs on a
+    copy of the store."""
+    base = instructions([PY, "-c", api_code(home, None)])
+    out: dict[str, float] = {}
+    for label, (call, args, as_list) in calls.items():
+        target = home
+        if call == "remove":
+            target = home.with_name(home.name + "-rm")
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(home, target)
+        n = instructions([PY, "-c", api_code(target, call, as_list), *args])
+        if target != home:
+            shutil.rmtree(target)
+        if n is None or base is None:
+            return {}
+        out[label] = (n - base) / 1e6
+    return out
+
+
+def scaling(work: Path, models: int, names: list[str]) -> dict[str, tuple[float, float]]:
+    """Instructions of each call on this store and on one twice its size: linear growth doubles them, a
+    models x blobs walk would quadruple them."""
+    calls = {"list": ("list_models", [], False), "show": ("show", [names[0]], False),
+             "df": ("disk_usage", [], False), "rm": ("remove", [names[1]], True), "prune": ("prune", [], False)}
+    small = api_instructions(work / "home", calls)
+    big_home = work / "home-2x"
+    populate(big_home, 2 * models)
+    big = api_instructions(big_home, calls)
+    shutil.rmtree(big_home)
+    return {k: (small[k], big[k]) for k in small if k in big}
+
+
 @dataclass
 class Row:
     command: str
@@ -145,7 +183,7 @@ class Row:
     note: str = ""
 
 
-def run(models: int, runs: int, work: Path) -> tuple[list[Row], dict[str, str]]:
+def run(models: int, runs: int, work: Path) -> tuple[list[Row], dict]:
     load_start = os.getloadavg()[0]
     home = work / "home"
     t = time.perf_counter()
@@ -184,7 +222,8 @@ def run(models: int, runs: int, work: Path) -> tuple[list[Row], dict[str, str]]:
         snapshot.rename(home)
         by["prune"].api.append(api_seconds(home, "prune"))
         by["prune"].cli.append(cli_seconds(home, "prune"))
-    facts = {
+    facts: dict = {
+        "scaling": scaling(work, models, [n for n in populated.names if not n.startswith("alias/")]),
         "models": str(len(populated.names)), "manifests": str(models), "blobs": str(populated.blobs),
         "families": str(populated.families), "build_s": f"{build_s:.1f}",
         "startup": f"{statistics.median(start):.3f}", "df_ok": "yes" if df_ok else "NO",
@@ -194,7 +233,7 @@ def run(models: int, runs: int, work: Path) -> tuple[list[Row], dict[str, str]]:
     return rows, facts
 
 
-def table(rows: list[Row], facts: dict[str, str], runs: int) -> str:
+def table(rows: list[Row], facts: dict, runs: int) -> str:
     lines = [
         "## Store scale",
         "",
@@ -215,6 +254,13 @@ def table(rows: list[Row], facts: dict[str, str], runs: int) -> str:
         api, cli = statistics.median(r.api), statistics.median(r.cli)
         lines.append(f"| `{r.command}` | {api:.3f} | {cli:.3f} | {cli - start:.3f} | "
                      f"{'met' if cli <= GOAL_S else 'not met'} |")
+    if facts.get("scaling"):
+        lines += ["", f"No walk grows faster than the store: instructions each `api.manage` call executes "
+                  f"(valgrind's callgrind, millions; imports and exit subtracted) on this store and on one of "
+                  f"{2 * int(facts['manifests'])} manifests built the same way:", "",
+                  "| command | this store | twice the models | ratio |", "|---|---:|---:|---:|"]
+        for command, (one, two) in facts["scaling"].items():
+            lines.append(f"| `{command}` | {one:.1f} | {two:.1f} | {two / one:.2f}x |")
     lines += ["", "Regenerate with `.venv/bin/python bench/store_scale.py --runs "
               f"{runs} --write docs/benchmarks.md`."]
     return "\n".join(lines) + "\n"
