@@ -162,6 +162,21 @@ def api_instructions(home: Path, calls: dict[str, tuple[str, list[str], bool]]) 
     return out
 
 
+def cli_instructions(home: Path, work: Path, names: list[str]) -> dict[str, float]:
+    """Instructions (millions) of each CLI command as users run it, and of `--version` and `python -c pass`:
+    what the wall times above would be on an idle machine, whatever the load."""
+    env = {**os.environ, "LLMCTL_HOME": str(home), "LLMCTL_OFFLINE": "1"}
+    victim = next(n for n in names if not n.startswith("alias/"))
+    copy = work / "home-cli-rm"
+    shutil.copytree(home, copy)
+    commands = {"python -c pass": [PY, "-c", "pass"], "--version": [LLMCTL, "--version"], "list": [LLMCTL, "list"],
+                "show": [LLMCTL, "show", names[0]], "df": [LLMCTL, "df"], "prune": [LLMCTL, "prune"]}
+    out = {k: instructions(cmd, env) for k, cmd in commands.items()}
+    out["rm"] = instructions([LLMCTL, "rm", victim], {**env, "LLMCTL_HOME": str(copy)})
+    shutil.rmtree(copy)
+    return {k: v / 1e6 for k, v in out.items() if v is not None}
+
+
 def scaling(work: Path, models: int, names: list[str]) -> dict[str, tuple[float, float]]:
     """Instructions of each call on this store and on one twice its size: linear growth doubles them, a
     models x blobs walk would quadruple them."""
@@ -223,6 +238,7 @@ def run(models: int, runs: int, work: Path) -> tuple[list[Row], dict]:
         by["prune"].api.append(api_seconds(home, "prune"))
         by["prune"].cli.append(cli_seconds(home, "prune"))
     facts: dict = {
+        "cli_instructions": cli_instructions(home, work, populated.names),
         "scaling": scaling(work, models, [n for n in populated.names if not n.startswith("alias/")]),
         "models": str(len(populated.names)), "manifests": str(models), "blobs": str(populated.blobs),
         "families": str(populated.families), "build_s": f"{build_s:.1f}",
@@ -246,14 +262,19 @@ def table(rows: list[Row], facts: dict, runs: int) -> str:
         f"{facts['df_ok']}. {facts['cpus']} cores, load average {facts['load_start']} at the start and "
         f"{facts['load']} at the end (other work shares the machine).",
         "",
-        f"| command | api (s) | CLI (s) | CLI − start-up (s) | goal ≤ {GOAL_S} s (CLI) |",
-        "|---|---:|---:|---:|---|",
+        f"| command | api (s) | CLI (s) | CLI − start-up (s) | CLI, M instructions | goal ≤ {GOAL_S} s (CLI) |",
+        "|---|---:|---:|---:|---:|---|",
     ]
     start = float(facts["startup"])
+    counts = facts.get("cli_instructions") or {}
     for r in rows:
         api, cli = statistics.median(r.api), statistics.median(r.cli)
-        lines.append(f"| `{r.command}` | {api:.3f} | {cli:.3f} | {cli - start:.3f} | "
+        n = f"{counts[r.command]:.0f}" if r.command in counts else "-"
+        lines.append(f"| `{r.command}` | {api:.3f} | {cli:.3f} | {cli - start:.3f} | {n} | "
                      f"{'met' if cli <= GOAL_S else 'not met'} |")
+    if counts.get("--version") and counts.get("python -c pass"):
+        lines += ["", f"Instructions (valgrind's callgrind) do not move with the load: `python -c pass` executes "
+                  f"{counts['python -c pass']:.0f} M, `llmctl --version` {counts['--version']:.0f} M."]
     if facts.get("scaling"):
         lines += ["", f"No walk grows faster than the store: instructions each `api.manage` call executes "
                   f"(valgrind's callgrind, millions; imports and exit subtracted) on this store and on one of "
