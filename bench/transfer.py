@@ -216,7 +216,8 @@ def table(rows: list[Row], size: int, facts: dict[str, str], runs: int) -> str:
         "",
         f"`bench/transfer.py` ({runs} runs, median): the real Gemma 3 270M Q4_K_M GGUF ({size / 1e6:.1f} MB) "
         f"through a loopback {facts['registry']}, on this machine ({facts['cpus']} cores). Every command is a "
-        "fresh process timed start to exit; pushes go to an empty registry, pulls to an empty destination. "
+        "fresh process timed start to exit (llmctl through its console script, byte-compiled as an installed "
+        "package is); pushes go to an empty registry, pulls to an empty destination. "
         f"{facts['skopeo']}, oras-py {facts['oras']}. Python `hashlib.sha256` of the file alone: "
         f"{facts['hashlib']} s. Load average (1 min) {facts['load_start']} at the start and {facts['load']} at the end "
         "of the run (other work shares the cores; runs interleave the tools so it slows them alike).",
