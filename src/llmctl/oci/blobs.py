@@ -13,6 +13,7 @@ when bytes reach the disk, never what is published: `commit()` still verifies, f
 from __future__ import annotations
 
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,8 +227,12 @@ def write_chunks(writer: BlobWriter, chunks: Iterable[bytes], on_bytes: Callable
             on_bytes(len(chunk))
 
 
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
 def blob_path(blobs_dir: Path, digest: str) -> Path:
+    """The file of a blob; a digest that is not 64 lower-case hex digits never becomes a path."""
     algo, _, hexpart = digest.partition(":")
-    if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
+    if algo != "sha256" or not _SHA256_HEX.fullmatch(hexpart):
         raise NotFound(f"invalid blob digest {digest!r}")
     return blobs_dir / hexpart
