@@ -23,11 +23,12 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import instructions, precompile, write_section  # noqa: E402
+from common import instructions, precompile, realtime, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -103,10 +104,10 @@ def brute_force_df(home: Path) -> dict[str, int]:
 
 
 # -- timing -----------------------------------------------------------------------------------------
-def cli_seconds(home: Path, *args: str) -> float:
+def cli_seconds(home: Path, *args: str, rt: bool = False) -> float:
     env = {**os.environ, "LLMCTL_HOME": str(home), "LLMCTL_OFFLINE": "1"}
     t = time.perf_counter()
-    proc = subprocess.run([LLMCTL, *args], env=env, capture_output=True, text=True)
+    proc = subprocess.run(realtime([LLMCTL, *args], rt), env=env, capture_output=True, text=True)
     dt = time.perf_counter() - t
     if proc.returncode != 0:
         raise RuntimeError(f"llmctl {' '.join(args)} exited {proc.returncode}: {proc.stderr[-2000:]}")
@@ -127,17 +128,18 @@ def api_code(home: Path, call: str | None, as_list: bool = False) -> str:
     )
 
 
-def api_seconds(home: Path, call: str, *args: str, as_list: bool = False) -> float:
+def api_seconds(home: Path, call: str, *args: str, as_list: bool = False, rt: bool = False) -> float:
     """The api.manage call alone, in a fresh process (imports excluded, a cold Python object cache)."""
-    proc = subprocess.run([PY, "-c", api_code(home, call, as_list), *args], capture_output=True, text=True)
+    proc = subprocess.run(realtime([PY, "-c", api_code(home, call, as_list), *args], rt), capture_output=True,
+                          text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"manage.{call} failed: {proc.stderr[-2000:]}")
     return float(proc.stdout.strip().splitlines()[-1])
 
 
-def startup_seconds() -> float:
+def startup_seconds(rt: bool = False) -> float:
     t = time.perf_counter()
-    subprocess.run([LLMCTL, "--version"], capture_output=True, check=True)
+    subprocess.run(realtime([LLMCTL, "--version"], rt), capture_output=True, check=True)
     return time.perf_counter() - t
 
 
@@ -198,7 +200,7 @@ class Row:
     note: str = ""
 
 
-def run(models: int, runs: int, work: Path) -> tuple[list[Row], dict]:
+def run(models: int, runs: int, work: Path, rt: bool = False) -> tuple[list[Row], dict]:
     load_start = os.getloadavg()[0]
     home = work / "home"
     t = time.perf_counter()
@@ -216,34 +218,35 @@ def run(models: int, runs: int, work: Path) -> tuple[list[Row], dict]:
             Row("prune", [], [])]
     by = {r.command: r for r in rows}
     rng = random.Random(1)
-    start = [startup_seconds() for _ in range(runs)]
+    cli_seconds_, api_seconds_ = partial(cli_seconds, rt=rt), partial(api_seconds, rt=rt)
+    start = [startup_seconds(rt) for _ in range(runs)]
     for _ in range(runs):
-        by["list"].api.append(api_seconds(home, "list_models"))
-        by["list"].cli.append(cli_seconds(home, "list"))
+        by["list"].api.append(api_seconds_(home, "list_models"))
+        by["list"].cli.append(cli_seconds_(home, "list"))
         name = rng.choice(populated.names)
-        by["show"].api.append(api_seconds(home, "show", name))
-        by["show"].cli.append(cli_seconds(home, "show", name))
-        by["df"].api.append(api_seconds(home, "disk_usage"))
-        by["df"].cli.append(cli_seconds(home, "df"))
+        by["show"].api.append(api_seconds_(home, "show", name))
+        by["show"].cli.append(cli_seconds_(home, "show", name))
+        by["df"].api.append(api_seconds_(home, "disk_usage"))
+        by["df"].cli.append(cli_seconds_(home, "df"))
         # rm one model (its unique blobs are collected), then put the store back for the next run
         victim = rng.choice([n for n in populated.names if not n.startswith("alias/")])
         snapshot = work / "snapshot"
         shutil.copytree(home, snapshot)
-        by["rm"].api.append(api_seconds(home, "remove", victim, as_list=True))
+        by["rm"].api.append(api_seconds_(home, "remove", victim, as_list=True))
         shutil.rmtree(home)
         shutil.copytree(snapshot, home)
-        by["rm"].cli.append(cli_seconds(home, "rm", victim))
+        by["rm"].cli.append(cli_seconds_(home, "rm", victim))
         shutil.rmtree(home)
         snapshot.rename(home)
-        by["prune"].api.append(api_seconds(home, "prune"))
-        by["prune"].cli.append(cli_seconds(home, "prune"))
+        by["prune"].api.append(api_seconds_(home, "prune"))
+        by["prune"].cli.append(cli_seconds_(home, "prune"))
     facts: dict = {
         "cli_instructions": cli_instructions(home, work, populated.names),
         "scaling": scaling(work, models, [n for n in populated.names if not n.startswith("alias/")]),
         "models": str(len(populated.names)), "manifests": str(models), "blobs": str(populated.blobs),
         "families": str(populated.families), "build_s": f"{build_s:.1f}",
         "startup": f"{statistics.median(start):.3f}", "df_ok": "yes" if df_ok else "NO",
-        "load_start": f"{load_start:.1f}", "load": f"{os.getloadavg()[0]:.1f}", "cpus": str(os.cpu_count()),
+        "realtime": rt, "load_start": f"{load_start:.1f}", "load": f"{os.getloadavg()[0]:.1f}", "cpus": str(os.cpu_count()),
         "index_kb": f"{(home / 'store/index.json').stat().st_size / 1024:.0f}",
     }
     return rows, facts
@@ -260,7 +263,9 @@ def table(rows: list[Row], facts: dict, runs: int) -> str:
         "call alone; `CLI` is `llmctl ...` in a fresh process as a user runs it; `llmctl --version` (start-up "
         f"alone) took {facts['startup']} s. `df --json` matched a brute-force count of the same store: "
         f"{facts['df_ok']}. {facts['cpus']} cores, load average {facts['load_start']} at the start and "
-        f"{facts['load']} at the end (other work shares the machine).",
+        f"{facts['load']} at the end (other work shares the machine"
+        + ("; every timed command ran under SCHED_FIFO, `chrt -f 1`, so that load could not preempt it)."
+           if facts.get("realtime") else ")."),
         "",
         f"| command | api (s) | CLI (s) | CLI − start-up (s) | CLI, M instructions | goal ≤ {GOAL_S} s (CLI) |",
         "|---|---:|---:|---:|---:|---|",
@@ -283,7 +288,7 @@ def table(rows: list[Row], facts: dict, runs: int) -> str:
         for command, (one, two) in facts["scaling"].items():
             lines.append(f"| `{command}` | {one:.1f} | {two:.1f} | {two / one:.2f}x |")
     lines += ["", "Regenerate with `.venv/bin/python bench/store_scale.py --runs "
-              f"{runs} --write docs/benchmarks.md`."]
+              f"{runs}{' --realtime' if facts.get('realtime') else ''} --write docs/benchmarks.md`."]
     return "\n".join(lines) + "\n"
 
 
@@ -292,10 +297,11 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=500)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--write", type=Path, help="replace the `## Store scale` section of this markdown file")
+    parser.add_argument("--realtime", action="store_true", help="time every command under chrt -f 1 (root)")
     args = parser.parse_args()
     precompile()
     with tempfile.TemporaryDirectory(prefix="llmctl-store-") as tmp:
-        rows, facts = run(args.models, args.runs, Path(tmp))
+        rows, facts = run(args.models, args.runs, Path(tmp), args.realtime)
     out = table(rows, facts, args.runs)
     print(out)
     if args.write:
