@@ -279,7 +279,9 @@ def table(rows: list[Row], facts: dict, runs: int) -> str:
                      f"{'met' if cli <= GOAL_S else 'not met'} |")
     if counts.get("--version") and counts.get("python -c pass"):
         lines += ["", f"Instructions (valgrind's callgrind) do not move with the load: `python -c pass` executes "
-                  f"{counts['python -c pass']:.0f} M, `llmctl --version` {counts['--version']:.0f} M."]
+                  f"{counts['python -c pass']:.0f} M, `llmctl --version` {counts['--version']:.0f} M. Commands the "
+                  "CLI's fast dispatcher serves (`--version`, `list`, `show`) skip typer; the others build the typer "
+                  "app, which is most of what separates their CLI time from their api time."]
     if facts.get("scaling"):
         lines += ["", f"No walk grows faster than the store: instructions each `api.manage` call executes "
                   f"(valgrind's callgrind, millions; imports and exit subtracted) on this store and on one of "
