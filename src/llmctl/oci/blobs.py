@@ -36,7 +36,7 @@ def fsync_dir(path: Path) -> None:
 
 
 def _sha256():  # type: ignore[no-untyped-def]
-    """A new sha256. `hashlib` is imported here, on first use: loading OpenSSL's digests costs 2-3 ms, and a
+    """A new sha256. `hashlib` is imported here, on first use: loading OpenSSL's digests costs ~1.5 ms, and a
     push hashes nothing (the store holds verified blobs)."""
     import hashlib
 
@@ -74,7 +74,7 @@ class BlobWriter:
         self.size = 0
         self._committed = False
         self._keep = partial_name is not None
-        name = partial_name or f"tmp-{os.getpid()}-{os.urandom(8).hex()}"  # `secrets` costs 3-8 ms to import
+        name = partial_name or f"tmp-{os.getpid()}-{os.urandom(8).hex()}"  # `secrets` costs ~2 ms to import
         self.path = ingest_dir / name
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

@@ -75,8 +75,8 @@ def run_parallel(tasks: list[Callable[[], T]], concurrency: int, tracker: Tracke
     """Run tasks on `concurrency` threads, results in task order; on the first error or Ctrl-C stop them all
     and raise it (a real error rather than the `Cancelled` it caused in the others).
 
-    Plain threads rather than `concurrent.futures`: that package imports `logging`, ~8 ms of a push that
-    otherwise takes well under a second, for a queue this small."""
+    Plain threads rather than `concurrent.futures`: that package imports `logging` (19 M instructions, ~5 ms
+    of every push and pull) for a queue this small."""
     if not tasks:
         return []
     results: list[T | None] = [None] * len(tasks)
