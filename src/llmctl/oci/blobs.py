@@ -17,7 +17,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable
+from typing import Any, BinaryIO, Callable, Iterable
 
 import fcntl
 
@@ -35,7 +35,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _sha256():  # type: ignore[no-untyped-def]
+def _sha256() -> Any:
     """A new sha256. `hashlib` is imported here, on first use: loading OpenSSL's digests costs ~1.5 ms, and a
     push hashes nothing (the store holds verified blobs)."""
     import hashlib
