@@ -266,7 +266,7 @@ def test_pull_killed_mid_way_resumes_without_fetching_finished_blobs_again(
     assert run_llmctl(src, "tag", "shardy:1", name).returncode == 0
     assert run_llmctl(src, "push", "-q", name).returncode == 0
 
-    plain.rate = 512 * 1024  # per blob body: the kill lands while blobs are on the wire
+    plain.rate = 128 * 1024  # per blob body (2 s for each 256 KiB shard): the kill lands while blobs are on the wire
     mark = plain.mark()
     proc = start_llmctl(dst, "pull", "-q", name)
     wait_for(lambda: len(completed(dst, digests)) >= 4 and any(partials(dst).values()),
