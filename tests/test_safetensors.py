@@ -183,27 +183,67 @@ def test_cli_refusals_are_one_line_with_their_exit_codes(hf_folder, cli, tmp_pat
     assert not (tmp_path / "out").exists()
 
 
-def test_run_and_serve_refuse_safetensors_in_one_line(hf_folder, cli, home: Path) -> None:
+ST = "team/st:f16"
+REFUSAL = (f"model {ST} is safetensors: llama.cpp serves GGUF; export it for vLLM/SGLang (`llmctl export {ST} DIR`) "
+           f"and plan it (`llmctl plan DIR`), or pull a GGUF build of it")
+
+
+@pytest.fixture(scope="module")
+def st_gateway(hf_folder, tmp_path_factory: pytest.TempPathFactory):
+    """One gateway for the module, over a home whose store holds the test folder packaged as `team/st:f16`."""
     from fixtures_gateway import start_gateway
 
-    folder, _ = hf_folder
-    assert cli("package", "--safetensors-dir", str(folder), "-q", "team/st:f16").code == 0
-    r = cli("run", "team/st:f16", "hi", env={"LLMCTL_HOST": "127.0.0.1:9"})
-    assert r.code == 4, r.stderr
-    assert r.stderr.strip() == ("llmctl: error: model team/st:f16 is safetensors: llama.cpp serves GGUF; export it for "
-                                "vLLM/SGLang (`llmctl export team/st:f16 DIR`) and plan it (`llmctl plan DIR`), or pull "
-                                "a GGUF build of it")
+    home = tmp_path_factory.mktemp("st-gateway") / "home"
+    package(Settings.from_env({"LLMCTL_HOME": str(home)}), ST, PackageSpec(safetensors_dir=hf_folder[0]))
     gw = start_gateway(home)
     try:
-        ollama = gw.http.post("/api/generate", json={"model": "team/st:f16", "prompt": "hi"})
-        openai = gw.http.post("/v1/chat/completions", json={"model": "team/st:f16",
-                                                            "messages": [{"role": "user", "content": "hi"}]})
-        assert ollama.status_code == 400 and "is safetensors: llama.cpp serves GGUF" in ollama.json()["error"]
-        assert openai.status_code == 400 and openai.json()["error"]["type"] == "invalid_request_error"
-        assert gw.ps() == []  # nothing was loaded or evicted for it
-        assert gw.http.post("/api/show", json={"model": "team/st:f16"}).status_code == 200  # show still works
+        yield gw
     finally:
-        assert gw.stop() == 0
+        assert gw.stop() == 0, gw.stderr()[-2000:]
+
+
+def test_run_refuses_safetensors_in_one_line_and_serve_still_shows_them(st_gateway, cli) -> None:
+    r = cli("run", ST, "hi", env={"LLMCTL_HOME": str(st_gateway.home), "LLMCTL_HOST": "127.0.0.1:9"})
+    assert r.code == 4, r.stderr
+    assert r.stderr == f"llmctl: error: {REFUSAL}\n"
+    assert st_gateway.http.post("/api/show", json={"model": ST}).status_code == 200
+    assert st_gateway.http.get(f"/v1/models/{ST}").status_code == 200
+
+
+_MESSAGES = [{"role": "user", "content": "hi"}]
+_SCHEMA = {"type": "object", "properties": {}}
+_TOOL = {"type": "function", "function": {"name": "now", "description": "The time.", "parameters": _SCHEMA}}
+ENGINE_REQUESTS = {  # every route that would load an engine; tools, whose check looks at the model first, too
+    "openai-chat": ("/v1/chat/completions", {"messages": _MESSAGES}),
+    "openai-chat-tools": ("/v1/chat/completions", {"messages": _MESSAGES, "tools": [_TOOL]}),
+    "openai-completions": ("/v1/completions", {"prompt": "hi"}),
+    "openai-embeddings": ("/v1/embeddings", {"input": "hi"}),
+    "responses": ("/v1/responses", {"input": "hi"}),
+    "responses-tools": ("/v1/responses", {"input": "hi", "tools": [{"type": "function", "name": "now",
+                                                                    "parameters": _SCHEMA}]}),
+    "messages": ("/v1/messages", {"max_tokens": 8, "messages": _MESSAGES}),
+    "messages-tools": ("/v1/messages", {"max_tokens": 8, "messages": _MESSAGES,
+                                        "tools": [{"name": "now", "input_schema": _SCHEMA}]}),
+    "ollama-chat": ("/api/chat", {"messages": _MESSAGES}),
+    "ollama-chat-tools": ("/api/chat", {"messages": _MESSAGES, "tools": [_TOOL]}),
+    "ollama-chat-tool-turn": ("/api/chat", {"messages": [*_MESSAGES, {"role": "tool", "content": "12:00"}]}),
+    "ollama-chat-load": ("/api/chat", {"messages": []}),
+    "ollama-generate": ("/api/generate", {"prompt": "hi"}),
+    "ollama-generate-load": ("/api/generate", {}),
+    "ollama-embed": ("/api/embed", {"input": "hi"}),
+}
+
+
+@pytest.mark.parametrize("case", ENGINE_REQUESTS)
+def test_every_engine_route_refuses_safetensors_first(st_gateway, case: str) -> None:
+    route, body = ENGINE_REQUESTS[case]
+    r = st_gateway.http.post(route, json={"model": ST, **body})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]  # Ollama: a string; OpenAI and Anthropic: an object with the message
+    assert (error if isinstance(error, str) else error["message"]) == REFUSAL
+    if not isinstance(error, str):
+        assert error["type"] == "invalid_request_error"
+    assert st_gateway.ps() == []  # nothing was loaded or evicted for it
 
 
 # -- export --------------------------------------------------------------------------------------------

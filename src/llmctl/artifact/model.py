@@ -54,8 +54,11 @@ class Model:
     def role_layers(self, role: str) -> list[Descriptor]:
         return [d for d in self.manifest.layers if layer_role(d) == role]
 
-    def require_gguf(self, name: str) -> None:
-        """Refuse, in one line, to hand safetensors weights to llama.cpp (InvalidModel: exit 4, HTTP 400)."""
+    def require_gguf(self, name: str | None = None) -> None:
+        """Refuse, in one line, to hand safetensors weights to llama.cpp (InvalidModel: exit 4, HTTP 400).
+
+        `name` is the model as the caller named it (the reference's short form without one)."""
+        name = name or self.reference.short()
         if self.format != mt.FORMAT_GGUF:
             raise InvalidModel(
                 f"model {name} is {self.format}: llama.cpp serves GGUF; export it for vLLM/SGLang "

@@ -146,7 +146,15 @@ def gguf_chat_template(path: Path) -> str | None:
 
 
 def prompt_mode(model: Any) -> str:
-    """"jinja", "template" or "completion" for a Model (see the module docstring for the order)."""
+    """"jinja", "template" or "completion" for a Model (see the module docstring for the order).
+
+    Only a model llama.cpp can serve has a prompt mode, so anything else (safetensors weights) is refused
+    here first, in `Model.require_gguf`'s words: whoever asks how an engine would prompt a model (the
+    gateway's tool checks, before any lease; an engine start) refuses it as `run` and `serve` do.
+    """
+    require_gguf = getattr(model, "require_gguf", None)
+    if require_gguf is not None:
+        require_gguf()
     if getattr(model, "chat_template", None):
         return JINJA
     if getattr(model, "template", None):
