@@ -2,7 +2,7 @@
 
 Ollama's semantics for a FROM that names a stored model: its layers are reused (no weights copied);
 TEMPLATE, SYSTEM and MESSAGEs given here replace the base's, PARAMETERs override the base's key by key,
-ADAPTERs and LICENSEs are added. Several FROM lines that are all GGUF files are the shards of one model.
+ADAPTERs and LICENSEs are added (unless the base has the same one). Several FROM lines that are all GGUF files are the shards of one model.
 """
 
 from __future__ import annotations
@@ -122,10 +122,10 @@ def create(
             except LlmctlError as exc:
                 raise err(f"ADAPTER {arg}: {exc}", "adapter") from None
             d = ingest_file(store, path, mt.GGUF_LORA, progress=progress)
-            new_bytes += d.size
-            layers.append(d)
+            if _add_layer(layers, d):
+                new_bytes += d.size
         for text in modelfile.licenses:
-            layers.append(ingest_text(store, text, mt.LICENSE))
+            _add_layer(layers, ingest_text(store, text, mt.LICENSE))
 
         template = modelfile.template if modelfile.template is not None else inherited.get("template")
         system = modelfile.system if modelfile.system is not None else inherited.get("system")
@@ -146,6 +146,17 @@ def create(
             layers.append(ingest_text(store, build.messages_blob(messages), mt.MESSAGES))
         committed = commit_model(store, [ref], layers, facts)
     return Created(ref, committed.digest, reused, new_bytes)
+
+
+def _add_layer(layers: list[Descriptor], d: Descriptor) -> bool:
+    """Add an ADAPTER's or LICENSE's layer unless the model already has those bytes in that role (its base
+    brought them): a Modelfile that names a stored model and repeats its license, as `show --modelfile`
+    prints one for a safetensors model, re-creates that model instead of doubling its license."""
+    role = layer_role(d)
+    if any(layer_role(x) == role and x.digest == d.digest for x in layers):
+        return False
+    layers.append(d)
+    return True
 
 
 def _inherited(base: Model) -> dict:
