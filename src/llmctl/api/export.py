@@ -65,11 +65,37 @@ class _Tally:
     copied: int = 0
 
 
-def export(settings: Settings, name: str, directory: Path, *, force: bool = False, copy: bool = False,
+@dataclass(frozen=True)
+class PulledAndExported:
+    """`pull NAME --export DIR`: what the pull moved, then what the export wrote."""
+
+    pulled: Any  # api.pull.Pulled (imported where it is used: `export` alone never loads the registry client)
+    exported: Exported
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.pulled.to_json(), "export": self.exported.to_json()}
+
+
+def pull_and_export(settings: Settings, name: str, directory: Path, *, progress: Progress | None = None,
+                    **pull_options: Any) -> PulledAndExported:
+    """Pull `name` as `pull` does (the tag follows the registry), then export what was pulled to `directory`.
+
+    DIR is checked before the pull, so one that would be refused costs no download. There is no `force`:
+    `pull` is not the command to overwrite a folder with (`export NAME DIR --force` is).
+    """
+    from llmctl.api.pull import pull
+
+    target = _target(directory)
+    _check_target(target, False, hint=f"pull without --export, then `llmctl export {name} {directory} --force`")
+    pulled = pull(settings, name, progress=progress, **pull_options)
+    return PulledAndExported(pulled, export(settings, pulled.reference, target, progress=progress))
+
+
+def export(settings: Settings, name: str | Reference, directory: Path, *, force: bool = False, copy: bool = False,
            progress: Progress | None = None) -> Exported:
     """Lay `name` out in `directory` (pulled first if it is not stored, as `run` does)."""
     progress = progress or NullProgress()
-    target = Path(directory).expanduser().absolute()
+    target = _target(directory)
     _check_target(target, force)  # before a pull: a refused export changes nothing
     model = ensure_model(settings, name, progress)
     entries = folder_entries(model.manifest, model.format)
@@ -94,13 +120,17 @@ def export(settings: Settings, name: str, directory: Path, *, force: bool = Fals
 
 
 # -- the target ----------------------------------------------------------------------------------------
-def _check_target(target: Path, force: bool) -> None:
+def _target(directory: Path) -> Path:
+    return Path(directory).expanduser().absolute()
+
+
+def _check_target(target: Path, force: bool, hint: str = "pass --force to write the model's files into it") -> None:
     if target.is_symlink():
         raise InvalidInput(f"{target} is a symbolic link; name the folder itself")
     if target.exists() and not target.is_dir():
         raise InvalidInput(f"{target} exists and is not a folder")
     if target.is_dir() and any(target.iterdir()) and not force:
-        raise Conflict(f"{target} is not empty", hint="pass --force to write the model's files into it")
+        raise Conflict(f"{target} is not empty", hint=hint)
 
 
 def _make_stage(target: Path) -> Path:

@@ -78,59 +78,84 @@ def typer_app() -> Any:
 FAST_COMMANDS = ("pull", "push")
 FAST_FLAGS = {"-q": "quiet", "--quiet": "quiet", "--json": "json_", "--insecure": "insecure"}
 FAST_VALUES = {"-j": "concurrency", "--concurrency": "concurrency", "--ca-cert": "ca_cert"}
+FAST_OWN_VALUES = {"pull": {"--export": "export_dir"}, "push": {}}  # what only one of them takes
 FAST_CONCURRENCY = range(1, 33)
 
 
 def _fast_transfer(args: list[str]) -> int | None:
     """Run `pull`/`push` without typer when `args` are plain; None when typer must parse them."""
-    if not args or args[0] not in FAST_COMMANDS:
+    parsed = _fast_transfer_args(args)
+    if parsed is None:
         return None
-    import json
-    from pathlib import Path
     from types import SimpleNamespace
 
     from llmctl.settings import Settings
 
-    kwargs: dict[str, Any] = {"concurrency": 3, "insecure": False, "ca_cert": None, "quiet": False, "json_": False}
-    names: list[str] = []
-    rest = iter(args[1:])
-    for arg in rest:
-        if arg in FAST_FLAGS:
-            kwargs[FAST_FLAGS[arg]] = True
-        elif arg in FAST_VALUES:
-            value = next(rest, "")
-            if not value or value.startswith("-"):
-                return None
-            if FAST_VALUES[arg] == "concurrency":
-                if not (value.isascii() and value.isdigit() and int(value) in FAST_CONCURRENCY):
-                    return None
-                kwargs["concurrency"] = int(value)
-            else:
-                kwargs["ca_cert"] = Path(value)
-        elif arg.startswith("-") or names or not arg:
-            return None
-        else:
-            names.append(arg)
-    if len(names) != 1:
-        return None
+    name, kwargs = parsed
     settings = Settings.from_env()
     if kwargs["quiet"]:  # no progress, no result line: nothing for typer or rich to do
-        if args[0] == "pull":
-            from llmctl.api.pull import pull as transfer
-        else:
-            from llmctl.api.push import push as transfer
-        result = transfer(settings, names[0], quiet=True, concurrency=kwargs["concurrency"],
-                          insecure=kwargs["insecure"], ca_cert=kwargs["ca_cert"])
-        if kwargs["json_"]:  # as render.print_json
-            sys.stdout.write(json.dumps(result.to_json(), indent=2, default=str) + "\n")
-            sys.stdout.flush()
+        _quiet_transfer(settings, args[0], name, kwargs)
         return 0
     if args[0] == "pull":
         from llmctl.cli.pull import pull as command
     else:
         from llmctl.cli.push import push as command
-    command(SimpleNamespace(obj=settings), names[0], **kwargs)  # the commands read only ctx.obj
+    command(SimpleNamespace(obj=settings), name, **kwargs)  # the commands read only ctx.obj
     return 0
+
+
+def _fast_transfer_args(args: list[str]) -> tuple[str, dict[str, Any]] | None:
+    """(NAME, the command's keyword arguments) when `args` are `pull`/`push` NAME and their own flags only."""
+    if not args or args[0] not in FAST_COMMANDS:
+        return None
+    from pathlib import Path
+
+    kwargs: dict[str, Any] = {"concurrency": 3, "insecure": False, "ca_cert": None, "quiet": False, "json_": False,
+                              **{key: None for key in FAST_OWN_VALUES[args[0]].values()}}
+    values = {**FAST_VALUES, **FAST_OWN_VALUES[args[0]]}
+    names: list[str] = []
+    rest = iter(args[1:])
+    for arg in rest:
+        if arg in FAST_FLAGS:
+            kwargs[FAST_FLAGS[arg]] = True
+        elif arg in values:
+            value = next(rest, "")
+            if not value or value.startswith("-"):
+                return None
+            if values[arg] == "concurrency":
+                if not (value.isascii() and value.isdigit() and int(value) in FAST_CONCURRENCY):
+                    return None
+                kwargs["concurrency"] = int(value)
+            else:
+                kwargs[values[arg]] = Path(value)
+        elif arg.startswith("-") or names or not arg:
+            return None
+        else:
+            names.append(arg)
+    return (names[0], kwargs) if len(names) == 1 else None
+
+
+def _quiet_transfer(settings: Any, command: str, name: str, kwargs: dict[str, Any]) -> None:
+    """`pull`/`push -q` through the api function alone; with --json, its result as render.print_json prints it."""
+    import json
+
+    options = {"quiet": True, "concurrency": kwargs["concurrency"], "insecure": kwargs["insecure"],
+               "ca_cert": kwargs["ca_cert"]}
+    if kwargs.get("export_dir") is not None:
+        from llmctl.api.export import pull_and_export
+
+        result: Any = pull_and_export(settings, name, kwargs["export_dir"], **options)
+    elif command == "pull":
+        from llmctl.api.pull import pull
+
+        result = pull(settings, name, **options)
+    else:
+        from llmctl.api.push import push
+
+        result = push(settings, name, **options)
+    if kwargs["json_"]:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+        sys.stdout.flush()
 
 
 def _click_exceptions() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -36,10 +37,15 @@ def export(
     if json_:
         render.print_json(result.to_json())
     elif not quiet:
-        how = []
-        if result.linked:
-            how.append(f"{render.human_size(result.linked)} linked")
-        if result.copied:
-            how.append(f"{render.human_size(result.copied)} copied")
-        render.stderr.print(f"exported {result.name} ({result.format}, {len(result.files)} files; {', '.join(how) or 'empty'})"
-                            f" to {result.directory}", markup=False)
+        render.stderr.print(exported_line(result), markup=False)
+
+
+def exported_line(result: Any) -> str:
+    """The result line of an export (`export`, `pull --export`)."""
+    how = []
+    if result.linked:
+        how.append(f"{render.human_size(result.linked)} linked")
+    if result.copied:
+        how.append(f"{render.human_size(result.copied)} copied")
+    return (f"exported {result.name} ({result.format}, {len(result.files)} files; {', '.join(how) or 'empty'}) "
+            f"to {result.directory}")
