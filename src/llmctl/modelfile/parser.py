@@ -30,6 +30,7 @@ Where we differ from Ollama, and why (see docs/modelfile.md, "Differences from O
 from __future__ import annotations
 
 import codecs
+from dataclasses import dataclass, field
 
 from llmctl.errors import InvalidInput, InvalidModelfile
 from llmctl.modelfile.params import DEPRECATED_PARAMETERS, coerce_parameter
@@ -118,146 +119,167 @@ def parse_commands(data: bytes | str, path: str | None = None) -> list[Command]:
     Raises `InvalidModelfile` for anything `ParseFile` rejects, including a file without FROM. `parse()`
     builds on this and also checks parameter names and values (which Ollama does later, in CreateRequest).
     """
-    text = decode(data)
-    commands: list[Command] = []
-    state = _NIL
-    buf: list[str] = []
-    name = ""  # the command name being built: "model", "system", ..., or the parameter name
-    role = ""
-    line = 1  # line of the current character; CRLF counts once, a lone CR counts (Ollama: isNewline)
-    cmd_line = 1  # line where the current instruction started
-    cmd_start = 0  # index of the instruction's first character
-    word_start = 0  # index of a PARAMETER name or MESSAGE role
+    machine = _Machine(decode(data), path)
     prev = ""
-
-    def fail(reason: str) -> InvalidModelfile:
-        return InvalidModelfile(reason, path=path, line=cmd_line)
-
-    def bad_name(word: str) -> InvalidModelfile:
-        if word.lower() in OLLAMA_ONLY_INSTRUCTIONS:
-            return fail(f"unsupported instruction {word.upper()} (Ollama-only): {ERR_INVALID_COMMAND}")
-        return fail(f"unknown instruction {word!r}: {ERR_INVALID_COMMAND}")
-
-    for i, ch in enumerate(text):
+    for i, ch in enumerate(machine.text):
         if prev == "\n" or (prev == "\r" and ch != "\n"):
-            line += 1
+            machine.line += 1
         prev = ch
+        nxt, r = machine.next_state(i, ch)
+        if nxt != machine.state and not machine.switch(nxt, i, ch):
+            continue
+        if r is not None and _is_print(r):
+            machine.buf.append(r)
+    machine.finish()
+    if not any(c.name == "model" for c in machine.commands):
+        raise InvalidModelfile(ERR_MISSING_FROM, path=path)
+    return machine.commands
 
-        # parseRuneForState: the next state, and the rune to keep (None: keep nothing).
-        nxt: int = state
-        r: str | None = ch
+
+@dataclass
+class _Machine:
+    """ParseFile's state machine over one text: the state, the rune buffer and where the instruction began."""
+
+    text: str
+    path: str | None
+    commands: list[Command] = field(default_factory=list)
+    state: int = _NIL
+    buf: list[str] = field(default_factory=list)
+    name: str = ""  # the command name being built: "model", "system", ..., or the parameter name
+    role: str = ""
+    line: int = 1  # line of the current character; CRLF counts once, a lone CR counts (Ollama: isNewline)
+    cmd_line: int = 1  # line where the current instruction started
+    cmd_start: int = 0  # index of the instruction's first character
+    word_start: int = 0  # index of a PARAMETER name or MESSAGE role
+
+    def next_state(self, i: int, ch: str) -> tuple[int, str | None]:
+        """parseRuneForState: the next state, and the rune to keep (None: keep nothing)."""
+        state = self.state
         if state == _NIL:
             if ch == "#":
-                nxt, r = _COMMENT, None
-            elif _is_space(ch) or _is_newline(ch):
-                r = None
-            else:
-                nxt = _NAME
-                cmd_line, cmd_start = line, i
-        elif state == _NAME:
+                return _COMMENT, None
+            if _is_space(ch) or _is_newline(ch):
+                return state, None
+            self.cmd_line, self.cmd_start = self.line, i
+            return _NAME, ch
+        if state == _NAME:
             if _is_space(ch):
-                nxt, r = _VALUE, None
-            elif not _is_alpha(ch):
-                word = "".join(buf)
-                if _is_newline(ch) and word.lower() in INSTRUCTIONS:
-                    raise fail(f"missing value for {word.upper()}")
-                raise bad_name(_word_at(text, cmd_start))
+                return _VALUE, None
+            if not _is_alpha(ch):
+                raise self.name_error(ch)
         elif state == _VALUE:
             if _is_newline(ch) or _is_space(ch):
-                nxt = _NIL
+                return _NIL, ch
         elif state == _PARAMETER:
             if _is_space(ch):
-                nxt, r = _VALUE, None
-            elif not (_is_alpha(ch) or "0" <= ch <= "9" or ch == "_"):
-                if not buf and _is_newline(ch):
-                    raise fail("missing parameter name and value after PARAMETER")
-                if _is_newline(ch):
-                    raise fail(f"missing value for parameter {''.join(buf).lower()}")
-                raise fail(f"invalid parameter name {_word_at(text, word_start)!r}: use letters, digits and _")
+                return _VALUE, None
+            if not (_is_alpha(ch) or "0" <= ch <= "9" or ch == "_"):
+                raise self.parameter_error(ch)
         elif state == _MESSAGE:
             if _is_space(ch):
-                nxt, r = _VALUE, None
-            elif not _is_alpha(ch):
-                word = "".join(buf)
-                if _is_newline(ch) and not word:
-                    raise fail("missing role and value after MESSAGE")
-                if _is_newline(ch) and word in MESSAGE_ROLES:
-                    raise fail(f"missing value for MESSAGE {word}")
-                raise fail(f"invalid message role {_word_at(text, word_start)!r}: {ERR_INVALID_ROLE}")
+                return _VALUE, None
+            if not _is_alpha(ch):
+                raise self.message_error(ch)
         else:  # _COMMENT
-            r = None
-            if _is_newline(ch):
-                nxt = _NIL
+            return (_NIL if _is_newline(ch) else state), None
+        return state, ch
 
-        if nxt != state:
-            if state == _NAME:
-                word = "".join(buf)
-                lowered = word.lower()
-                if lowered not in INSTRUCTIONS:
-                    raise bad_name(_word_at(text, cmd_start))
-                if lowered == "from":
-                    name = "model"
-                elif lowered == "parameter":
-                    nxt, word_start = _PARAMETER, i + 1
-                elif lowered == "message":
-                    nxt, word_start, name = _MESSAGE, i + 1, "message"
-                else:
-                    name = lowered
-            elif state == _PARAMETER:
-                name = "".join(buf).lower()
-                if name in Command.INSTRUCTION_NAMES:
-                    # Ollama would emit a command indistinguishable from the instruction itself
-                    # (`PARAMETER model x` acting as `FROM x`); no parameter has such a name.
-                    raise fail(f"unknown parameter '{name}'")
-            elif state == _MESSAGE:
-                word = "".join(buf)
-                if word not in MESSAGE_ROLES:
-                    raise fail(f"invalid message role {word!r}: {ERR_INVALID_ROLE}")
-                role = word
-            elif state == _VALUE:
-                value, ok = unquote(_trim("".join(buf)))
-                if not ok or _is_space(ch):
-                    buf.append(ch)  # kept verbatim: inside an open quote, or a blank inside a value
-                    continue
-                if role:
-                    value, role = f"{role}: {value}", ""
-                commands.append(Command(name, value, cmd_line))
-            buf.clear()
-            state = nxt
+    def switch(self, nxt: int, i: int, ch: str) -> bool:
+        """Leave the current state for `nxt`, emitting what it built. False: the value is not complete yet
+        (an open quote, or a blank inside it), so `ch` was kept in it verbatim and the state stays."""
+        state = self.state
+        if state == _NAME:
+            nxt = self._instruction(nxt, i)
+        elif state == _PARAMETER:
+            self.name = "".join(self.buf).lower()
+            if self.name in Command.INSTRUCTION_NAMES:
+                # Ollama would emit a command indistinguishable from the instruction itself
+                # (`PARAMETER model x` acting as `FROM x`); no parameter has such a name.
+                raise self.fail(f"unknown parameter '{self.name}'")
+        elif state == _MESSAGE:
+            word = "".join(self.buf)
+            if word not in MESSAGE_ROLES:
+                raise self.fail(f"invalid message role {word!r}: {ERR_INVALID_ROLE}")
+            self.role = word
+        elif state == _VALUE:
+            value, ok = unquote(_trim("".join(self.buf)))
+            if not ok or _is_space(ch):
+                self.buf.append(ch)
+                return False
+            self._emit(value)
+        self.buf.clear()
+        self.state = nxt
+        return True
 
-        if r is not None and _is_print(r):
-            buf.append(r)
+    def _instruction(self, nxt: int, i: int) -> int:
+        """The instruction name just read: what the command is called, and the state its value starts in."""
+        lowered = "".join(self.buf).lower()
+        if lowered not in INSTRUCTIONS:
+            raise self.bad_name()
+        if lowered == "from":
+            self.name = "model"
+        elif lowered == "parameter":
+            nxt, self.word_start = _PARAMETER, i + 1
+        elif lowered == "message":
+            nxt, self.word_start, self.name = _MESSAGE, i + 1, "message"
+        else:
+            self.name = lowered
+        return nxt
 
-    # End of input: flush, as ParseFile does after its loop.
-    if state == _VALUE:
-        joined = _trim("".join(buf))
-        value, ok = unquote(joined)
-        if not ok:
-            quote = '"""' if joined.startswith('"""') else '"'
-            raise fail(f"unterminated {quote} string: reached the end of the file looking for the closing {quote}")
-        if role:
-            value = f"{role}: {value}"
-        commands.append(Command(name, value, cmd_line))
-    elif state == _NAME:
-        word = "".join(buf)
-        if word.lower() in INSTRUCTIONS:
-            raise fail(f"missing value for {word.upper()}")
-        raise bad_name(_word_at(text, cmd_start))
-    elif state == _PARAMETER:
-        if not buf:
-            raise fail("missing parameter name and value after PARAMETER")
-        raise fail(f"missing value for parameter {''.join(buf).lower()}")
-    elif state == _MESSAGE:
-        word = "".join(buf)
-        if not word:
-            raise fail("missing role and value after MESSAGE")
-        if word in MESSAGE_ROLES:
-            raise fail(f"missing value for MESSAGE {word}")
-        raise fail(f"invalid message role {word!r}: {ERR_INVALID_ROLE}")
+    def _emit(self, value: str) -> None:
+        if self.role:
+            value, self.role = f"{self.role}: {value}", ""
+        self.commands.append(Command(self.name, value, self.cmd_line))
 
-    if not any(c.name == "model" for c in commands):
-        raise InvalidModelfile(ERR_MISSING_FROM, path=path)
-    return commands
+    def finish(self) -> None:
+        """End of input: flush, as ParseFile does after its loop."""
+        if self.state == _VALUE:
+            joined = _trim("".join(self.buf))
+            value, ok = unquote(joined)
+            if not ok:
+                quote = '"""' if joined.startswith('"""') else '"'
+                raise self.fail(f"unterminated {quote} string: reached the end of the file looking for the closing "
+                                f"{quote}")
+            self._emit(value)
+        elif self.state == _NAME:
+            raise self.name_error(None)
+        elif self.state == _PARAMETER:
+            raise self.parameter_error(None)
+        elif self.state == _MESSAGE:
+            raise self.message_error(None)
+
+    # -- errors: `ch` is the character that cut the word short, None the end of the input ---------------
+    def fail(self, reason: str) -> InvalidModelfile:
+        return InvalidModelfile(reason, path=self.path, line=self.cmd_line)
+
+    def bad_name(self) -> InvalidModelfile:
+        word = _word_at(self.text, self.cmd_start)
+        if word.lower() in OLLAMA_ONLY_INSTRUCTIONS:
+            return self.fail(f"unsupported instruction {word.upper()} (Ollama-only): {ERR_INVALID_COMMAND}")
+        return self.fail(f"unknown instruction {word!r}: {ERR_INVALID_COMMAND}")
+
+    def name_error(self, ch: str | None) -> InvalidModelfile:
+        word = "".join(self.buf)
+        if (ch is None or _is_newline(ch)) and word.lower() in INSTRUCTIONS:
+            return self.fail(f"missing value for {word.upper()}")
+        return self.bad_name()
+
+    def parameter_error(self, ch: str | None) -> InvalidModelfile:
+        if ch is None or _is_newline(ch):
+            if not self.buf:
+                return self.fail("missing parameter name and value after PARAMETER")
+            return self.fail(f"missing value for parameter {''.join(self.buf).lower()}")
+        return self.fail(f"invalid parameter name {_word_at(self.text, self.word_start)!r}: use letters, digits and _")
+
+    def message_error(self, ch: str | None) -> InvalidModelfile:
+        word = "".join(self.buf)
+        if ch is None or _is_newline(ch):
+            if not word:
+                return self.fail("missing role and value after MESSAGE")
+            if word in MESSAGE_ROLES:
+                return self.fail(f"missing value for MESSAGE {word}")
+        shown = word if ch is None else _word_at(self.text, self.word_start)
+        return self.fail(f"invalid message role {shown!r}: {ERR_INVALID_ROLE}")
 
 
 def parse(data: bytes | str, path: str | None = None) -> Modelfile:
