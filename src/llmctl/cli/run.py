@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from dataclasses import dataclass
+from typing import Any, List, Optional
 
 import typer
 
@@ -49,8 +50,7 @@ def run(
 
       llmctl run mymodel --lora ./adapter.gguf:0.5 "hello"
     """
-    from llmctl.api.run import parse_lora, parse_params, run as run_once
-    from llmctl.errors import UsageError
+    from llmctl.api.run import parse_lora, parse_params
     from llmctl.runtime import gpu
 
     settings = with_gpus(ctx.obj, gpus, split_mode, tensor_split)
@@ -59,24 +59,52 @@ def run(
         params["num_gpu"] = num_gpu
     if backend != "gateway":  # GPUs asked for by name: say where the model runs even without --verbose
         _processor_line(settings, verbose or bool(gpu.parse_gpus(gpus)), quiet)
-    adapters = [parse_lora(x) for x in lora]
+    options = _RunOptions(params, [parse_lora(x) for x in lora], system, backend, verbose, quiet)
+    words = _prompt(prompt, json_)
+    if words is None:
+        _chat(settings, name, options)
+    else:
+        _answer(settings, name, words, options, json_)
+
+
+@dataclass(frozen=True)
+class _RunOptions:
+    """What `run` passes on to a one-shot answer and to a chat alike."""
+
+    params: dict[str, Any]
+    adapters: list[Any]
+    system: str | None
+    backend: str
+    verbose: bool
+    quiet: bool
+
+
+def _prompt(prompt: list[str] | None, json_: bool) -> str | None:
+    """The prompt: piped stdin, then the PROMPT words. None: no prompt on a terminal, so a chat."""
+    from llmctl.errors import UsageError
+
     words = " ".join(prompt or []).strip()
     piped = not sys.stdin.isatty()
     if piped:
         data = sys.stdin.read().strip()
         words = " ".join(x for x in (data, words) if x)
-    if not words:
-        if piped:
-            raise UsageError("no prompt: stdin was empty and no PROMPT was given")
-        if json_:
-            raise UsageError("--json needs a prompt")
-        _chat(settings, name, params, adapters, system, backend, verbose, quiet)
-        return
+    if words:
+        return words
+    if piped:
+        raise UsageError("no prompt: stdin was empty and no PROMPT was given")
+    if json_:
+        raise UsageError("--json needs a prompt")
+    return None
 
-    with render.CliProgress(quiet=quiet) as progress:
-        with _loading(quiet, f"loading {name}"):
-            reply = run_once(settings, name, words, params=params, lora=adapters, system=system, backend=backend,
-                             progress=progress)
+
+def _answer(settings: Any, name: str, words: str, options: _RunOptions, json_: bool) -> None:
+    """Stream one answer to stdout (or print it whole as JSON), then the timings with --verbose."""
+    from llmctl.api.run import run as run_once
+
+    with render.CliProgress(quiet=options.quiet) as progress:
+        with _loading(options.quiet, f"loading {name}"):
+            reply = run_once(settings, name, words, params=options.params, lora=options.adapters,
+                             system=options.system, backend=options.backend, progress=progress)
     if json_:
         reply.read()
         render.print_json(reply.to_json())
@@ -87,7 +115,7 @@ def run(
         out.flush()
     out.write("\n")
     out.flush()
-    if verbose:
+    if options.verbose:
         from llmctl.cli.chat import stats_lines
 
         render.stderr.print("\n".join(stats_lines(reply.stats)), markup=False)
@@ -125,17 +153,17 @@ class _loading:
             self.status.__exit__(*exc)
 
 
-def _chat(settings, name, params, adapters, system, backend, verbose, quiet) -> None:  # type: ignore[no-untyped-def]
+def _chat(settings: Any, name: str, options: _RunOptions) -> None:
     from llmctl.api.run import Session
     from llmctl.cli.chat import repl
 
     def make(model_name: str) -> Session:
-        with render.CliProgress(quiet=quiet) as progress, _loading(quiet, f"loading {model_name}"):
-            return Session(settings, model_name, params=params, lora=adapters, system=system, backend=backend,
-                           progress=progress).start()
+        with render.CliProgress(quiet=options.quiet) as progress, _loading(options.quiet, f"loading {model_name}"):
+            return Session(settings, model_name, params=options.params, lora=options.adapters, system=options.system,
+                           backend=options.backend, progress=progress).start()
 
     session = make(name)
     try:
-        repl(session, history=settings.home / "history", verbose=verbose, make_session=make)
+        repl(session, history=settings.home / "history", verbose=options.verbose, make_session=make)
     finally:
         session.close()
