@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -73,58 +74,82 @@ def list_(
     The first usable one runs models: LLMCTL_LLAMA_SERVER, then `llmctl runtime install` builds (CUDA first
     when a GPU is present), then the llama-cpp-python wheel's llama-server, then llama-server on PATH.
     """
-    from llmctl.errors import EngineError
-    from llmctl.runtime import cpu
-    from llmctl.runtime.build import installed
-    from llmctl.runtime.engine import find_engine, list_engines
+    report = _EngineReport.of(ctx.obj)
+    if json_:
+        render.print_json(report.to_json())
+    else:
+        _print_report(report)
+
+
+@dataclass(frozen=True)
+class _EngineReport:
+    """What `runtime list` shows: the engines in search order, the one chosen (or why none), the machine."""
+
+    engines: list[Any]
+    chosen: Any
+    problem: str | None
+    machine: dict[str, Any]
+    builds: dict[str, Any]
+    gpus: list[Any]
+
+    @classmethod
+    def of(cls, settings: Any) -> "_EngineReport":
+        from llmctl.errors import EngineError
+        from llmctl.runtime import cpu, gpu
+        from llmctl.runtime.build import installed
+        from llmctl.runtime.engine import find_engine, list_engines
+
+        engines = list_engines(settings)
+        try:
+            chosen, problem = find_engine(settings), None
+        except EngineError as exc:
+            chosen, problem = None, str(exc)
+        machine = cpu.describe()
+        builds = {b["path"]: b for b in installed(settings)}
+        return cls(engines, chosen, problem, machine, builds, gpu.query_gpus())
+
+    def selected(self, engine: Any) -> bool:
+        return self.chosen is not None and engine.path == self.chosen.path
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "engines": [{**e.to_json(), "selected": self.selected(e), "build": self.builds.get(str(e.path))}
+                        for e in self.engines],
+            "selected": self.chosen.to_json() if self.chosen else None,
+            "error": self.problem,
+            "machine": self.machine,
+            "gpu_devices": [g.to_json() for g in self.gpus],
+        }
+
+
+def _print_report(report: _EngineReport) -> None:
+    from rich.table import Table
 
     from llmctl.runtime import gpu
-
-    settings = ctx.obj
-    engines = list_engines(settings)
-    try:
-        chosen = find_engine(settings)
-        problem = None
-    except EngineError as exc:
-        chosen, problem = None, str(exc)
-    machine = cpu.describe()
-    builds = {b["path"]: b for b in installed(settings)}
-    if json_:
-        render.print_json({
-            "engines": [{**e.to_json(), "selected": chosen is not None and e.path == chosen.path,
-                         "build": builds.get(str(e.path))} for e in engines],
-            "selected": chosen.to_json() if chosen else None,
-            "error": problem,
-            "machine": machine,
-            "gpu_devices": [g.to_json() for g in gpu.query_gpus()],
-        })
-        return
-    from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("", "SOURCE", "KIND", "VERSION", "PATH"):
         table.add_column(col)
-    for e in engines:
-        mark = "*" if chosen is not None and e.path == chosen.path else ""
-        table.add_row(mark, e.source, e.kind, e.version, str(e.path))
-    if engines:
+    for e in report.engines:
+        table.add_row("*" if report.selected(e) else "", e.source, e.kind, e.version, str(e.path))
+    if report.engines:
         render.stdout.print(table)
     else:
         render.stdout.print("no llama-server found; run `llmctl runtime install`", markup=False)
-    if problem and engines:
-        render.stderr.print(f"llmctl: {problem}", markup=False)
-    if chosen is not None:
+    if report.problem and report.engines:
+        render.stderr.print(f"llmctl: {report.problem}", markup=False)
+    if report.chosen is not None:
         from llmctl.runtime.engine import processor_note
 
-        note = processor_note(chosen, verbose=True)
+        note = processor_note(report.chosen, verbose=True)
         if note:
             render.stdout.print(note, markup=False)
-    probed = gpu.query_gpus()
+    machine = report.machine
     gpus = (", ".join(f"{g.index}: {g.name} ({gpu.gib(g.free)} free of {gpu.gib(g.total)}, compute {g.compute_cap})"
-                      for g in probed) or "none")
+                      for g in report.gpus) or "none")
     amx = " (AMX advertised: builds here disable it)" if machine["amx_advertised"] else ""
     render.stdout.print(
-        f"\nmachine: {machine['cpu']}, {machine['cores']} cores, {' '.join(machine['simd'])}{amx}\n"  # type: ignore[arg-type]
+        f"\nmachine: {machine['cpu']}, {machine['cores']} cores, {' '.join(machine['simd'])}{amx}\n"
         f"GPUs: {gpus}; nvcc: {machine['nvcc'] or 'not found'}"
         + (f" (CUDA {machine['cuda']})" if machine["cuda"] else ""),
         markup=False,
