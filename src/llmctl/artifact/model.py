@@ -109,12 +109,64 @@ def load(store: Store, ref: Reference) -> Model:
     """Resolve `ref` in the store into a Model. Raises NotFound, or IntegrityError for missing blobs."""
     desc = store.resolve(ref)
     manifest = store.manifest(desc)
+    config = _config(store, manifest, ref)
+    facts = facts_from_config(config)
+    parts = _read_layers(store, ref, manifest, facts.format)
+    weight_format_ = _one_format(ref, manifest, parts.formats)
+    if weight_format_ == mt.FORMAT_GGUF:
+        facts = _with_gguf_header(facts, parts.weights)
+    else:
+        facts = _with_safetensors_headers(facts, parts.weights, store, manifest)
+    descriptor = config.get("descriptor") if isinstance(config.get("descriptor"), dict) else {}
+    return Model(
+        reference=ref,
+        digest=desc.digest,
+        manifest=manifest,
+        config=config,
+        facts=facts,
+        weights=tuple(parts.weights),
+        adapters=tuple(parts.adapters),
+        projector=parts.projector,
+        chat_template=parts.texts.get(mt.ROLE_CHAT_TEMPLATE),
+        template=parts.texts.get(mt.ROLE_TEMPLATE),
+        system=parts.texts.get(mt.ROLE_SYSTEM),
+        parameters=parts.parameters,
+        messages=tuple(parts.messages),
+        licenses=tuple(parts.licenses),
+        created=descriptor.get("created") or descriptor.get("createdAt") or config.get("created"),
+        format=weight_format_,
+    )
+
+
+def _config(store: Store, manifest: Manifest, ref: Reference) -> dict[str, Any]:
+    """The config blob as a JSON object ({} for an empty blob or one that is not an object)."""
     try:
         config = json.loads(store.read_blob(manifest.config.digest)) if manifest.config.size else {}
     except ValueError as exc:
         raise IntegrityError(f"{ref.short()}: config blob is not JSON: {exc}") from None
-    if not isinstance(config, dict):
-        config = {}
+    return config if isinstance(config, dict) else {}
+
+
+# Layers whose text is the Model's field of that role; a later layer of the same role wins.
+TEXT_ROLES = (mt.ROLE_CHAT_TEMPLATE, mt.ROLE_TEMPLATE, mt.ROLE_SYSTEM)
+
+
+@dataclass
+class _Parts:
+    """What a manifest's layers hold: blob paths for the files an engine opens, contents for the rest."""
+
+    weights: list[Path] = field(default_factory=list)
+    formats: set[str | None] = field(default_factory=set)  # of the weights layers
+    adapters: list[Path] = field(default_factory=list)
+    projector: Path | None = None
+    licenses: list[str] = field(default_factory=list)
+    texts: dict[str, str] = field(default_factory=dict)  # TEXT_ROLES -> text
+    parameters: dict[str, Any] = field(default_factory=dict)
+    messages: list[Message] = field(default_factory=list)
+
+
+def _read_layers(store: Store, ref: Reference, manifest: Manifest, config_format: str | None) -> _Parts:
+    parts = _Parts()
 
     def text(d: Descriptor) -> str:
         return store.read_blob(d.digest).decode("utf-8", errors="replace")
@@ -125,61 +177,28 @@ def load(store: Store, ref: Reference) -> Model:
             raise IntegrityError(f"{ref.short()}: blob {d.digest} is missing (run `llmctl verify`)")
         return p
 
-    facts = facts_from_config(config)
-    weights, adapters, licenses = [], [], []
-    formats: set[str | None] = set()
-    projector = chat_template = template = system = None
-    parameters: dict[str, Any] = {}
-    messages: list[Message] = []
     for d in manifest.layers:
         role = layer_role(d)
         if role == mt.ROLE_WEIGHTS:
-            weights.append(path(d))
-            formats.add(weight_format(d, facts.format))
+            parts.weights.append(path(d))
+            parts.formats.add(weight_format(d, config_format))
         elif d.media_type == mt.CNCF_WEIGHT_TAR:  # modctl's default: the weights file inside a tar
-            formats.add(weight_format(d, facts.format))
+            parts.formats.add(weight_format(d, config_format))
         elif role == mt.ROLE_ADAPTER:
-            adapters.append(path(d))
+            parts.adapters.append(path(d))
         elif role == mt.ROLE_PROJECTOR:
-            projector = path(d)
+            parts.projector = path(d)
         elif role == mt.ROLE_LICENSE:
-            licenses.append(text(d))
-        elif role == mt.ROLE_CHAT_TEMPLATE:
-            chat_template = text(d)
-        elif role == mt.ROLE_TEMPLATE:
-            template = text(d)
-        elif role == mt.ROLE_SYSTEM:
-            system = text(d)
+            parts.licenses.append(text(d))
+        elif role in TEXT_ROLES:
+            parts.texts[role] = text(d)
         elif role == mt.ROLE_PARAMS:
-            parameters = _json_layer(store, d, dict, ref)
+            parts.parameters = _json_layer(store, d, dict, ref)
         elif role == mt.ROLE_MESSAGES:
             raw = _json_layer(store, d, list, ref)
-            messages = [Message(str(m.get("role", "")), str(m.get("content", ""))) for m in raw if isinstance(m, dict)]
-    weight_format_ = _one_format(ref, manifest, formats)
-    if weight_format_ == mt.FORMAT_GGUF:
-        facts = _with_gguf_header(facts, weights)
-    else:
-        facts = _with_safetensors_headers(facts, weights, store, manifest)
-    descriptor = config.get("descriptor") if isinstance(config.get("descriptor"), dict) else {}
-    created = descriptor.get("created") or descriptor.get("createdAt") or config.get("created")
-    return Model(
-        reference=ref if not ref.digest else ref,
-        digest=desc.digest,
-        manifest=manifest,
-        config=config,
-        facts=facts,
-        weights=tuple(weights),
-        adapters=tuple(adapters),
-        projector=projector,
-        chat_template=chat_template,
-        template=template,
-        system=system,
-        parameters=parameters,
-        messages=tuple(messages),
-        licenses=tuple(licenses),
-        created=created,
-        format=weight_format_,
-    )
+            parts.messages = [Message(str(m.get("role", "")), str(m.get("content", ""))) for m in raw
+                              if isinstance(m, dict)]
+    return parts
 
 
 def _one_format(ref: Reference, manifest: Manifest, formats: set[str | None]) -> str:
