@@ -21,7 +21,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlparse
 
 from llmctl.errors import AuthError, IntegrityError, InvalidInput, InvalidReference, NotFound, OfflineError, RegistryError
@@ -223,10 +223,8 @@ def pull(settings: Settings, store: Store, name: str, *, progress: Progress | No
     if settings.offline and not is_loopback(host):
         raise OfflineError(f"cannot reach Hugging Face for hf.co/{hf.repo_id}: LLMCTL_OFFLINE is set")
 
-    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub import HfApi
     from huggingface_hub.hf_api import RepoFile
-
-    from llmctl.artifact.ingest import check_gguf, commit_model, facts_for_shards, ingest_text
 
     api = HfApi(endpoint=endpoint, token=settings.hf_token)
     try:
@@ -235,6 +233,17 @@ def pull(settings: Settings, store: Store, name: str, *, progress: Progress | No
         raise _hub_error(exc, hf.repo_id) from None
     files = [RemoteFile(e.path, int(e.size), e.lfs.sha256 if e.lfs else None, e.blob_id) for e in tree]
     info = _model_info(api, hf.repo_id)
+    download = _downloader(settings, hf, endpoint, progress)
+    if not gguf_groups(files) and any(f.path.endswith(".safetensors") for f in files):
+        from llmctl.sources.hf_safetensors import store_safetensors
+
+        return store_safetensors(store, hf, files, info, download, progress)
+    return _store_gguf(store, hf, files, info, download, progress)
+
+
+def _downloader(settings: Settings, hf: HfName, endpoint: str, progress: Progress) -> Callable[[RemoteFile], Path]:
+    """A function that brings one file of the repository into the Hugging Face cache and says where it is."""
+    from huggingface_hub import hf_hub_download
 
     def download(remote: RemoteFile) -> Path:
         try:
@@ -245,13 +254,16 @@ def pull(settings: Settings, store: Store, name: str, *, progress: Progress | No
         except Exception as exc:
             raise _hub_error(exc, hf.repo_id) from None
 
-    if not gguf_groups(files) and any(f.path.endswith(".safetensors") for f in files):
-        from llmctl.sources.hf_safetensors import store_safetensors
+    return download
 
-        return store_safetensors(store, hf, files, info, download, progress)
+
+def _store_gguf(store: Store, hf: HfName, files: list[RemoteFile], info: Any,
+                download: Callable[[RemoteFile], Path], progress: Progress) -> HfPull:
+    """The GGUF (all its shards) the tag picks, its projector and the repository's companions, as one model."""
+    from llmctl.artifact.ingest import check_gguf, commit_model, facts_for_shards
+
     weights = select_weights(files, hf.quant, hf.repo_id)
     projector = select_projector(files)
-    by_name = {f.path: f for f in files}
     weight_paths = [download(f) for f in weights]
     infos = [check_gguf(p) for p in weight_paths]
     facts = facts_for_shards(infos)
@@ -261,27 +273,38 @@ def pull(settings: Settings, store: Store, name: str, *, progress: Progress | No
         if projector is not None:
             layers.append(_ingest(store, download(projector), projector, mt.GGUF_MMPROJ, progress))
             downloaded += projector.size
-        license_file = next((by_name[n] for n in LICENSE_FILES if n in by_name), None)
-        if license_file is not None:
-            layers.append(ingest_text(store, download(license_file).read_bytes(), mt.LICENSE))
-        else:
-            text = _card_license(info, hf.repo_id)
-            if text:
-                layers.append(ingest_text(store, text, mt.LICENSE))
-        has_template = False
-        for filename, media_type in EXTRA_FILES.items():
-            if filename in by_name:
-                data = download(by_name[filename]).read_bytes()
-                if media_type == mt.PARAMS:
-                    _check_params(data, hf.repo_id)
-                layers.append(ingest_text(store, data, media_type))
-                has_template = has_template or media_type == mt.CHAT_TEMPLATE
-        if not has_template and infos[0].chat_template:
-            layers.append(ingest_text(store, infos[0].chat_template, mt.CHAT_TEMPLATE))
+        layers += _companion_layers(store, hf, {f.path: f for f in files}, info, download, infos[0].chat_template)
         committed = commit_model(store, [hf.reference], layers, facts, created=_created(info))
     total = sum(d.size for d in layers)
     return HfPull(reference=hf.reference, digest=committed.digest, blobs=len(layers) + 1, total=total,
                   downloaded=downloaded)
+
+
+def _companion_layers(store: Store, hf: HfName, by_name: dict[str, RemoteFile], info: Any,
+                      download: Callable[[RemoteFile], Path], gguf_template: str | None) -> list[Descriptor]:
+    """The license (the LICENSE file, else the card's), the EXTRA_FILES, and the GGUF's own chat template when
+    the repository has no chat_template.jinja."""
+    from llmctl.artifact.ingest import ingest_text
+
+    layers = []
+    license_file = next((by_name[n] for n in LICENSE_FILES if n in by_name), None)
+    if license_file is not None:
+        layers.append(ingest_text(store, download(license_file).read_bytes(), mt.LICENSE))
+    else:
+        text = _card_license(info, hf.repo_id)
+        if text:
+            layers.append(ingest_text(store, text, mt.LICENSE))
+    has_template = False
+    for filename, media_type in EXTRA_FILES.items():
+        if filename in by_name:
+            data = download(by_name[filename]).read_bytes()
+            if media_type == mt.PARAMS:
+                _check_params(data, hf.repo_id)
+            layers.append(ingest_text(store, data, media_type))
+            has_template = has_template or media_type == mt.CHAT_TEMPLATE
+    if not has_template and gguf_template:
+        layers.append(ingest_text(store, gguf_template, mt.CHAT_TEMPLATE))
+    return layers
 
 
 def _model_info(api: Any, repo_id: str) -> Any:
