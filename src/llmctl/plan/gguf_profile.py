@@ -37,66 +37,103 @@ def _sliding(arch: str, layers: int, window: int) -> tuple[str, ...]:
 
 def profile_from_gguf(kv: dict[str, object], parameter_count: int | None) -> ModelProfile:
     """GGUF key/values (`{arch}.block_count`, `{arch}.attention.head_count`, …) → ModelProfile. Pure."""
+    arch = _architecture(kv)
+    keys = _Keys(kv, arch)
+    layers, hidden, heads = keys.shape()
+    ffn = keys.integer("feed_forward_length", 4 * hidden)
+    window = keys.integer("attention.sliding_window", 0)
+    kinds = _sliding(arch, layers, window)
+    name = str(kv.get("general.name") or kv.get("general.basename") or arch)
+    repo = kv.get("general.source.huggingface.repository") or kv.get("general.base_model.0.repo_url")
+    return ModelProfile(
+        name=name,
+        serve_id=str(repo).removeprefix("https://huggingface.co/") if repo else name,
+        source="gguf",
+        architecture=arch,
+        num_layers=layers,
+        hidden_size=hidden,
+        num_attention_heads=heads,
+        num_kv_heads=keys.integer("attention.head_count_kv", heads),
+        intermediate_size=ffn,
+        vocab_size=_vocab_size(kv, keys),
+        max_position_embeddings=keys.integer("context_length", 4096),
+        tie_word_embeddings=arch.startswith("gemma"),
+        layer_attention=kinds,
+        sliding_window=window if kinds else 0,
+        parameter_count_override=int(parameter_count) if parameter_count else None,
+        **_experts(keys, ffn),
+        **_attention_heads(keys, hidden, heads),
+    )
+
+
+def _architecture(kv: dict[str, object]) -> str:
     arch = kv.get("general.architecture")
     if not isinstance(arch, str) or not arch:
         raise InvalidInput("GGUF metadata lacks general.architecture")
     if arch not in SUPPORTED:
         raise PlanError(f"llmctl cannot size GGUF architecture {arch!r} for vLLM/SGLang",
                         hint="supported: " + ", ".join(sorted(SUPPORTED)))
+    return arch
 
-    def get(key: str, default: Any = None) -> Any:
-        value = _gguf_scalar(kv.get(f"{arch}.{key}"))
+
+class _Keys:
+    """The `{arch}.*` keys of a GGUF, per-layer arrays read as their widest layer."""
+
+    def __init__(self, kv: dict[str, object], arch: str) -> None:
+        self.kv, self.arch = kv, arch
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = _gguf_scalar(self.kv.get(f"{self.arch}.{key}"))
         return default if value is None else value
 
-    layers = get("block_count")
-    hidden = get("embedding_length")
-    heads = get("attention.head_count")
-    if not layers or not hidden or not heads:
-        raise InvalidInput(f"GGUF metadata for {arch} lacks block_count, embedding_length or attention.head_count")
-    layers, hidden, heads = int(layers), int(hidden), int(heads)
-    vocab = get("vocab_size")
+    def integer(self, key: str, default: int) -> int:
+        """The key as an integer; `default` when it is missing or 0."""
+        return int(self.get(key, default) or default)
+
+    def shape(self) -> tuple[int, int, int]:
+        """(layers, hidden size, attention heads): what every profile needs."""
+        layers, hidden, heads = self.get("block_count"), self.get("embedding_length"), self.get("attention.head_count")
+        if not layers or not hidden or not heads:
+            raise InvalidInput(f"GGUF metadata for {self.arch} lacks block_count, embedding_length or "
+                               f"attention.head_count")
+        return int(layers), int(hidden), int(heads)
+
+
+def _vocab_size(kv: dict[str, object], keys: _Keys) -> int:
+    vocab = keys.get("vocab_size")
     if not vocab:
         tokens = kv.get("tokenizer.ggml.tokens")
         vocab = len(tokens) if isinstance(tokens, (list, tuple)) else 32000
-    experts = int(get("expert_count", 0) or 0)
-    ffn = int(get("feed_forward_length", 4 * hidden) or 4 * hidden)
-    moe_ffn = int(get("expert_feed_forward_length", ffn) or ffn) if experts else 0
-    shared = 0
-    if experts:
-        shared = int(get("expert_shared_count", 0) or 0) * int(get("expert_shared_feed_forward_length", moe_ffn) or moe_ffn)
-    kv_lora = int(get("attention.kv_lora_rank", 0) or 0)
-    key_len = int(get("attention.key_length", hidden // heads) or hidden // heads)
-    rope = int(get("rope.dimension_count", 0) or 0) if kv_lora else 0
-    window = int(get("attention.sliding_window", 0) or 0)
-    name = str(kv.get("general.name") or kv.get("general.basename") or arch)
-    repo = kv.get("general.source.huggingface.repository") or kv.get("general.base_model.0.repo_url")
-    serve_id = str(repo).removeprefix("https://huggingface.co/") if repo else name
-    kinds = _sliding(arch, layers, window)
-    return ModelProfile(
-        name=name,
-        serve_id=serve_id,
-        source="gguf",
-        architecture=arch,
-        num_layers=layers,
-        hidden_size=hidden,
-        num_attention_heads=heads,
-        num_kv_heads=int(get("attention.head_count_kv", heads) or heads),
-        head_dim=key_len if not kv_lora else hidden // heads,
-        intermediate_size=ffn,
-        vocab_size=int(vocab),
-        max_position_embeddings=int(get("context_length", 4096) or 4096),
-        tie_word_embeddings=arch.startswith("gemma"),
-        num_experts=experts,
-        experts_per_token=int(get("expert_used_count", 0) or 0) if experts else 0,
-        moe_intermediate_size=moe_ffn,
-        shared_expert_intermediate_size=shared,
-        dense_layers=int(get("leading_dense_block_count", 0) or 0) if experts else 0,
-        kv_lora_rank=kv_lora,
-        q_lora_rank=int(get("attention.q_lora_rank", 0) or 0),
-        qk_rope_head_dim=rope,
-        qk_nope_head_dim=(key_len - rope) if kv_lora else 0,
-        v_head_dim=int(get("attention.value_length", 0) or 0) if kv_lora else 0,
-        layer_attention=kinds,
-        sliding_window=window if kinds else 0,
-        parameter_count_override=int(parameter_count) if parameter_count else None,
-    )
+    return int(vocab)
+
+
+def _experts(keys: _Keys, ffn: int) -> dict[str, int]:
+    """The mixture-of-experts fields (all 0 for a dense model)."""
+    experts = keys.integer("expert_count", 0)
+    if not experts:
+        return {"num_experts": 0, "experts_per_token": 0, "moe_intermediate_size": 0,
+                "shared_expert_intermediate_size": 0, "dense_layers": 0}
+    moe_ffn = keys.integer("expert_feed_forward_length", ffn)
+    return {
+        "num_experts": experts,
+        "experts_per_token": keys.integer("expert_used_count", 0),
+        "moe_intermediate_size": moe_ffn,
+        "shared_expert_intermediate_size": (keys.integer("expert_shared_count", 0)
+                                            * keys.integer("expert_shared_feed_forward_length", moe_ffn)),
+        "dense_layers": keys.integer("leading_dense_block_count", 0),
+    }
+
+
+def _attention_heads(keys: _Keys, hidden: int, heads: int) -> dict[str, int]:
+    """Head sizes, and the multi-head latent attention (MLA: DeepSeek's kv_lora_rank) fields."""
+    key_len = keys.integer("attention.key_length", hidden // heads)
+    kv_lora = keys.integer("attention.kv_lora_rank", 0)
+    rope = keys.integer("rope.dimension_count", 0) if kv_lora else 0
+    return {
+        "head_dim": key_len if not kv_lora else hidden // heads,
+        "kv_lora_rank": kv_lora,
+        "q_lora_rank": keys.integer("attention.q_lora_rank", 0),
+        "qk_rope_head_dim": rope,
+        "qk_nope_head_dim": (key_len - rope) if kv_lora else 0,
+        "v_head_dim": keys.integer("attention.value_length", 0) if kv_lora else 0,
+    }
