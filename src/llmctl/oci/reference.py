@@ -90,24 +90,43 @@ def parse(text: str, *, registry: str = DEFAULT_REGISTRY, namespace: str = DEFAU
         raise InvalidReference(f"invalid model name {original!r}: contains whitespace")
     if text.startswith("/") or text.startswith("."):
         raise InvalidReference(f"invalid model name {original!r}: must not start with '/' or '.'")
+    text, digest = _split_digest(text, original)
+    name, tag = _split_tag(text, original)
+    domain, path = _domain_and_path(name, original, registry, namespace)
+    repository = "/".join(_checked_path(domain, path, original))
+    if len(domain) + 1 + len(repository) > MAX_NAME_LENGTH:
+        raise InvalidReference(f"invalid model name {original!r}: longer than {MAX_NAME_LENGTH} characters")
+    if tag is None and digest is None:
+        tag = DEFAULT_TAG
+    return Reference(domain, repository, tag, digest)
 
-    digest = None
-    if "@" in text:
-        text, _, digest = text.partition("@")
-        if not DIGEST.match(digest):
-            raise InvalidReference(
-                f"invalid digest {digest!r} in {original!r}: expected sha256: followed by 64 lowercase hex digits"
-            )
 
-    name, tag = text, None
+def _split_digest(text: str, original: str) -> tuple[str, str | None]:
+    if "@" not in text:
+        return text, None
+    text, _, digest = text.partition("@")
+    if not DIGEST.match(digest):
+        raise InvalidReference(
+            f"invalid digest {digest!r} in {original!r}: expected sha256: followed by 64 lowercase hex digits"
+        )
+    return text, digest
+
+
+def _split_tag(name: str, original: str) -> tuple[str, str | None]:
+    """NAME[:TAG]: a colon after the last slash starts the tag (one before it is a registry's port)."""
     slash = name.rfind("/")
     colon = name.rfind(":")
-    if colon > slash:
-        name, tag = name[:colon], name[colon + 1 :]
-        if not TAG.match(tag):
-            why = "longer than 128 characters" if len(tag) > 128 else "allowed are letters, digits, '_', '.', '-'"
-            raise InvalidReference(f"invalid tag {tag!r} in {original!r}: {why}")
+    if colon <= slash:
+        return name, None
+    name, tag = name[:colon], name[colon + 1 :]
+    if not TAG.match(tag):
+        why = "longer than 128 characters" if len(tag) > 128 else "allowed are letters, digits, '_', '.', '-'"
+        raise InvalidReference(f"invalid tag {tag!r} in {original!r}: {why}")
+    return name, tag
 
+
+def _domain_and_path(name: str, original: str, registry: str, namespace: str) -> tuple[str, list[str]]:
+    """The registry (the first component when it looks like a host, else the default) and the path under it."""
     parts = name.split("/")
     if any(p == "" for p in parts):
         raise InvalidReference(f"invalid model name {original!r}: empty path component")
@@ -116,12 +135,14 @@ def parse(text: str, *, registry: str = DEFAULT_REGISTRY, namespace: str = DEFAU
         if not DOMAIN.match(domain):
             raise InvalidReference(f"invalid registry {domain!r} in {original!r}")
         domain = domain.lower()
-        if domain == "index.docker.io":
-            domain = "docker.io"
-    else:
-        domain, path = registry, parts
-        if namespace and len(path) == 1:
-            path = [*namespace.split("/"), *path]
+        return ("docker.io" if domain == "index.docker.io" else domain), path
+    if namespace and len(parts) == 1:
+        return registry, [*namespace.split("/"), *parts]
+    return registry, parts
+
+
+def _checked_path(domain: str, path: list[str], original: str) -> list[str]:
+    """The repository's components, each in distribution's grammar (Hugging Face names lower-cased first)."""
     for component in path:
         if component in (".", ".."):
             raise InvalidReference(f"invalid model name {original!r}: '{component}' is not allowed")
@@ -135,12 +156,7 @@ def parse(text: str, *, registry: str = DEFAULT_REGISTRY, namespace: str = DEFAU
                 f"invalid model name {original!r}: {component!r} must be lowercase letters and digits, "
                 "separated by '.', '_', '__' or '-'"
             )
-    repository = "/".join(path)
-    if len(domain) + 1 + len(repository) > MAX_NAME_LENGTH:
-        raise InvalidReference(f"invalid model name {original!r}: longer than {MAX_NAME_LENGTH} characters")
-    if tag is None and digest is None:
-        tag = DEFAULT_TAG
-    return Reference(domain, repository, tag, digest)
+    return path
 
 
 def validate_tag(tag: str) -> str:
