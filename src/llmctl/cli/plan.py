@@ -83,26 +83,14 @@ def plan(
     """
     from llmctl.api.plan import model_source as parse_source
     from llmctl.api.plan import resolve_model
-    from llmctl.cli import render
-    from llmctl.errors import InvalidInput, UsageError
     from llmctl.plan import load_gpu, solve
-    from llmctl.plan.render_common import FILE_FORMATS, FORMATS, RenderOptions
+    from llmctl.plan.render_common import RenderOptions
     from llmctl.plan.types import PlanRequest, Workload
     from llmctl.plan.units import parse_duration
 
     settings = ctx.obj
-    if fmt not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}")
-    if nodes is not None and max_nodes is not None:
-        raise UsageError("pass --nodes or --max-nodes, not both")
-    if output is not None and fmt == "explain":
-        raise UsageError("--output writes files; use it with --format json or a file format")
-    if dtype is not None and dtype not in ("bf16", "fp8"):
-        raise InvalidInput("--dtype must be bf16 or fp8")
-    if weights_mode not in ("init-container", "image-volume"):
-        raise UsageError("--weights must be init-container or image-volume")
-    if weights_volume != "emptydir" and not (weights_volume.startswith("pvc:") and len(weights_volume) > 4):
-        raise UsageError("--weights-volume must be emptydir or pvc:CLAIM")
+    _check_flags(fmt, nodes=nodes, max_nodes=max_nodes, output=output, dtype=dtype, weights_mode=weights_mode,
+                 weights_volume=weights_volume)
 
     gpu_profile = load_gpu(gpu)
     resolved = resolve_model(settings, model)
@@ -133,6 +121,38 @@ def plan(
         decode_tp=decode_tp,
     )
     result = solve(request)
+    opts = RenderOptions(image=image, router_image=router_image, name=name, namespace=namespace, weights=weights,
+                         weights_mode=weights_mode, weights_volume=weights_volume, pull_secret=pull_secret,
+                         init_image=init_image, hf_token_secret=hf_token_secret)
+    _show(settings, result, fmt, opts, output, resolved.notes if model_source is None else ())
+
+
+def _check_flags(fmt: str, *, nodes: int | None, max_nodes: int | None, output: str | None, dtype: str | None,
+                 weights_mode: str, weights_volume: str) -> None:
+    """The flags that are wrong whatever the model: refused before anything is read or solved."""
+    from llmctl.errors import InvalidInput, UsageError
+    from llmctl.plan.render_common import FORMATS
+
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}")
+    if nodes is not None and max_nodes is not None:
+        raise UsageError("pass --nodes or --max-nodes, not both")
+    if output is not None and fmt == "explain":
+        raise UsageError("--output writes files; use it with --format json or a file format")
+    if dtype is not None and dtype not in ("bf16", "fp8"):
+        raise InvalidInput("--dtype must be bf16 or fp8")
+    if weights_mode not in ("init-container", "image-volume"):
+        raise UsageError("--weights must be init-container or image-volume")
+    if weights_volume != "emptydir" and not (weights_volume.startswith("pvc:") and len(weights_volume) > 4):
+        raise UsageError("--weights-volume must be emptydir or pvc:CLAIM")
+
+
+def _show(settings: "Settings", result: "Plan", fmt: str, opts: "RenderOptions", output: str | None,
+          notes: tuple[str, ...]) -> None:
+    """The plan as `--format` asks: explained on the terminal, as JSON, or rendered into launch files."""
+    from llmctl.cli import render
+    from llmctl.errors import UsageError
+    from llmctl.plan.render_common import FILE_FORMATS
 
     if fmt == "explain":
         from llmctl.plan.explain import renderables
@@ -152,15 +172,12 @@ def plan(
         return
 
     assert fmt in FILE_FORMATS
-    if weights_mode == "image-volume" and (weights is None or weights.kind != "oci"):
+    if opts.weights_mode == "image-volume" and (opts.weights is None or opts.weights.kind != "oci"):
         raise UsageError("--weights image-volume delivers oci: weights; this plan's come from "
-                         f"{weights or 'nowhere yet (pass --model-source oci:REF)'}")
-    if weights_mode == "image-volume" and weights_volume != "emptydir":
+                         f"{opts.weights or 'nowhere yet (pass --model-source oci:REF)'}")
+    if opts.weights_mode == "image-volume" and opts.weights_volume != "emptydir":
         raise UsageError("--weights-volume stores exported or downloaded weights; an image volume is the kubelet's")
-    opts = RenderOptions(image=image, router_image=router_image, name=name, namespace=namespace, weights=weights,
-                         weights_mode=weights_mode, weights_volume=weights_volume, pull_secret=pull_secret,
-                         init_image=init_image, hf_token_secret=hf_token_secret)
-    _emit_files(settings, result, fmt, opts, output, resolved.notes if model_source is None else ())
+    _emit_files(settings, result, fmt, opts, output, notes)
 
 
 def _emit_files(settings: "Settings", result: "Plan", fmt: str, opts: "RenderOptions", output: str | None,
