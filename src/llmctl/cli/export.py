@@ -42,10 +42,6 @@ def export(
 
 def exported_line(result: Any) -> str:
     """The result line of an export (`export`, `pull --export`)."""
-    how = []
-    if result.linked:
-        how.append(f"{render.human_size(result.linked)} linked")
-    if result.copied:
-        how.append(f"{render.human_size(result.copied)} copied")
+    how = render.sizes((result.linked, "linked"), (result.copied, "copied"))
     return (f"exported {result.name} ({result.format}, {len(result.files)} files; {', '.join(how) or 'empty'}) "
             f"to {result.directory}")

@@ -65,10 +65,7 @@ def _pull(settings: Any, name: str, export_dir: Path | None, progress: Any, opti
 
 
 def _pulled_line(result: Any) -> str:
-    parts = [f"{render.human_size(result.downloaded)} downloaded"]
-    if result.resumed:
-        parts.append(f"{render.human_size(result.resumed)} resumed")
-    if result.skipped:
-        parts.append(f"{render.human_size(result.skipped)} already here")
+    parts = [f"{render.human_size(result.downloaded)} downloaded",
+             *render.sizes((result.resumed, "resumed"), (result.skipped, "already here"))]
     return (f"pulled {result.name} ({result.digest[7:19]}, {render.human_size(result.total)}; "
             f"{', '.join(parts)}) in {result.seconds:.1f}s")

@@ -38,10 +38,7 @@ def push(
 
 
 def print_pushed(result) -> None:  # type: ignore[no-untyped-def]
-    parts = [f"{render.human_size(result.uploaded)} uploaded"]
-    if result.skipped:
-        parts.append(f"{render.human_size(result.skipped)} already there")
-    if result.mounted:
-        parts.append(f"{render.human_size(result.mounted)} mounted")
+    parts = [f"{render.human_size(result.uploaded)} uploaded",
+             *render.sizes((result.skipped, "already there"), (result.mounted, "mounted"))]
     render.stderr.print(f"pushed {result.name} ({result.digest[7:19]}, {render.human_size(result.total)}; "
                         f"{', '.join(parts)}) in {result.seconds:.1f}s", markup=False)

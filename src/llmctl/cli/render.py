@@ -38,6 +38,11 @@ def human_size(n: int | float | None) -> str:
     return f"{n:.1f} TB"
 
 
+def sizes(*counts: tuple[int, str]) -> list[str]:
+    """`12.3 MB label` for each (bytes, label) whose bytes are not 0: the parts of a transfer's result line."""
+    return [f"{human_size(n)} {label}" for n, label in counts if n]
+
+
 def human_ago(ts: float | None, now: float | None = None) -> str:
     if not ts:
         return "-"
