@@ -169,6 +169,53 @@ def test_modelpack_safetensors_artifacts_read_and_export(model_folder, settings:
         assert loaded.keys() == tensors.keys() and config.num_hidden_layers == 1
 
 
+def test_modelpack_artifacts_pushed_by_oras_pull_export_and_plan(model_folder, registry, settings: Settings,
+                                                                 tmp_path: Path) -> None:
+    """ModelPack artifacts written by another tool: oras-py pushes modctl's layouts (`--raw` files, and its default
+    one-file tars) with ModelPack media types and path annotations to the real docker-registry. `plan` reads them
+    there (manifest and config layers only), `pull` stores them, `export` gives the folder engines load."""
+    import oras.client
+
+    from llmctl.api.plan import resolve_model
+
+    folder, tensors = model_folder
+    client = oras.client.OrasClient(insecure=True)
+    kinds = {".safetensors": (mt.CNCF_WEIGHT_RAW, mt.CNCF_WEIGHT_TAR), ".md": (mt.CNCF_DOC, mt.CNCF_DOC_TAR)}
+    for tag, tar in (("raw", False), ("tar", True)):
+        stage = tmp_path / tag
+        stage.mkdir()
+        files, annotations, diff_ids = [], {}, []
+        for file in sorted(folder.iterdir()):
+            raw_type, tar_type = kinds.get(file.suffix, (mt.CNCF_WEIGHT_CONFIG, mt.CNCF_WEIGHT_CONFIG_TAR))
+            if file.name == "LICENSE":
+                raw_type, tar_type = mt.CNCF_DOC, mt.CNCF_DOC_TAR
+            blob = stage / file.name
+            blob.write_bytes(_one_file_tar(file.name, file.read_bytes()) if tar else file.read_bytes())
+            files.append(f"{blob}:{tar_type if tar else raw_type}")
+            annotations[str(blob)] = {mt.ANNOTATION_FILEPATH: file.name}
+            diff_ids.append("sha256:" + hashlib.sha256(blob.read_bytes()).hexdigest())
+        config = tmp_path / f"{tag}-model-config.json"
+        config.write_text(json.dumps({"descriptor": {"createdAt": T, "name": "tiny"},
+                                      "modelfs": {"type": "layers", "diffIds": diff_ids},
+                                      "config": {"architecture": "transformer", "format": "safetensors"}}))
+        (tmp_path / f"{tag}-annotations.json").write_text(json.dumps(annotations))
+        name = f"{registry.host}/cncf/tiny:{tag}"
+        client.push(target=name, files=files, manifest_config=f"{config}:{mt.CNCF_CONFIG}",
+                    annotation_file=str(tmp_path / f"{tag}-annotations.json"), disable_path_validation=True, quiet=True)
+
+        resolved = resolve_model(settings, name)  # from the registry: nothing stored
+        assert resolved.profile.num_layers == 1 and resolved.profile.hidden_size == 16
+        assert resolved.weights is not None and resolved.weights.kind == "oci" and "@sha256:" in resolved.weights.ref
+        assert all(e.reference.tag != tag for e in Store(settings.store_dir).init().entries())
+        pull(settings, name)
+        assert get_model(settings, name).format == "safetensors"
+        out = tmp_path / f"{tag}-out"
+        export(settings, name, out)
+        loaded, hf_config, _ = load_folder(out)
+        assert loaded.keys() == tensors.keys() and hf_config.num_hidden_layers == 1
+        assert resolve_model(settings, name).weights == resolved.weights  # stored now: the same pinned source
+
+
 def test_dmr_v02_safetensors_models_keep_their_nested_paths(model_folder, settings: Settings, tmp_path: Path) -> None:
     """DMR's FromDirectory (config v0.2): one layer per file, the path in `org.cncf.model.filepath`."""
     folder, _ = model_folder

@@ -35,6 +35,9 @@ CONFIG_ARCHIVES = (mt.DMR_CONFIG_ARCHIVE, mt.DMR_DIR_TAR, mt.CNCF_WEIGHT_CONFIG_
 tar, modctl's one-file-per-tar config layer."""
 CONFIG_FILES = (mt.DMR_MODEL_FILE, mt.CNCF_WEIGHT_CONFIG)
 """Layers that are one file, named by their path annotation."""
+PATH_TYPED_LAYERS = (*CONFIG_FILES, mt.CNCF_WEIGHT_RAW, mt.CNCF_WEIGHT_TAR)
+"""Layers whose path annotation says what weights they hold: generic file layers, and modctl's default
+one-file tar layers (`model-00001-of-00002.safetensors` inside a `weight.v1.tar`)."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,7 @@ def _path(desc: Descriptor) -> str:
 def weight_format(manifest: Manifest) -> str | None:
     """safetensors, gguf, or None when the artifact has no weights llmctl knows."""
     for d in manifest.layers:
-        if d.media_type in SAFETENSORS_LAYERS or (d.media_type in CONFIG_FILES + (mt.CNCF_WEIGHT_RAW,)
-                                                  and _path(d).endswith(".safetensors")):
+        if d.media_type in SAFETENSORS_LAYERS or (d.media_type in PATH_TYPED_LAYERS and _path(d).endswith(".safetensors")):
             return "safetensors"
     if any(d.media_type in GGUF_LAYERS or _path(d).endswith(".gguf") for d in manifest.layers):
         return "gguf"
