@@ -184,8 +184,8 @@ def test_cli_refusals_are_one_line_with_their_exit_codes(hf_folder, cli, tmp_pat
 
 
 ST = "team/st:f16"
-REFUSAL = (f"model {ST} is safetensors: llama.cpp serves GGUF; export it for vLLM/SGLang (`llmctl export {ST} DIR`) "
-           f"and plan it (`llmctl plan DIR`), or pull a GGUF build of it")
+REFUSAL = (f"model {ST} is safetensors: llama.cpp serves GGUF; plan it for vLLM/SGLang (`llmctl plan {ST}`) or "
+           f"export its folder (`llmctl export {ST} DIR`), or pull a GGUF build of it")
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +206,8 @@ def test_run_refuses_safetensors_in_one_line_and_serve_still_shows_them(st_gatew
     r = cli("run", ST, "hi", env={"LLMCTL_HOME": str(st_gateway.home), "LLMCTL_HOST": "127.0.0.1:9"})
     assert r.code == 4, r.stderr
     assert r.stderr == f"llmctl: error: {REFUSAL}\n"
+    planned = cli("plan", ST, "--isl", "1024", "--format", "lws", env={"LLMCTL_HOME": str(st_gateway.home)})
+    assert planned.code == 0 and "llmctl export" in planned.stdout, planned.stderr  # the advice works as given
     assert st_gateway.http.post("/api/show", json={"model": ST}).status_code == 200
     assert st_gateway.http.get(f"/v1/models/{ST}").status_code == 200
 

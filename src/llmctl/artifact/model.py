@@ -61,8 +61,8 @@ class Model:
         name = name or self.reference.short()
         if self.format != mt.FORMAT_GGUF:
             raise InvalidModel(
-                f"model {name} is {self.format}: llama.cpp serves GGUF; export it for vLLM/SGLang "
-                f"(`llmctl export {name} DIR`) and plan it (`llmctl plan DIR`), or pull a GGUF build of it")
+                f"model {name} is {self.format}: llama.cpp serves GGUF; plan it for vLLM/SGLang (`llmctl plan "
+                f"{name}`) or export its folder (`llmctl export {name} DIR`), or pull a GGUF build of it")
         if not self.weights:
             raise InvalidModel(f"model {name} keeps its weights in tar layers; `llmctl export {name} DIR` unpacks "
                                f"them for an engine")
