@@ -52,6 +52,8 @@ def test_stored_model_plans_from_its_registry_with_a_note(cli, settings: Setting
     assert r.code == 0, r.stderr
     assert f"reference: registry.example.com/team/tiny@{digest}" in r.stdout and "imagePullSecrets" in r.stdout
     assert "llmctl push" in r.stderr  # pods pull it from the registry: it must be there
+    explained = cli("plan", name)
+    assert explained.code == 0 and explained.stdout.startswith(f"{name} on h100-80gb"), explained.stdout[:200]
     r = cli("plan", name, "--format", "lws", "--model-source", "hf:Qwen/Qwen3-8B")
     assert r.code == 0 and "- Qwen/Qwen3-8B" in r.stdout and "llmctl push" not in r.stderr
 

@@ -228,7 +228,8 @@ def build_steps(plan: Plan) -> list[Step]:
 def text_lines(plan: Plan) -> list[tuple[str, str]]:
     """(style, line) pairs: a title, then per topic its steps as `label  value` and `    = formula`."""
     req = plan.request
-    title = (f"{req.model.serve_id} on {req.gpu.name}: {plan.mode}, {plan.nodes} node(s), {plan.gpus} GPUs, "
+    shown = req.model.name if req.model.serve_id.startswith("/") else req.model.serve_id  # not a pod's folder
+    title = (f"{shown} on {req.gpu.name}: {plan.mode}, {plan.nodes} node(s), {plan.gpus} GPUs, "
              f"{plan.weight_dtype} weights, {plan.engine} {plan.engine_version}")
     out = [("bold", title)]
     for topic, title in TOPICS.items():
