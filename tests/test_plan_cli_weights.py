@@ -63,3 +63,33 @@ def test_kubectl_check_can_be_switched_off_and_says_so(cli):
     assert r.code == 0 and "not checked: LLMCTL_PLAN_KUBECTL=0" in r.stderr
     r = cli("plan", "qwen3:8b", "--format", "compose", env={"LLMCTL_PLAN_KUBECTL": "0"})
     assert r.code == 0 and "kubectl" not in r.stderr  # no Kubernetes YAML, nothing skipped
+
+
+def test_the_export_step_reaches_the_registry_as_the_user_does(cli, settings: Settings, tmp_path: Path):
+    """A loopback registry is the container itself inside a pod or a compose service: refused there, in one line.
+    A registry the user allows plain HTTP (LLMCTL_INSECURE_REGISTRIES) is allowed to the export step too."""
+    import yaml
+
+    folder = make_model_folder(tmp_path / "tiny")
+    local = "localhost:5000/team/tiny:v1"
+    store_safetensors_model(settings, folder, parse(local))
+    for fmt in ("lws", "rbg", "compose"):
+        r = cli("plan", local, "--format", fmt)
+        assert r.code == PlanError.exit_code and "loopback" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert cli("plan", local, "--format", "shell").code == 0  # node scripts run on the hosts themselves
+    assert cli("plan", local, "--format", "lws", "--weights", "image-volume").code == 0  # the node's runtime pulls
+
+    internal = "registry.internal:5000/team/tiny:v1"
+    store_safetensors_model(settings, folder, parse(internal))
+    allowed = {"LLMCTL_INSECURE_REGISTRIES": "other:1,registry.internal:5000"}
+    lws = cli("plan", internal, "--format", "lws", env=allowed)
+    assert lws.code == 0, lws.stderr
+    init = next(c for d in yaml.safe_load_all(lws.stdout) if d["kind"] == "LeaderWorkerSet"
+                for c in d["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["initContainers"])
+    value = {e["name"]: e["value"] for e in init["env"]}["LLMCTL_INSECURE_REGISTRIES"]
+    assert Settings.from_env({"LLMCTL_INSECURE_REGISTRIES": value}).insecure_registries == ("registry.internal:5000",)
+    compose = yaml.safe_load(cli("plan", internal, "--format", "compose", env=allowed).stdout)
+    assert compose["services"]["weights"]["environment"]["LLMCTL_INSECURE_REGISTRIES"] == "registry.internal:5000"
+    shell = cli("plan", internal, "--format", "shell", env=allowed)
+    assert "|| LLMCTL_INSECURE_REGISTRIES=registry.internal:5000 llmctl export registry.internal:5000/" in shell.stdout
+    assert "LLMCTL_INSECURE_REGISTRIES" not in cli("plan", internal, "--format", "lws").stdout  # only when allowed

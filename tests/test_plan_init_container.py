@@ -14,15 +14,18 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
+import pytest
 import yaml
 
 from fixtures_registry import PASSWORD, USER
-from llmctl.api.plan import render_plan, resolve_model
+from llmctl.api.plan import render_plan, resolve_model, text_checks
+from llmctl.errors import PlanError
 from llmctl.oci import mediatypes as mt
 from llmctl.oci.reference import parse
-from llmctl.plan import load_gpu, solve
+from llmctl.plan import load_gpu, render, solve
 from llmctl.plan.k8s_walk import pod_templates
 from llmctl.plan.render_common import RenderOptions
 from llmctl.plan.types import PlanRequest, Workload
@@ -34,9 +37,14 @@ INIT_REQUIREMENTS = Path(__file__).resolve().parent.parent / "images" / "llmctl-
 
 
 def _rendered_pod(settings: Settings, name: str, **opts) -> dict:
+    """The pod as `llmctl plan` renders it. The test registry is on 127.0.0.1, which `render_plan` refuses for
+    pods (inside a pod, loopback is the pod itself), so the pod comes from the same renderer without that check."""
     resolved = resolve_model(settings, name)
     plan = solve(PlanRequest(model=resolved.profile, gpu=load_gpu("h100-80gb"), gpus_per_node=8, workload=Workload()))
-    files, report = render_plan(settings, plan, "lws", RenderOptions(weights=resolved.weights, **opts))
+    options = RenderOptions(weights=resolved.weights, **opts)
+    with pytest.raises(PlanError, match="loopback") if options.weights_mode == "init-container" else nullcontext():
+        render_plan(settings, plan, "lws", options)
+    files, report = render(plan, "lws", options, checks=text_checks(settings)[0])
     assert not report.problems
     lws = next(yaml.safe_load_all(files[0].content))
     return next(t for _, t in pod_templates(lws))

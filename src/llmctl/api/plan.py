@@ -16,7 +16,8 @@ from dataclasses import replace
 
 from llmctl.api.plan_artifact import folder_name
 from llmctl.api.plan_model import ResolvedModel, resolve_model
-from llmctl.errors import InvalidInput
+from llmctl.errors import InvalidInput, PlanError
+from llmctl.names import is_loopback
 from llmctl.oci.reference import parse
 from llmctl.plan import Plan, TextCheck, render
 from llmctl.plan.k8s_walk import Report
@@ -91,8 +92,30 @@ def text_checks(settings: Settings) -> tuple[list[TextCheck], list[str]]:
     return checks, skipped
 
 
+def registry_reach(settings: Settings, fmt: str, opts: RenderOptions) -> RenderOptions:
+    """The registry of `oci:` weights as the exporting step sees it. A loopback registry (`localhost:5000`) is
+    this machine only to this machine: inside a pod or a compose container it is the container itself, so an
+    export there cannot work (PlanError); an image volume is pulled by the node's runtime, whose mirrors may
+    map it, and node scripts run on hosts. A registry the user allows plain HTTP or unverified TLS
+    (LLMCTL_INSECURE_REGISTRIES) is allowed to the export step too, for that registry alone."""
+    weights = opts.weights
+    if weights is None or weights.kind != "oci":
+        return opts
+    registry = parse(weights.ref).registry
+    in_container = fmt == "compose" or (fmt in K8S_FORMATS and opts.weights_mode == "init-container")
+    if in_container and is_loopback(registry):
+        raise PlanError(f"the pods would export {weights.ref} from {registry}, a loopback address: inside a "
+                        "container that is the container itself",
+                        hint="push the model to a registry the cluster reaches and plan that name (or --model-source "
+                             "oci:HOST:PORT/REPO:TAG with an address the pods reach)")
+    if registry in settings.insecure_registries:
+        return replace(opts, insecure_registry=registry)
+    return opts
+
+
 def render_plan(settings: Settings, plan: Plan, fmt: str, opts: RenderOptions) -> tuple[list[RenderedFile], Report]:
     """Render and validate `plan` as `fmt`, with every check this machine can run."""
+    opts = registry_reach(settings, fmt, opts)
     checks, skipped = text_checks(settings)
     files, report = render(plan, fmt, opts, checks=checks)
     relevant = [s for s in skipped if (fmt == "shell" and s.startswith("bash"))

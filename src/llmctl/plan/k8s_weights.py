@@ -151,6 +151,7 @@ def _export(out: PodWeights, weights: Weights, opts: RenderOptions, size: int) -
     mounts = [{"name": VOLUME, "mountPath": MODELS_DIR}]
     env = [{"name": "MODEL_DIR", "value": weights.folder}, {"name": "MODEL_REF", "value": weights.ref},
            {"name": "LLMCTL_HOME", "value": STORE_DIR}]
+    env += [{"name": k, "value": v} for k, v in opts.export_env.items()]
     if opts.pull_secret:
         out.volumes.append({"name": REGISTRY_AUTH_VOLUME, "secret": {
             "secretName": opts.pull_secret, "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}})

@@ -53,6 +53,14 @@ class RenderOptions:
     pull_secret: str | None = None  # registry credentials: imagePullSecrets / the init container's docker config
     init_image: str | None = None  # the init container image [default: ghcr.io/llmctl/llmctl-init:<version>]
     hf_token_secret: str = HF_TOKEN_SECRET
+    insecure_registry: str | None = None
+    """`oci:` weights from a registry the user allows plain HTTP or unverified TLS (LLMCTL_INSECURE_REGISTRIES,
+    set by the API layer): the export step gets the same allowance for that registry alone."""
+
+    @property
+    def export_env(self) -> dict[str, str]:
+        """What the `llmctl export` step needs besides the reference: the insecure allowance, if any."""
+        return {"LLMCTL_INSECURE_REGISTRIES": self.insecure_registry} if self.insecure_registry else {}
 
     def __post_init__(self) -> None:
         if self.weights_mode not in MODES:

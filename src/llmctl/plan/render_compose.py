@@ -50,7 +50,7 @@ def _weights_service(opts: RenderOptions, weights: Weights) -> dict[str, Any]:
         "entrypoint": ["sh", "-c"],
         "command": [EXPORT_SCRIPT],
         "environment": {"MODEL_REF": weights.ref, "MODEL_DIR": weights.folder, "LLMCTL_HOME": STORE_DIR,
-                        "DOCKER_CONFIG": REGISTRY_AUTH_DIR},
+                        "DOCKER_CONFIG": REGISTRY_AUTH_DIR, **opts.export_env},
         "volumes": [f"{MODELS_VOLUME}:{MODELS_DIR}", f"{DOCKER_CONFIG}:{REGISTRY_AUTH_DIR}:ro"],
         "user": "0:0",  # reads the host user's docker config (mode 0600) and writes a root-owned named volume
         "restart": "no",

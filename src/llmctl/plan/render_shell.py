@@ -79,14 +79,15 @@ def _addr_checks(texts: list[str]) -> list[str]:
     return checks
 
 
-def _weights_lines(weights: Weights) -> list[str]:
+def _weights_lines(weights: Weights, opts: RenderOptions) -> list[str]:
     """`oci:` weights: the folder comes from the registry before the engines start (skipped when present:
     `llmctl export` renames only complete folders into place)."""
     if weights.kind != "oci":
         return []
     folder = f"{MODELS_DIR}/{weights.dir_name}"
+    env = "".join(f"{k}={quote(v)} " for k, v in opts.export_env.items())
     return [f'MODELS_DIR="${{MODELS_DIR:-{MODELS_DIR_DEFAULT}}}"',
-            f"test -d {quote(folder)} || llmctl export {quote(weights.ref)} {quote(folder)}"]
+            f"test -d {quote(folder)} || {env}llmctl export {quote(weights.ref)} {quote(folder)}"]
 
 
 def _script(title: str, procs: list[Proc], plan: Plan, notes: list[str], before: list[str] | None = None) -> str:
@@ -134,7 +135,7 @@ def render_shell(plan: Plan, opts: RenderOptions | None = None) -> list[Rendered
         if weights.kind == "oci":
             notes.append(f"Weights: llmctl exports {weights.ref} into $MODELS_DIR (default {MODELS_DIR_DEFAULT}) "
                          "first; `llmctl login` the registry on every node.")
-        files.append(RenderedFile(f"node-{node}.sh", _script(title, mine, plan, notes, _weights_lines(weights)),
+        files.append(RenderedFile(f"node-{node}.sh", _script(title, mine, plan, notes, _weights_lines(weights, opts)),
                                   executable=True))
     routers = [p for p in procs if p.role == "router"]
     if routers:
