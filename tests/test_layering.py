@@ -106,3 +106,44 @@ def test_the_walk_sees_hidden_imports(source: str, module: str, expected: str) -
 def test_api_may_use_the_lower_layers_but_no_front_door() -> None:
     assert forbidden_for("llmctl.api.serve") == FRONT_DOORS
     assert forbidden_for("llmctl.server.app") == () and forbidden_for("llmctl.cli.run") == ()
+
+
+ENV_READERS = {  # the modules that may read a variable themselves, and why
+    "llmctl/settings.py": "the one home of settings",
+    "llmctl/cli/app.py": "LLMCTL_DEBUG, read before Settings exist so a failure while reading them can show a traceback",
+    "llmctl/runtime/engine.py": "LD_LIBRARY_PATH, extended for the engine's child process (passed through, not a setting)",
+    "llmctl/runtime/cpu.py": "CUDA_HOME, where nvcc may live (not yet in Settings)",
+}
+
+
+def _is_environ(node: ast.AST) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == "environ" and isinstance(node.value, ast.Name) \
+        and node.value.id == "os"
+
+
+def environment_reads(source: str) -> list[int]:
+    """Lines that read a variable: `os.environ.get/[...]/in`, `os.getenv`. Copying the whole environment for a
+    child process (`{**os.environ, ...}`) passes it through and is not a read."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
+                (node.func.attr == "get" and _is_environ(node.func.value))
+                or (node.func.attr == "getenv" and isinstance(node.func.value, ast.Name) and node.func.value.id == "os")):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Subscript) and _is_environ(node.value) and isinstance(node.ctx, ast.Load):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Compare) and any(_is_environ(c) for c in node.comparators):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_environment_is_read_in_settings_only() -> None:
+    """docs/design.md: Settings is read from the environment once and passed down; nothing deep reads os.environ."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent).as_posix()
+        if rel not in ENV_READERS:
+            found += [f"{rel}:{line}" for line in environment_reads(path.read_text())]
+    assert found == []
+    assert environment_reads("import os\nx = os.environ.get('A')\ny = os.getenv('B')\nz = os.environ['C']\n"
+                             "w = 'D' in os.environ\nenv = {**os.environ, 'E': '1'}\n") == [2, 3, 4, 5]

@@ -375,3 +375,18 @@ def mt_layer(media_type: str, digest: str, size: int, path: str | None = None):
     from llmctl.oci.descriptor import Descriptor
 
     return Descriptor(media_type, digest, size, {mt.ANNOTATION_FILEPATH: path} if path else {})
+
+
+def test_source_date_epoch_makes_packaging_reproducible(hf_folder, cli, tmp_path: Path) -> None:
+    """SOURCE_DATE_EPOCH (a setting, read in settings.py) is the config's creation time: the same folder gives the
+    same manifest digest in any store, at any time; `create` honours it too."""
+    folder, _ = hf_folder
+    digests = []
+    for home in ("a", "b"):
+        env = {"LLMCTL_HOME": str(tmp_path / home), "SOURCE_DATE_EPOCH": "1700000000"}
+        assert cli("package", "--safetensors-dir", str(folder), "-q", "team/repro:1", env=env).code == 0
+        (tmp_path / "Modelfile").write_text("FROM team/repro:1\nSYSTEM be brief\n")
+        assert cli("create", "team/derived:1", "-f", str(tmp_path / "Modelfile"), env=env).code == 0
+        digests.append([json.loads(cli("inspect", n, env=env).stdout) for n in ("team/repro:1", "team/derived:1")])
+    assert [d["digest"] for d in digests[0]] == [d["digest"] for d in digests[1]]
+    assert {d["config"]["descriptor"]["created"] for d in digests[0]} == {"2023-11-14T22:13:20Z"}

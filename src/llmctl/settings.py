@@ -133,6 +133,9 @@ class Settings:
     tensor_split: str | None = None
     # the gateway's API key (LLMCTL_API_KEY): `serve` requires it, `ps`/`load`/`unload`/`status` send it
     api_key: str | None = field(default=None, repr=False)  # a secret: never in a repr or a log line
+    # SOURCE_DATE_EPOCH (reproducible-builds.org): the creation time `package` and `create` write into configs,
+    # so the same inputs give the same digests; None: the current time
+    source_date_epoch: int | None = None
     # what `llmctl serve` accepts from clients (see ServeLimits); `problems`: variables that did not parse
     limits: ServeLimits = field(default_factory=ServeLimits)
     problems: tuple[str, ...] = ()
@@ -195,6 +198,7 @@ class Settings:
             split_mode=env.get("LLMCTL_SPLIT_MODE") or None,
             tensor_split=env.get("LLMCTL_TENSOR_SPLIT") or None,
             api_key=env.get("LLMCTL_API_KEY") or None,
+            source_date_epoch=int(epoch) if (epoch := env.get("SOURCE_DATE_EPOCH", "").strip()).isdigit() else None,
             limits=limits,
             problems=problems,
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 from llmctl.api.models import ensure_model, open_store, parse_name
 from llmctl.artifact import build
-from llmctl.artifact.build import ConfigFacts
+from llmctl.artifact.build import ConfigFacts, rfc3339
 from llmctl.artifact.ingest import check_gguf, commit_model, facts_for_shards, gguf_shards, ingest_file, ingest_text
 from llmctl.artifact.model import Model, layer_role
 from llmctl.errors import InvalidModelfile, LlmctlError, NotFound
@@ -79,7 +79,7 @@ def create(
             draft = _from_model(settings, modelfile, progress)
         _add_adapters_and_licenses(store, draft, modelfile, base_dir, progress)
         _add_modelfile_parts(store, draft, modelfile)
-        committed = commit_model(store, [ref], draft.layers, draft.facts)
+        committed = commit_model(store, [ref], draft.layers, draft.facts, created=rfc3339(settings.source_date_epoch))
     return Created(ref, committed.digest, draft.reused, draft.new_bytes)
 
 

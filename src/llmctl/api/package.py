@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from llmctl.api.models import open_store, parse_name
-from llmctl.artifact.build import ConfigFacts
+from llmctl.artifact.build import ConfigFacts, rfc3339
 from llmctl.artifact.ingest import check_gguf, commit_model, facts_for_shards, gguf_shards, ingest_file
 from llmctl.errors import InvalidInput, InvalidModel, NotFound, UsageError
 from llmctl.oci import mediatypes as mt
@@ -64,7 +64,7 @@ def package(settings: Settings, name: str, spec: PackageSpec, progress: Progress
         layers += [ingest_file(store, p, mt.GGUF_LORA, progress=progress) for p in spec.lora]
         if spec.mmproj is not None:
             layers.append(ingest_file(store, spec.mmproj, mt.GGUF_MMPROJ, progress=progress))
-        committed = commit_model(store, [ref], layers, facts)
+        committed = commit_model(store, [ref], layers, facts, created=rfc3339(settings.source_date_epoch))
     return Packaged(ref, committed.digest, sum(d.size for d in layers))
 
 
@@ -118,5 +118,5 @@ def _package_safetensors(settings: Settings, ref: Reference, spec: PackageSpec, 
             layers.append(sp.ingest_config_archive(store, [(c, folder / c) for c in plan.configs], progress))
         layers += [ingest_file(store, folder / lic, mt.LICENSE, progress=progress) for lic in plan.licenses]
         layers += _companions(store, spec, progress)
-        committed = commit_model(store, [ref], layers, facts)
+        committed = commit_model(store, [ref], layers, facts, created=rfc3339(settings.source_date_epoch))
     return Packaged(ref, committed.digest, sum(d.size for d in layers), plan.skipped)

@@ -11,7 +11,6 @@ every variant (`facts_from_config`). Layers are uncompressed single files, so a 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -63,16 +62,15 @@ class ConfigFacts:
         )
 
 
-def now_rfc3339() -> str:
-    """Creation time, honouring SOURCE_DATE_EPOCH so builds can be reproducible."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    t = int(epoch) if epoch and epoch.isdigit() else time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+def rfc3339(epoch: float | None = None) -> str:
+    """A creation time as configs carry it: `epoch` (Settings.source_date_epoch, for reproducible builds), else
+    now. The caller passes it in: this module reads no environment."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if epoch is None else epoch))
 
 
 def build_config(facts: ConfigFacts, layers: list[Descriptor], created: str | None = None) -> bytes:
     """The config blob, field for field what Docker Model Runner's builder writes (and in its order)."""
-    created = created or now_rfc3339()
+    created = created or rfc3339()
     weights_size = sum(d.size for d in layers if mt.LAYER_ROLES.get(d.media_type) == mt.ROLE_WEIGHTS)
     config: dict[str, Any] = {"format": facts.format}
     for key in ("quantization", "parameters", "architecture"):
