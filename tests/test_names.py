@@ -70,3 +70,20 @@ def test_model_names_use_the_configured_defaults(env: dict[str, str], typed: str
     settings = Settings.from_env({"LLMCTL_HOME": "/nonexistent", **env})
     ref = parse_name(settings, typed)
     assert str(ref) == full and short(settings, ref) == shown
+
+
+def test_every_module_takes_the_host_tests_from_names() -> None:
+    """One home: `is_loopback`, `is_hf_name`, `is_hf_host`, `split_host` and `parse_host` are imported from
+    llmctl.names, not through a module that happens to import them (which could start to disagree)."""
+    import ast
+    from pathlib import Path
+
+    import llmctl
+
+    helpers = {"is_loopback", "is_hf_name", "is_hf_host", "split_host", "parse_host"}
+    elsewhere = []
+    for path in Path(llmctl.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module != "llmctl.names":
+                elsewhere += [f"{path.name}: {a.name} from {node.module}" for a in node.names if a.name in helpers]
+    assert elsewhere == []

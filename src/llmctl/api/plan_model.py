@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from llmctl.api.plan_artifact import ArtifactModel, from_store_or_registry, load_config_json
 from llmctl.errors import AuthError, InvalidInput, LlmctlError, NotFound, OfflineError, RegistryError
-from llmctl.oci.registry.tls import is_loopback
+from llmctl.names import is_loopback
 from llmctl.plan.catalog import catalog, find_catalog
 from llmctl.plan.gguf_profile import profile_from_gguf
 from llmctl.plan.hfconfig import profile_from_config
