@@ -93,3 +93,18 @@ def test_the_export_step_reaches_the_registry_as_the_user_does(cli, settings: Se
     shell = cli("plan", internal, "--format", "shell", env=allowed)
     assert "|| LLMCTL_INSECURE_REGISTRIES=registry.internal:5000 llmctl export registry.internal:5000/" in shell.stdout
     assert "LLMCTL_INSECURE_REGISTRIES" not in cli("plan", internal, "--format", "lws").stdout  # only when allowed
+
+
+def test_names_that_go_into_the_objects_are_checked_first(cli):
+    """What the API server or the kubelet would refuse after `kubectl apply` is one line and exit 4 here."""
+    bad = [("--namespace", "Team_A"), ("--pull-secret", "reg cred"), ("--hf-token-secret", "HF_TOKEN"),
+           ("--weights-volume", "pvc:Cache_1"), ("--image", "not an image"), ("--router-image", "a/b:c d"),
+           ("--init-image", "registry.example.com/init:\n1")]
+    for flag, value in bad:
+        r = cli("plan", "qwen3:8b", "--format", "lws", flag, value)
+        assert r.code == InvalidInput.exit_code and flag in r.stderr and r.stderr.count("\n") == 1, (flag, r.stderr)
+    good = ["--namespace", "team-a", "--pull-secret", "reg.cred", "--hf-token-secret", "hf-token",
+            "--weights-volume", "pvc:cache-1", "--image", "registry.local:5000/vllm/vllm-openai:v0.33.0_cu128",
+            "--init-image", "ghcr.io/llmctl/llmctl-init@sha256:" + "ab" * 32]
+    r = cli("plan", "qwen3:8b", "--format", "lws", *good)
+    assert r.code == 0, r.stderr

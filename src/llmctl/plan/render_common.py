@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import yaml
 
 from llmctl import __version__
-from llmctl.errors import PlanError
+from llmctl.errors import InvalidInput, PlanError
 from llmctl.plan import lmcache
 from llmctl.plan.launch import served_name
 from llmctl.plan.types import DEFAULT_IMAGES, ROUTER_VERSIONS, Plan
@@ -33,6 +33,15 @@ lists them; --router-image overrides):
 
 
 WEIGHTS_VOLUMES = ("emptydir", "pvc")
+_DNS_LABEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
+DNS_LABEL = re.compile(rf"^{_DNS_LABEL}$")
+"""A namespace name (RFC 1123 label)."""
+DNS_SUBDOMAIN = re.compile(rf"^(?=.{{1,253}}$){_DNS_LABEL}(?:\.{_DNS_LABEL})*$")
+"""Secret and PersistentVolumeClaim names (RFC 1123 subdomain)."""
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REF = re.compile(rf"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+                       r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$")
+"""A container image reference as distribution's grammar spells it (host[:port]/path[:tag][@digest])."""
 HF_TOKEN_SECRET = "hf-token"
 """The Secret (key `token`) `hf:` pods read HF_TOKEN from; required for gated models (`--hf-token-secret`)."""
 
@@ -68,6 +77,24 @@ class RenderOptions:
         kind, _, claim = self.weights_volume.partition(":")
         if kind not in WEIGHTS_VOLUMES or (kind == "pvc") != bool(claim):
             raise PlanError(f"--weights-volume must be emptydir or pvc:CLAIM, not {self.weights_volume!r}")
+        self._check_names(claim)
+
+    def _check_names(self, claim: str) -> None:
+        """Names that go into the objects as they are: what the API server or the kubelet would refuse later
+        (or a value that is not one name at all) is refused here, in one line."""
+        if not DNS_LABEL.match(self.namespace):
+            raise InvalidInput(f"--namespace {self.namespace!r} is not a Kubernetes namespace name "
+                               "(lowercase letters, digits and '-', at most 63)")
+        secrets_ = (("--pull-secret", self.pull_secret), ("--hf-token-secret", self.hf_token_secret),
+                    ("--weights-volume pvc:", claim or None))
+        for flag, value in secrets_:
+            if value is not None and not DNS_SUBDOMAIN.match(value):
+                raise InvalidInput(f"{flag} {value!r} is not a Kubernetes object name "
+                                   "(lowercase letters, digits, '-' and '.', at most 253)")
+        for flag, value in (("--image", self.image), ("--router-image", self.router_image),
+                            ("--init-image", self.init_image)):
+            if value is not None and not IMAGE_REF.match(value):
+                raise InvalidInput(f"{flag} {value!r} is not an image reference (REGISTRY/REPOSITORY[:TAG][@DIGEST])")
 
     @property
     def weights_claim(self) -> str | None:
