@@ -100,6 +100,17 @@ def metric_value(text: str, name: str, **labels: str) -> float:
     return total
 
 
+def settled_metrics(gw: "RunningGateway", name: str, at_least: float, timeout: float = 30, **labels: str) -> str:
+    """The gateway's /metrics once `name{labels}` reaches `at_least`. A stream's bookkeeping runs just after its
+    last byte went out, so a client that read the whole stream can ask for /metrics before it is counted."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = gw.metrics()
+        if metric_value(text, name, **labels) >= at_least or time.monotonic() > deadline:
+            return text
+        time.sleep(0.05)
+
+
 def engine_headers(pid: int) -> dict[str, str]:
     """The key of the engine with this pid, for a test that must look at the engine itself (its /slots).
 

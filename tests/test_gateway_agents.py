@@ -28,7 +28,7 @@ import httpx
 import openai
 import pytest
 
-from fixtures_gateway import MODEL, MODEL_B, RunningGateway, metric_value
+from fixtures_gateway import MODEL, MODEL_B, RunningGateway, metric_value, settled_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -146,7 +146,7 @@ def test_messages_with_a_system_prompt_streamed_and_not(gateway: RunningGateway,
     assert kinds.count("content_block_start") == kinds.count("content_block_stop") == 1
     assert final.content[0].text and final.stop_reason == m.stop_reason
     assert (final.usage.input_tokens, final.usage.output_tokens) == (m.usage.input_tokens, m.usage.output_tokens)
-    metrics = gateway.metrics()
+    metrics = settled_metrics(gateway, "llmctl_requests_total", 2, route="/v1/messages", code="200")
     assert metric_value(metrics, "llmctl_requests_total", route="/v1/messages", code="200") >= 2
     assert metric_value(metrics, "llmctl_requests_total", route="/v1/messages/count_tokens", code="200") >= 2
 

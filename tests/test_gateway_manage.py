@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from fixtures_gateway import MODEL, RunningGateway, metric_value, start_gateway
+from fixtures_gateway import MODEL, RunningGateway, metric_value, settled_metrics, start_gateway
 from fixtures_registry import RegistryServer, make_gguf
 from llmctl.errors import (
     AuthError, Conflict, EngineError, IntegrityError, InvalidInput, InvalidReference, LlmctlError, NotFound, OfflineError,
@@ -335,7 +335,7 @@ def test_push_then_pull_through_the_real_registry(own_gw: RunningGateway, regist
     assert name in _names(own_gw)
     r = own_gw.http.post("/api/pull", json={"model": name, "stream": False})  # nothing left to fetch
     assert r.status_code == 200 and r.json() == {"status": "success"}
-    metrics = own_gw.metrics()
+    metrics = settled_metrics(own_gw, "llmctl_requests_total", 2, route="/api/pull", code="200")
     assert metric_value(metrics, "llmctl_requests_total", route="/api/pull", code="200") >= 2
     assert metric_value(metrics, "llmctl_requests_total", route="/api/push", code="200") >= 1
 

@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from fixtures_gateway import MODEL, RunningGateway, engine_headers, metric_value
+from fixtures_gateway import MODEL, RunningGateway, engine_headers, metric_value, settled_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -236,7 +236,7 @@ def test_metrics_after_traffic(gateway: RunningGateway, client: openai.OpenAI) -
                                    stream=False)
     list(client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=3,
                                         stream=True))
-    text = gateway.metrics()
+    text = settled_metrics(gateway, "llmctl_requests_total", 2, route="/v1/chat/completions", code="200")
     assert metric_value(text, "llmctl_requests_total", route="/v1/chat/completions", code="200") >= 2
     assert metric_value(text, "llmctl_requests_total", code="404") >= 1
     assert metric_value(text, "llmctl_time_to_first_token_seconds_count", model=MODEL) >= 1
