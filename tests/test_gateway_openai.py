@@ -232,6 +232,7 @@ def test_client_disconnect_cancels_upstream(gateway: RunningGateway) -> None:
 
 
 def test_metrics_after_traffic(gateway: RunningGateway, client: openai.OpenAI) -> None:
+    assert gateway.http.get("/v1/models/no-such-model").status_code == 404
     client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=3,
                                    stream=False)
     list(client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=3,
