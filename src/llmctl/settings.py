@@ -131,7 +131,8 @@ class Settings:
     gpus: str | None = None
     split_mode: str | None = None
     tensor_split: str | None = None
-    # the gateway's API key (LLMCTL_API_KEY): `serve` requires it, `ps`/`load`/`unload`/`status` send it
+    # the gateway's API key (LLMCTL_API_KEY): `serve` requires it, `ps`/`load`/`unload`/`status` send it, and
+    # `llmctl bench` sends it to the endpoint it measures
     api_key: str | None = field(default=None, repr=False)  # a secret: never in a repr or a log line
     # SOURCE_DATE_EPOCH (reproducible-builds.org): the creation time `package` and `create` write into configs,
     # so the same inputs give the same digests; None: the current time
@@ -139,6 +140,10 @@ class Settings:
     # what `llmctl serve` accepts from clients (see ServeLimits); `problems`: variables that did not parse
     limits: ServeLimits = field(default_factory=ServeLimits)
     problems: tuple[str, ...] = ()
+    # `llmctl bench`: how long one request may take (LLMCTL_BENCH_TIMEOUT, seconds) and the largest server-sent
+    # event it accepts from an endpoint (LLMCTL_BENCH_MAX_EVENT_BYTES)
+    bench_timeout: float = 600.0
+    bench_max_event_bytes: int = 1024 * 1024
 
     @property
     def store_dir(self) -> Path:
@@ -201,9 +206,20 @@ class Settings:
             source_date_epoch=int(epoch) if (epoch := env.get("SOURCE_DATE_EPOCH", "").strip()).isdigit() else None,
             limits=limits,
             problems=problems,
+            bench_timeout=_positive(env.get("LLMCTL_BENCH_TIMEOUT"), 600.0),
+            bench_max_event_bytes=_positive_int(env.get("LLMCTL_BENCH_MAX_EVENT_BYTES"), 1024 * 1024),
         )
 
 
 def _positive_int(text: str | None, default: int) -> int:
     """A positive integer setting; anything else keeps the default (settings never fail a command)."""
     return int(text) if text and text.strip().isdigit() and int(text) > 0 else default
+
+
+def _positive(text: str | None, default: float) -> float:
+    """A positive number setting (seconds); anything else keeps the default."""
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        return default
+    return value if 0 < value < float("inf") else default

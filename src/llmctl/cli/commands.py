@@ -94,6 +94,10 @@ COMMANDS: tuple[Command, ...] = (
     # -- launch plans ----------------------------------------------------------------------------------
     Command("plan", "llmctl.cli.plan:plan",
             "Plan a vLLM/SGLang deployment: parallelism, prefill/decode pools, launch files. Offline; no GPU needed."),
+    # -- benchmarking ----------------------------------------------------------------------------------
+    Command("bench", "llmctl.cli.bench:bench",
+            "Benchmark an OpenAI-compatible endpoint: TTFT, TPOT, ITL, E2E percentiles, throughput and goodput "
+            "over a concurrency or request-rate sweep, as `vllm bench serve` reports them."),
     # -- sub-command groups (listed last, as typer lists groups) ---------------------------------------
     Command("runtime", "llmctl.cli.runtime:runtime_app",
             "Build and list llama-server engines (the inference runtime).", group=True),
