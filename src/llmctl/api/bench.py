@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llmctl import __version__
-from llmctl.errors import EngineError, InvalidInput, UsageError
+from llmctl.errors import AuthError, EngineError, InvalidInput, NotFound, UsageError
 from llmctl.loadgen import metrics as M
 from llmctl.loadgen import prompts as P
 from llmctl.loadgen import result as R
@@ -124,7 +124,8 @@ def bench(settings: Settings, spec: BenchSpec, progress: Progress | None = None)
         try:
             return runner.run(_bench(endpoint, spec, limits, progress or NullProgress()))
         except EndpointFailed as exc:
-            raise EngineError(str(exc)) from None
+            kind = {401: AuthError, 403: AuthError, 404: NotFound}.get(exc.status or 0, EngineError)
+            raise kind(str(exc)) from None
 
 
 def _loop_factory() -> Any:
@@ -138,6 +139,11 @@ def _loop_factory() -> Any:
 async def _bench(endpoint: Any, spec: BenchSpec, limits: Limits, progress: Progress) -> dict[str, Any]:
     pool = Pool(endpoint)
     try:
+        try:
+            await pool.connect()
+        except (OSError, TimeoutError) as exc:
+            raise EndpointFailed(f"cannot reach {endpoint.base_url}: {exc.strerror or exc}"
+                                 if isinstance(exc, OSError) else f"cannot reach {endpoint.base_url}: timed out") from exc
         model = spec.model or await first_model(pool)
         session = Session(pool, spec.api, model, spec.ignore_eos, spec.extra_body, limits)
         progress.start("setup", f"probing {endpoint.base_url} ({model})", None)
@@ -158,8 +164,11 @@ async def _bench(endpoint: Any, spec: BenchSpec, limits: Limits, progress: Progr
             if point.concurrency == 1:
                 alone += run.records
         decode = [d for r in runs if (d := decode_point(r, r["concurrency"], _rate(r), gpus)) is not None]
-        return _document(endpoint, model, spec, source.kind, runs, prefill_runs,
-                         {"prefill": prefill_points(alone, gpus), "decode": decode})
+        doc = _document(endpoint, model, spec, source.kind, runs, prefill_runs,
+                        {"prefill": prefill_points(alone, gpus), "decode": decode})
+        doc["probes"] = {"requests": len(session.probes), "input_tokens": sum(r.isl or 0 for r in session.probes),
+                         "output_tokens": sum(r.osl or 0 for r in session.probes)}
+        return doc
     finally:
         await pool.close()
 

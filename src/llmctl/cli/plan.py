@@ -8,6 +8,8 @@ import typer
 
 if TYPE_CHECKING:  # imported for real inside the command: `llmctl --help` stays fast
     from llmctl.plan import Plan
+    from llmctl.plan.perf_measured import MeasuredFactory
+    from llmctl.plan.profiles import GpuProfile, ModelProfile
     from llmctl.plan.render_common import RenderOptions
     from llmctl.settings import Settings
 
@@ -63,6 +65,9 @@ def plan(
         "explain", "--format", "-f", help="explain, json, shell, compose, lws, disaggregatedset or rbg."
     ),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the files into this directory."),
+    profiles: Optional[list[str]] = typer.Option(
+        None, "--profile", help="`llmctl bench` result JSON (repeatable, one per TP shape): measured speeds replace the roofline."
+    ),
 ) -> None:
     """Plan a vLLM/SGLang deployment: parallelism, prefill/decode pools, launch files. Offline; no GPU needed.
 
@@ -80,6 +85,8 @@ def plan(
       llmctl plan registry.example.com/team/qwen3:8b --format lws --pull-secret regcred
 
       llmctl plan deepseek-r1 --gpu h200 --rate 20 --disaggregate on --format disaggregatedset
+
+      llmctl plan meta-llama/Llama-3.1-8B-Instruct --profile tp1.json --profile tp2.json --rate 5
     """
     from llmctl.api.plan import model_source as parse_source
     from llmctl.api.plan import resolve_model
@@ -96,6 +103,7 @@ def plan(
     resolved = resolve_model(settings, model)
     profile = resolved.profile
     weights = parse_source(settings, model_source, resolved) if model_source else resolved.weights
+    perf_model = _measured_speeds(profiles, profile, model, gpu_profile) if profiles else None
     workload = Workload(
         isl=isl,
         osl=osl,
@@ -119,6 +127,7 @@ def plan(
         executor=executor,
         prefill_tp=prefill_tp,
         decode_tp=decode_tp,
+        perf_model=perf_model,
     )
     result = solve(request)
     opts = RenderOptions(image=image, router_image=router_image, name=name, namespace=namespace, weights=weights,
@@ -201,6 +210,36 @@ def _emit_files(settings: "Settings", result: "Plan", fmt: str, opts: "RenderOpt
             sys.stdout.write(("" if i == 0 else "\n") + f"# ==> {f.path} <==\n")
         sys.stdout.write(f.content)
     sys.stdout.flush()
+
+
+def _measured_speeds(paths: list[str], profile: "ModelProfile", model: str, gpu: "GpuProfile") -> "MeasuredFactory":
+    """`--profile`: the measured speed model (`PlanRequest.perf_model`), checked against the model and GPU planned."""
+    from llmctl.plan.measured import check_request
+    from llmctl.plan.perf_measured import MeasuredFactory
+
+    measured = _read_profiles(paths)
+    check_request(measured, profile, model, gpu)
+    return MeasuredFactory(measured)
+
+
+def _read_profiles(paths: list[str]):  # type: ignore[no-untyped-def]
+    """`--profile` files: parsed, then turned into measured speeds (llmctl.plan.measured, pure)."""
+    import json
+    from pathlib import Path
+
+    from llmctl.errors import InvalidInput, NotFound
+    from llmctl.plan.measured import from_results
+
+    docs = []
+    for p in paths:
+        path = Path(p).expanduser()
+        if not path.is_file():
+            raise NotFound(f"no such profile: {p}")
+        try:
+            docs.append((path.name, json.loads(path.read_text(encoding="utf-8"))))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"{p} is not JSON: {exc}") from None
+    return from_results(docs)
 
 
 def _write(directory: str, files: list) -> None:  # type: ignore[type-arg]

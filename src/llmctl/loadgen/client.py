@@ -41,6 +41,7 @@ class Record:
     expected_isl: int = 0
     expected_osl: int = 0
     error: str | None = None
+    status: int | None = None  # HTTP status of a refused request
 
     @property
     def ok(self) -> bool:
@@ -105,6 +106,7 @@ async def stream(pool: Pool, path: str, body: bytes, rec: Record, *, timeout: fl
                 if resp.status != 200:
                     text = (await resp.read(64 * 1024)).decode("utf-8", "replace")
                     rec.error = f"HTTP {resp.status}: {_error_message(text)}"
+                    rec.status = resp.status
                     return rec
                 parser = SseParser(max_event_bytes)
                 async for piece in resp.pieces():

@@ -265,6 +265,10 @@ class Pool:
         else:
             conn.close()
 
+    async def connect(self) -> None:
+        """Open one connection now (it waits in the pool): an unreachable endpoint fails here, clearly."""
+        self.idle.append(await self._open())
+
     async def close(self) -> None:
         for conn in self.idle:
             conn.close()

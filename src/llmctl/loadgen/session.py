@@ -10,7 +10,7 @@ import asyncio
 import json
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from llmctl.loadgen import prompts as P
@@ -25,7 +25,12 @@ PREPARE_CONCURRENCY = 8
 
 
 class EndpointFailed(Exception):
-    """The endpoint cannot be benchmarked: unreachable, no model, or a probe request failed."""
+    """The endpoint cannot be benchmarked: unreachable, no model, or a probe request failed (`status`: the
+    HTTP status that refused it, if one did)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 async def first_model(pool: Pool) -> str:
@@ -37,7 +42,7 @@ async def first_model(pool: Pool) -> str:
     except (OSError, ProtocolError, asyncio.IncompleteReadError, TimeoutError) as exc:
         raise EndpointFailed(f"cannot reach {pool.endpoint.base_url}: {exc}") from exc
     if status != 200:
-        raise EndpointFailed(f"GET /v1/models answered HTTP {status}; pass --model NAME")
+        raise EndpointFailed(f"GET /v1/models answered HTTP {status}; pass --model NAME", status)
     try:
         data = json.loads(body)
         return str(data["data"][0]["id"])
@@ -53,6 +58,7 @@ class Session:
     ignore_eos: bool
     extra: dict[str, Any] | None
     limits: Limits
+    probes: list[Record] = field(default_factory=list)  # set-up requests, reported apart from the points
 
     @property
     def path(self) -> str:
@@ -67,9 +73,10 @@ class Session:
                                timeout=self.limits.timeout, max_event_bytes=self.limits.max_event_bytes)
         except OSError as exc:  # connect errors (stream records everything after the connection)
             raise EndpointFailed(f"cannot reach {self.pool.endpoint.base_url}: {exc}") from exc
+        self.probes.append(rec)
         if rec.error:
             where = f"POST {self.pool.endpoint.base_url}{self.path} (model {self.model})"
-            raise EndpointFailed(f"{where}: {rec.error}")
+            raise EndpointFailed(f"{where}: {rec.error}", rec.status)
         return rec
 
     async def prompt_source(self, mode: str, words: list[str]) -> P.TokenPrompts | P.WordPrompts:

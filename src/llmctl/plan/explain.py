@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmctl.plan import explain_perf, kv, lmcache, memory, pd_rules, role_settings, shapes
+from llmctl.plan import explain_measured, explain_perf, kv, lmcache, memory, pd_rules, role_settings, shapes
 from llmctl.plan.memory import kv_bytes_per_token, plan_quant, role_bytes, weight_bytes_total
 from llmctl.plan.profiles import DTYPE_BYTES
 from llmctl.plan.shapes import MIN_USEFUL_BATCH
@@ -159,7 +159,7 @@ def _parallel_steps(plan: Plan) -> list[Step]:
 
 
 def _perf_steps(plan: Plan, r: Role) -> list[Step]:
-    return explain_perf.perf_steps(plan, r)
+    return explain_measured.replace_steps(plan, r, explain_perf.perf_steps(plan, r))
 
 
 def _pool_steps(plan: Plan) -> list[Step]:
@@ -222,6 +222,7 @@ def build_steps(plan: Plan) -> list[Step]:
     for r in plan.roles:
         steps += _perf_steps(plan, r)
     steps += _pool_steps(plan) + _expected_steps(plan) + explain_perf.assumption_steps(plan)
+    steps += explain_measured.assumption_steps(plan)
     return steps
 
 

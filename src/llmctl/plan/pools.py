@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from llmctl.plan import memory, perf
 from llmctl.plan.memory import MemoryBreakdown, Shape
 from llmctl.plan.perf import DecodeStep, PerfModel, Prefill
+from llmctl.plan.perf_measured import MeasuredPerf
 from llmctl.plan.profiles import GpuProfile, ModelProfile, ceil_div
 from llmctl.plan.types import OperatingPoint, Workload
 
@@ -115,6 +116,14 @@ def batch_cap(mem: MemoryBreakdown) -> int:
     return min(mem.max_seqs, memory.MAX_NUM_SEQS * mem.dp)
 
 
+def decode_cap(ctx: Context, shape: Shape, mem: MemoryBreakdown) -> int:
+    """`batch_cap`, and with measured speeds (`plan --profile`) no batch larger than one measured: the step
+    time of a batch never measured is a guess."""
+    cap = batch_cap(mem)
+    limit = ctx.perf.batch_limit(shape) if isinstance(ctx.perf, MeasuredPerf) else None
+    return cap if limit is None else min(cap, limit)
+
+
 # -- aggregated ---------------------------------------------------------------------------------------
 
 
@@ -139,7 +148,7 @@ def _within(ctx: Context, op: OperatingPoint, *, check_rho: bool = True) -> bool
 
 def eval_aggregated(ctx: Context, shape: Shape, mem: MemoryBreakdown) -> Eval:
     pre = ctx.prefill(shape)
-    cap = batch_cap(mem)
+    cap = decode_cap(ctx, shape, mem)
     best = _largest(lambda b: _within(ctx, _agg_point(ctx, shape, pre, b)), cap)
     t1 = ctx.step(shape, 1).time
     idle = OperatingPoint(rate=0.0, batch=1, ttft=pre.latency + t1 * ctx.prefill_chunks, tpot=t1, utilization=0.0)
@@ -167,7 +176,7 @@ def _decode_point(ctx: Context, shape: Shape, batch: float) -> OperatingPoint:
 
 def eval_decode(ctx: Context, shape: Shape, mem: MemoryBreakdown) -> Eval:
     pre = ctx.prefill(shape)
-    cap = batch_cap(mem)
+    cap = decode_cap(ctx, shape, mem)
     slo = ctx.workload.tpot_slo
     best = _largest(lambda b: slo is None or ctx.step(shape, b).time <= slo, cap)
     idle = _decode_point(ctx, shape, 1)

@@ -14,7 +14,9 @@ from llmctl.errors import InvalidInput
 from llmctl.plan import lmcache, shapes
 from llmctl.plan.memory import Shape
 from llmctl.plan.perf import PerfInputs, perf_model_for
+from llmctl.plan.perf_measured import MeasuredFactory, MeasuredPerf
 from llmctl.plan.pools import Context
+from llmctl.plan.measured import caution_notes
 from llmctl.plan.profiles import ceil_div
 from llmctl.plan.suggest import no_fit_error
 from llmctl.plan.types import DISAGGREGATE, DTYPES, ENGINES, EXECUTORS, PlanRequest
@@ -103,7 +105,10 @@ def _mode_setup(req: PlanRequest, wdtype: str, kvdtype: str, max_len: int, windo
     fits, tried = shapes.fitting_shapes(req.model, req.gpu, req.gpus_per_node, req.node_budget, wdtype, kvdtype,
                                         max_len, req.tp, req.pp, windowed=windowed)
     inputs = PerfInputs(req.model, req.gpu, req.gpus_per_node, wdtype, kvdtype, req.engine, windowed)
-    return Context(perf_model_for(inputs, req.perf_model), req.workload), fits, tried
+    model = perf_model_for(inputs, req.perf_model)
+    if isinstance(model, MeasuredPerf) and fits:  # `--profile`: only the shapes measured
+        fits = model.restrict(fits, req.tp, req.pp)
+    return Context(model, req.workload), fits, tried
 
 
 def _pool_fits(req: PlanRequest, wdtype: str, kvdtype: str, max_len: int, windowed: bool,
@@ -136,6 +141,9 @@ def setup(req: PlanRequest) -> Setup:
     pre_fits, dec_fits = _pool_fits(req, wdtype, kvdtype, max_len, not no_swa, agg_fits)
     if not agg_fits and not (pre_fits and dec_fits):
         raise no_fit_error(req, wdtype, kvdtype, max_len, tried)
+    if isinstance(req.perf_model, MeasuredFactory):
+        w = req.workload
+        notes += caution_notes(req.perf_model.speeds, w.isl, w.decode_context)
     if req.model.sliding_layers and no_swa:
         notes.append(f"{req.kv_connector} is not listed as supporting vLLM's hybrid (sliding-window) KV cache: "
                      "sliding-window layers are sized as full attention")

@@ -12,6 +12,7 @@ from typing import Any
 
 from llmctl.plan.memory import MemoryBreakdown, Shape
 from llmctl.plan.perf import DecodeStep, PerfModelFactory, Prefill
+from llmctl.plan.perf_measured import MeasuredFactory
 from llmctl.plan.profiles import GpuProfile, ModelProfile
 
 ENGINES = ("vllm", "sglang")
@@ -231,6 +232,8 @@ class Plan:
             "steps": [asdict(s) for s in self.steps],
             "notes": list(self.notes),
         }
+        if isinstance(req.perf_model, MeasuredFactory):  # only with --profile: other plans keep their exact JSON
+            out["measured"] = req.perf_model.to_json()
         return clean(out)
 
 
