@@ -175,3 +175,13 @@ def test_bad_input_is_one_line(gateway: RunningGateway) -> None:
         assert r.returncode == code, (args, r.stderr)
         assert words in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1 or r.stderr.count("llmctl: error:") == 1, r.stderr
+
+
+def test_api_key_from_the_environment(gateway_factory: Any) -> None:
+    gw = gateway_factory("--parallel", "1", api_key="sekret")
+    args = ("bench", gw.url, "-m", MODEL, "--isl", "16", "--osl", "2", "-c", "1", "-n", "1")
+    r = gw.cli(*args)
+    assert r.returncode == 7 and "HTTP 401" in r.stderr, r.stderr
+    r = gw.cli(*args, "--json", env={"LLMCTL_API_KEY": "sekret"})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["runs"][0]["completed"] == 1 and "sekret" not in r.stdout
