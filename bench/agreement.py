@@ -1,0 +1,209 @@
+"""`llmctl bench` against `bench/serve.py`: do the two measure the same thing the same way?
+
+One raw llama-server and one `llmctl serve` are started exactly as bench/serve.py starts them (its
+`Targets`). Against each, in alternating order (ABBA, so a noisy neighbour hits both alike), the same load
+is measured twice:
+
+- bench/serve.py's client (httpx): N streams, `--requests` each, its fixed prompt, 96 tokens, ignore_eos;
+- llmctl bench's client and metrics (`llmctl.loadgen`): the identical requests (same prompt and body) at
+  concurrency N, through `run_point` and `summarize`.
+
+Same requests, so any difference is the measurement: aggregate output tokens/s and TTFT p50 should agree
+within the round-to-round noise. Each client's CPU time per token is measured too (process time over the
+phase; the process runs nothing else). Then `llmctl bench` itself (CLI path: random-token prompts of the
+same length, its own workload) runs once per target and stream count, for the record.
+
+    .venv/bin/python bench/agreement.py                  # writes `## llmctl bench` in docs/benchmarks.md
+    .venv/bin/python bench/agreement.py --rounds 2 --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTION = "## llmctl bench"
+
+
+def load_serve() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_serve", ROOT / "bench" / "serve.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def serve_phase(serve: Any, target: str, url: str, model: str, streams: int, requests: int,
+                max_tokens: int) -> dict[str, float]:
+    cpu0 = time.process_time()
+    p = asyncio.run(serve.run_phase(target, url, model, streams, requests, max_tokens))
+    cpu = time.process_time() - cpu0
+    return {"tok_s": p.tok_s, "ttft_p50": statistics.median(p.ttft) if p.ttft else float("nan"),
+            "ok": p.ok, "failed": p.failed, "cpu_us_per_token": 1e6 * cpu / max(p.tokens, 1)}
+
+
+def loadgen_phase(serve: Any, url: str, model: str, streams: int, requests: int, max_tokens: int) -> dict[str, float]:
+    from llmctl.loadgen.client import request_body
+    from llmctl.loadgen.http import Pool, parse_endpoint
+    from llmctl.loadgen.metrics import Slo, summarize
+    from llmctl.loadgen.runner import Item, Limits, Point, run_point
+
+    extra = {"temperature": 0.8, "seed": 42}  # bench/serve.py's body, plus stream_options.include_usage
+    body = request_body("completions", model, serve.PROMPT, max_tokens, True, extra)
+    warm = request_body("completions", model, serve.PROMPT, 8, True, extra)
+    limits = Limits(600.0, 1 << 20)
+
+    async def main() -> Any:
+        pool = Pool(parse_endpoint(url))
+        try:  # a warm-up request, not counted, as bench/serve.py's run_phase does
+            await run_point(pool, "/v1/completions", Point(concurrency=1), [Item(warm, 0, 8)], None, limits,
+                            lambda r: None)
+            cpu0 = time.process_time()
+            run = await run_point(pool, "/v1/completions", Point(concurrency=streams),
+                                  [Item(body, 0, max_tokens)] * (streams * requests), None, limits, lambda r: None)
+            return run, time.process_time() - cpu0
+        finally:
+            await pool.close()
+
+    run, cpu = asyncio.run(main())
+    s = summarize(run.records, run.duration, Slo())
+    return {"tok_s": s["output_throughput"], "ttft_p50": (s["median_ttft_ms"] or float("nan")) / 1000,
+            "ok": s["completed"], "failed": s["failed"], "cpu_us_per_token": 1e6 * cpu / max(s["total_output_tokens"], 1)}
+
+
+def cli_bench(url: str, model: str, streams: int, requests: int, max_tokens: int, isl: int, env: dict[str, str]) -> dict:
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "llmctl", "bench", url, "-m", model, "--isl", str(isl), "--osl",
+                          str(max_tokens), "-c", str(streams), "-n", str(streams * requests), "--json", "-q",
+                          "--extra-body", json.dumps({"temperature": 0.8, "seed": 42})],
+                         capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout)
+
+
+def write_section(path: Path, section: str) -> None:
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
+    if start is None:
+        new = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        rest = [""] + lines[end:] if end < len(lines) else []
+        new = "\n".join(lines[:start] + section.rstrip("\n").splitlines() + rest) + "\n"
+    path.write_text(new)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="gemma3:270m")
+    ap.add_argument("--streams", default="1,4")
+    ap.add_argument("--requests", type=int, default=2, help="requests per stream per phase (bench/serve.py's default)")
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--max-tokens", type=int, default=96)
+    ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = ap.parse_args()
+    streams = [int(s) for s in args.streams.split(",")]
+    signal.signal(signal.SIGTERM, _interrupt)
+    serve = load_serve()
+    home = Path(tempfile.mkdtemp(prefix="llmctl-agree-"))
+    targs = argparse.Namespace(model=args.model, gguf=None, ctx_size=1024, parallel=max(streams), threads=None,
+                               gpu_layers=None, gpu=False)
+    targets = serve.Targets(targs, home)
+    load0 = os.getloadavg()
+    results: dict[tuple[str, int, str], list[dict[str, float]]] = {}
+    cli: dict[tuple[str, int], dict] = {}
+    try:
+        urls = {"raw": targets.raw(), "llmctl": targets.llmctl()}
+        for rnd in range(args.rounds):
+            for t, url in urls.items():
+                for n in streams:
+                    order = ("serve.py", "loadgen") if rnd % 2 == 0 else ("loadgen", "serve.py")
+                    for tool in order:
+                        time.sleep(0.5)
+                        if tool == "serve.py":
+                            m = serve_phase(serve, t, url, args.model, n, args.requests, args.max_tokens)
+                        else:
+                            m = loadgen_phase(serve, url, args.model, n, args.requests, args.max_tokens)
+                        results.setdefault((t, n, tool), []).append(m)
+                        print(f"round {rnd + 1} {t:>6} x{n} {tool:>8}: {m['tok_s']:6.1f} tok/s, TTFT p50 "
+                              f"{1000 * m['ttft_p50']:6.1f} ms, client {m['cpu_us_per_token']:5.0f} µs/token",
+                              file=sys.stderr, flush=True)
+        env = {**targets.env}
+        prompt_tokens = 0
+        for t, url in urls.items():
+            for n in streams:
+                doc = cli_bench(url, args.model, n, args.requests, args.max_tokens, 17, env)
+                cli[(t, n)] = doc
+                prompt_tokens = doc["runs"][0]["mean_input_tokens"]
+        engine = f"llama-server {targets.engine.version} ({targets.engine.kind})"
+    finally:
+        targets.close()
+    load1 = os.getloadavg()
+    section = report(args, streams, results, cli, engine, load0, load1, prompt_tokens, serve)
+    print(section)
+    if not args.no_write:
+        write_section(args.doc, section)
+
+
+def report(args: Any, streams: list[int], results: dict, cli: dict, engine: str, load0: tuple, load1: tuple,
+           prompt_tokens: float, serve: Any) -> str:
+    labels = {"raw": "llama-server (raw)", "llmctl": "llmctl serve"}
+    rows = ["| target | streams | serve.py tok/s | llmctl bench tok/s | ratio | serve.py TTFT p50 | llmctl bench TTFT p50 "
+            "| client CPU per token: serve.py / llmctl bench |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for t in labels:
+        for n in streams:
+            a, b = results[(t, n, "serve.py")], results[(t, n, "loadgen")]
+            ratios = [y["tok_s"] / x["tok_s"] for x, y in zip(a, b) if x["tok_s"]]
+            med = lambda rs, k: statistics.median(r[k] for r in rs)  # noqa: E731
+            rows.append(f"| {labels[t]} | {n} | {med(a, 'tok_s'):.1f} | {med(b, 'tok_s'):.1f} | "
+                        f"{statistics.median(ratios):.3f}x ({min(ratios):.2f}-{max(ratios):.2f}) | "
+                        f"{1000 * med(a, 'ttft_p50'):.0f} ms | {1000 * med(b, 'ttft_p50'):.0f} ms | "
+                        f"{med(a, 'cpu_us_per_token'):.0f} / {med(b, 'cpu_us_per_token'):.0f} µs |")
+    cli_rows = ["| target | streams | requests | ISL / OSL (usage) | tok/s | TTFT p50 | TPOT p50 | ITL p50 | decode batch |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for (t, n), doc in cli.items():
+        r = doc["runs"][0]
+        cli_rows.append(f"| {labels[t]} | {n} | {r['completed']}/{r['requests']} | {r['mean_input_tokens']:.0f} / "
+                        f"{r['mean_output_tokens']:.0f} | {r['output_throughput']:.1f} | {r['median_ttft_ms']:.0f} ms | "
+                        f"{r['median_tpot_ms']:.1f} ms | {r['median_itl_ms']:.1f} ms | {r['decode_batch']:.2f} |")
+    return "\n".join([
+        SECTION, "",
+        f"`bench/agreement.py` ({time.strftime('%Y-%m-%d')}): `llmctl bench`'s client and metrics against "
+        "bench/serve.py's on the same servers and the same requests.", "",
+        f"- machine: {serve.machine()}; load average {load0[0]:.2f} before, {load1[0]:.2f} after (other helpers' "
+        "builds and test suites share these 2 cores: the rounds are noisy, the medians are what to read)",
+        f"- engine: {engine}; both targets started by bench/serve.py's `Targets` (--parallel {max(streams)}, ctx 1024 per slot)",
+        f"- load: {args.requests} requests per stream, {args.max_tokens} output tokens (ignore_eos), bench/serve.py's "
+        f"fixed prompt and body for both clients; {args.rounds} rounds alternating the two clients (ABBA); "
+        "tok/s: median round; ratio: median of same-round ratios llmctl bench / serve.py (range)", "",
+        *rows, "",
+        f"`llmctl bench` itself (CLI; random-token prompts of {prompt_tokens:.0f} tokens, so no prompt-cache reuse, "
+        "which bench/serve.py's repeated prompt gets), one run each:", "",
+        *cli_rows, "",
+        "Definitions differ in one place: bench/serve.py counts a token per text chunk, llmctl bench takes OSL "
+        "from `usage` (the same here: llama-server streams one token per chunk). Both time TTFT from just before "
+        "the request is written to the first text chunk, and divide all output tokens by the phase's wall time.",
+    ])
+
+
+if __name__ == "__main__":
+    main()
