@@ -147,19 +147,34 @@ def test_plan_refuses_a_profile_of_another_gpu_or_model(gateway: RunningGateway,
     assert r.returncode == 3
 
 
-def test_raw_llama_server_tokenizes_exactly(gateway: RunningGateway, tmp_path: Path) -> None:
-    """The engine behind the gateway has /tokenize: prompts are random tokens of exactly the asked length."""
+def strict_json(text: str) -> Any:
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_raw_llama_server_at_request_rates(gateway: RunningGateway, tmp_path: Path) -> None:
+    """The engine behind the gateway has /tokenize: prompts are random tokens of exactly the asked length.
+    Open-loop points: Poisson arrivals at 8 req/s and all at once, at most 2 in flight."""
     port = next(m["port"] for m in gateway.ps() if m["name"] == MODEL)
     out = tmp_path / "raw.json"
     r = gateway.cli("bench", f"http://127.0.0.1:{port}/v1", "--isl", "40", "--range-ratio", "0.5", "--osl", "4",
-                    "-c", "2", "-n", "4", "--json", "-o", str(out))
+                    "-r", "inf,8", "--max-concurrency", "2", "-n", "4", "--json", "-o", str(out))
     assert r.returncode == 0, r.stderr
-    doc = json.loads(r.stdout)
-    assert doc == json.loads(out.read_text())
-    assert doc["workload"]["tokenizer"] == "endpoint"
-    lines = doc["runs"][0]["records"]
-    assert all(line["isl"] == line["expected_isl"] for line in lines)
-    assert all(20 <= line["expected_isl"] <= 60 for line in lines)
+    doc = strict_json(r.stdout)
+    assert doc == strict_json(out.read_text())
+    assert doc["workload"]["tokenizer"] == "endpoint" and doc["workload"]["burstiness"] == 1.0
+    assert [(x["mode"], x["request_rate"], x["max_concurrency"]) for x in doc["runs"]] == [
+        ("rate", 8.0, 2), ("rate", "inf", 2)]
+    for run in doc["runs"]:
+        assert run["completed"] == 4 and run["max_concurrent_requests"] <= 2
+        assert run["client"]["dispatch_lag_p99_ms"] is not None
+        lines = run["records"]
+        assert all(line["isl"] == line["expected_isl"] for line in lines)
+        assert all(20 <= line["expected_isl"] <= 60 for line in lines)
+    assert [d["request_rate"] for d in doc["profile"]["decode"]] == [8.0, "inf"]
+    assert doc["profile"]["prefill"] == []  # nothing ran alone
 
 
 def test_bad_input_is_one_line(gateway: RunningGateway) -> None:

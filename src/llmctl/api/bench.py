@@ -163,7 +163,7 @@ async def _bench(endpoint: Any, spec: BenchSpec, limits: Limits, progress: Progr
             (prefill_runs if isl is not None else runs).append(entry)
             if point.concurrency == 1:
                 alone += run.records
-        decode = [d for r in runs if (d := decode_point(r, r["concurrency"], _rate(r), gpus)) is not None]
+        decode = [d for r in runs if (d := decode_point(r, r["concurrency"], r["request_rate"], gpus)) is not None]
         doc = _document(endpoint, model, spec, source.kind, runs, prefill_runs,
                         {"prefill": prefill_points(alone, gpus), "decode": decode})
         doc["probes"] = {"requests": len(session.probes), "input_tokens": sum(r.isl or 0 for r in session.probes),
@@ -171,11 +171,6 @@ async def _bench(endpoint: Any, spec: BenchSpec, limits: Limits, progress: Progr
         return doc
     finally:
         await pool.close()
-
-
-def _rate(entry: dict[str, Any]) -> float | None:
-    rate = entry["request_rate"]
-    return math.inf if rate == "inf" else rate
 
 
 def _plan_points(spec: BenchSpec) -> list[tuple[Point, list[tuple[int, int]], int | None]]:

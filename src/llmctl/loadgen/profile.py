@@ -44,7 +44,7 @@ def prefill_points(records: Sequence[Record], gpus: int | None) -> list[dict[str
     return out
 
 
-def decode_point(summary: dict[str, Any], concurrency: int | None, rate: float | None,
+def decode_point(summary: dict[str, Any], concurrency: int | None, rate: float | str | None,
                  gpus: int | None) -> dict[str, Any] | None:
     """One load point's decode speed: step time (median ITL) at the batch observed."""
     batch, step = summary.get("decode_batch"), summary.get("median_itl_ms")
