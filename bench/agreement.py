@@ -83,6 +83,81 @@ def loadgen_phase(serve: Any, url: str, model: str, streams: int, requests: int,
             "ok": s["completed"], "failed": s["failed"], "cpu_us_per_token": 1e6 * cpu / max(s["total_output_tokens"], 1)}
 
 
+FAST_SERVER = r"""
+import asyncio, json, sys
+TOKENS, GAP = int(sys.argv[1]), float(sys.argv[2])
+EVENTS = [b"data: " + json.dumps({"choices": [{"text": " tok", "index": 0, "finish_reason": None}]}).encode() + b"\n\n"] * TOKENS
+EVENTS.append(b"data: " + json.dumps({"choices": [{"text": "", "index": 0, "finish_reason": "length"}],
+              "usage": {"prompt_tokens": 8, "completion_tokens": TOKENS}}).encode() + b"\n\ndata: [DONE]\n\n")
+
+async def conn(r, w):
+    try:
+        while True:
+            head = await r.readuntil(b"\r\n\r\n")
+            n = next(int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length"))
+            await r.readexactly(n)
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for e in EVENTS:  # one write per token, as llama-server sends them
+                w.write(b"%x\r\n%s\r\n" % (len(e), e))
+                await w.drain()
+                if GAP:
+                    await asyncio.sleep(GAP)
+            w.write(b"0\r\n\r\n")
+            await w.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    w.close()
+
+async def main():
+    s = await asyncio.start_server(conn, "127.0.0.1", 0)
+    print(s.sockets[0].getsockname()[1], flush=True)
+    await s.serve_forever()
+
+asyncio.run(main())
+"""
+
+
+def client_ceiling(serve: Any, streams: int, requests: int, tokens: int, gap: float) -> dict[str, dict[str, float]]:
+    """Both clients against a server that streams `tokens` tokens, `gap` seconds apart per stream (0: as fast
+    as it can), from a separate process, so process CPU time is the client's alone: the CPU each client
+    spends per token it receives."""
+    import subprocess
+
+    from llmctl.loadgen.client import request_body
+    from llmctl.loadgen.http import Pool, parse_endpoint
+    from llmctl.loadgen.runner import Item, Limits, Point, run_point
+
+    proc = subprocess.Popen([sys.executable, "-c", FAST_SERVER, str(tokens), str(gap)], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        url = f"http://127.0.0.1:{proc.stdout.readline().strip()}"  # type: ignore[union-attr]
+        out = {}
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        phase = asyncio.run(serve.run_phase("fast", url, "m", streams, requests, tokens))
+        out["serve.py (httpx)"] = {"cpu_us_per_token": 1e6 * (time.process_time() - cpu0) / max(phase.tokens, 1),
+                                   "tok_s": phase.tokens / (time.perf_counter() - t0)}
+        body = request_body("completions", "m", "hi", tokens, True, None)
+
+        async def main() -> Any:
+            pool = Pool(parse_endpoint(url))
+            try:
+                return await run_point(pool, "/v1/completions", Point(concurrency=streams),
+                                       [Item(body, 8, tokens)] * (streams * requests), None, Limits(60, 1 << 20),
+                                       lambda r: None)
+            finally:
+                await pool.close()
+
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        run = asyncio.run(main())
+        got = sum(r.osl or 0 for r in run.records if r.ok)
+        out["llmctl bench"] = {"cpu_us_per_token": 1e6 * (time.process_time() - cpu0) / max(got, 1),
+                               "tok_s": got / (time.perf_counter() - t0)}
+        return out
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def cli_bench(url: str, model: str, streams: int, requests: int, max_tokens: int, isl: int, env: dict[str, str]) -> dict:
     import subprocess
 
@@ -156,15 +231,17 @@ def main() -> None:
         engine = f"llama-server {targets.engine.version} ({targets.engine.kind})"
     finally:
         targets.close()
+    ceiling = {"a token every 2 ms per stream (one socket read per token)": client_ceiling(serve, 16, 2, 256, 0.002),
+               "as fast as the server writes (reads coalesce)": client_ceiling(serve, 16, 8, 512, 0.0)}
     load1 = os.getloadavg()
-    section = report(args, streams, results, cli, engine, load0, load1, prompt_tokens, serve)
+    section = report(args, streams, results, cli, engine, load0, load1, prompt_tokens, serve, ceiling)
     print(section)
     if not args.no_write:
         write_section(args.doc, section)
 
 
 def report(args: Any, streams: list[int], results: dict, cli: dict, engine: str, load0: tuple, load1: tuple,
-           prompt_tokens: float, serve: Any) -> str:
+           prompt_tokens: float, serve: Any, ceiling: dict[str, dict[str, dict[str, float]]]) -> str:
     labels = {"raw": "llama-server (raw)", "llmctl": "llmctl serve"}
     rows = ["| target | streams | serve.py tok/s | llmctl bench tok/s | ratio | serve.py TTFT p50 | llmctl bench TTFT p50 "
             "| client CPU per token: serve.py / llmctl bench |",
@@ -202,6 +279,15 @@ def report(args: Any, streams: list[int], results: dict, cli: dict, engine: str,
         "Definitions differ in one place: bench/serve.py counts a token per text chunk, llmctl bench takes OSL "
         "from `usage` (the same here: llama-server streams one token per chunk). Both time TTFT from just before "
         "the request is written to the first text chunk, and divide all output tokens by the phase's wall time.",
+        "",
+        "The clients' own cost: 16 streams from a stand-in server process that sends each token as its own "
+        "chunk (client and server share the 2 cores, so tokens/s is a floor; CPU per token is the client "
+        "process's time alone):",
+        "",
+        "| server pace | client | CPU per token | tokens/s received |",
+        "|---|---|---:|---:|",
+        *[f"| {pace} | {name} | {m['cpu_us_per_token']:.1f} µs | {m['tok_s']:,.0f} |"
+          for pace, clients in ceiling.items() for name, m in clients.items()],
     ])
 
 

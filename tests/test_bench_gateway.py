@@ -200,3 +200,15 @@ def test_api_key_from_the_environment(gateway_factory: Any) -> None:
     r = gw.cli(*args, "--json", env={"LLMCTL_API_KEY": "sekret"})
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["runs"][0]["completed"] == 1 and "sekret" not in r.stdout
+
+
+def test_chat_api(gateway: RunningGateway) -> None:
+    """/v1/chat/completions: the prompt is sized through the chat template the gateway renders."""
+    r = gateway.cli("bench", gateway.url, "-m", MODEL, "--api", "chat", "--isl", "24", "--osl", "4", "-c", "1",
+                    "-n", "2", "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    doc = strict_json(r.stdout)
+    assert doc["endpoint"]["path"] == "/v1/chat/completions"
+    lines = doc["runs"][0]["records"]
+    assert [line["osl"] for line in lines] == [4, 4] and all(line["chunks"] == 4 for line in lines)
+    assert all(abs(line["isl"] - 24) <= 3 for line in lines)
