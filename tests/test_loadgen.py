@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from llmctl.errors import InvalidInput
 from llmctl.loadgen import metrics as M
-from llmctl.loadgen.client import Record, request_body, stream
+from llmctl.loadgen.client import Record, chunk_limit, request_body, stream
 from llmctl.loadgen.http import ChunkedDecoder, Pool, ProtocolError, parse_endpoint
 from llmctl.loadgen.sse import EventTooLarge, SseParser
 from llmctl.loadgen.svg import CurvePoint, nice_ticks, render
@@ -136,6 +136,9 @@ async def handler(path: str, w: asyncio.StreamWriter) -> bool:
         body = sse_body(2)
         w.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
         return False
+    if path == "/flood/v1/completions":  # far more chunks than the 5 tokens asked for
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n" + sse_body(500))
+        return False
     if path == "/404/v1/completions":
         body = b'{"error":{"message":"model \'x\' not found","code":404}}'
         w.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
@@ -157,7 +160,8 @@ def run_client(prefix: str, times: int = 1) -> list[Record]:
         out = []
         for _ in range(times):
             body = request_body("completions", "m", "hi", 5, True, None)
-            out.append(await stream(pool, "/v1/completions", body, Record(), timeout=10, max_event_bytes=100_000))
+            out.append(await stream(pool, "/v1/completions", body, Record(), timeout=10, max_event_bytes=100_000,
+                                    max_chunks=chunk_limit(5)))
         await pool.close()
         server.close()
         return out
@@ -182,6 +186,7 @@ def test_stream_framings_and_failures() -> None:
     assert rec.status == 404 and rec.error == "HTTP 404: model 'x' not found"
     assert "over 100000 bytes" in (run_client("/big")[0].error or "")
     assert "headers over" in (run_client("/headers")[0].error or "")
+    assert run_client("/flood")[0].error == f"the stream sent over {chunk_limit(5)} text chunks"
 
 
 # -- metrics ------------------------------------------------------------------------------------------------

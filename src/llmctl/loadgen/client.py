@@ -95,8 +95,14 @@ def _text_of(choice: dict[str, Any]) -> str:
     return delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning") or ""
 
 
+def chunk_limit(max_tokens: int) -> int:
+    """Text chunks a request may bring: every chunk holds at least one token, so a server sending far more
+    than the tokens asked for is broken or hostile, and its request stops there (memory stays bounded)."""
+    return 4 * max_tokens + 16
+
+
 async def stream(pool: Pool, path: str, body: bytes, rec: Record, *, timeout: float,
-                 max_event_bytes: int) -> Record:
+                 max_event_bytes: int, max_chunks: int) -> Record:
     """Send one streaming request and fill `rec`; failures are recorded, never raised."""
     clock = time.perf_counter
     rec.start = clock()
@@ -115,6 +121,8 @@ async def stream(pool: Pool, path: str, body: bytes, rec: Record, *, timeout: fl
                         if payload == b"[DONE]":
                             continue
                         _event(rec, json.loads(payload), now)
+                        if len(rec.chunk_times) > max_chunks:
+                            rec.error = f"the stream sent over {max_chunks} text chunks"
                         if rec.error:
                             return rec
     except TimeoutError:

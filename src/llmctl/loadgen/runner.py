@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from llmctl.loadgen.client import Record, stream
+from llmctl.loadgen.client import Record, chunk_limit, stream
 from llmctl.loadgen.http import Pool
 
 
@@ -67,7 +67,7 @@ async def run_point(pool: Pool, path: str, point: Point, items: Sequence[Item], 
 
     async def one(k: int) -> None:
         await stream(pool, path, items[k].body, records[k], timeout=limits.timeout,
-                     max_event_bytes=limits.max_event_bytes)
+                     max_event_bytes=limits.max_event_bytes, max_chunks=chunk_limit(items[k].osl))
         on_done(records[k])
 
     lag: list[float] = []

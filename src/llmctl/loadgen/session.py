@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmctl.loadgen import prompts as P
-from llmctl.loadgen.client import APIS, Record, request_body, stream
+from llmctl.loadgen.client import APIS, Record, chunk_limit, request_body, stream
 from llmctl.loadgen.http import Pool, ProtocolError
 from llmctl.loadgen.runner import Item, Limits
 
@@ -70,7 +70,8 @@ class Session:
     async def probe(self, prompt: str, max_tokens: int = 1) -> Record:
         try:
             rec = await stream(self.pool, self.path, self.body(prompt, max_tokens), Record(),
-                               timeout=self.limits.timeout, max_event_bytes=self.limits.max_event_bytes)
+                               timeout=self.limits.timeout, max_event_bytes=self.limits.max_event_bytes,
+                               max_chunks=chunk_limit(max_tokens))
         except OSError as exc:  # connect errors (stream records everything after the connection)
             raise EndpointFailed(f"cannot reach {self.pool.endpoint.base_url}: {exc}") from exc
         self.probes.append(rec)
