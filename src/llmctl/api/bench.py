@@ -139,29 +139,23 @@ def _loop_factory() -> Any:
 async def _bench(endpoint: Any, spec: BenchSpec, limits: Limits, progress: Progress) -> dict[str, Any]:
     pool = Pool(endpoint)
     try:
-        try:
-            await pool.connect()
-        except (OSError, TimeoutError) as exc:
-            raise EndpointFailed(f"cannot reach {endpoint.base_url}: {exc.strerror or exc}"
-                                 if isinstance(exc, OSError) else f"cannot reach {endpoint.base_url}: timed out") from exc
+        await _connect(pool)
         model = spec.model or await first_model(pool)
         session = Session(pool, spec.api, model, spec.ignore_eos, spec.extra_body, limits)
         progress.start("setup", f"probing {endpoint.base_url} ({model})", None)
         source = await session.prompt_source(spec.tokenizer, P.corpus_words())
         plans = _plan_points(spec)
-        prepared = []
-        for idx, (point, lengths, isl) in enumerate(plans):
-            prepared.append(await session.items(source, lengths, spec.seed * 1000 + idx))
+        prepared = [await session.items(source, lengths, spec.seed * 1000 + idx)
+                    for idx, (_, lengths, _) in enumerate(plans)]
         progress.finish("setup", f"prompts sized by the {source.kind} tokenizer")
         gpus = spec.deployment.to_json()["gpus"]
         runs, prefill_runs, alone = [], [], []
-        for idx, ((point, lengths, isl), items) in enumerate(zip(plans, prepared)):
+        for idx, ((point, _, isl), items) in enumerate(zip(plans, prepared)):
             label = point.label if isl is None else f"prefill ISL {isl}"
             run = await _run(pool, session.path, point, items, spec, idx, label, limits, progress)
             summary = M.summarize(run.records, run.duration, spec.slo, spec.percentiles)
-            entry = R.run_entry(run, summary, isl=isl)
-            (prefill_runs if isl is not None else runs).append(entry)
-            if point.concurrency == 1:
+            (prefill_runs if isl is not None else runs).append(R.run_entry(run, summary, isl=isl))
+            if point.concurrency == 1:  # requests that ran alone: their TTFT is prefill time
                 alone += run.records
         decode = [d for r in runs if (d := decode_point(r, r["concurrency"], r["request_rate"], gpus)) is not None]
         doc = _document(endpoint, model, spec, source.kind, runs, prefill_runs,
@@ -171,6 +165,16 @@ async def _bench(endpoint: Any, spec: BenchSpec, limits: Limits, progress: Progr
         return doc
     finally:
         await pool.close()
+
+
+async def _connect(pool: Pool) -> None:
+    url = pool.endpoint.base_url
+    try:
+        await pool.connect()
+    except TimeoutError as exc:
+        raise EndpointFailed(f"cannot reach {url}: no connection in {pool.connect_timeout:g}s") from exc
+    except OSError as exc:
+        raise EndpointFailed(f"cannot reach {url}: {exc.strerror or exc}") from exc
 
 
 def _plan_points(spec: BenchSpec) -> list[tuple[Point, list[tuple[int, int]], int | None]]:
