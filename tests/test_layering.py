@@ -18,7 +18,8 @@ import llmctl
 PACKAGE = Path(llmctl.__file__).parent
 FRONT_DOORS = ("llmctl.cli", "llmctl.server")
 # below the core API: may not import the core or a front door
-LOWER = ("llmctl.runtime", "llmctl.sources", "llmctl.artifact", "llmctl.oci", "llmctl.modelfile", "llmctl.plan")
+LOWER = ("llmctl.runtime", "llmctl.sources", "llmctl.artifact", "llmctl.oci", "llmctl.modelfile", "llmctl.plan",
+         "llmctl.loadgen")
 # the shared foundations every layer imports
 FOUNDATIONS = ("llmctl.errors", "llmctl.names", "llmctl.progress", "llmctl.settings")
 

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from llmctl import __version__
-from llmctl.errors import AuthError, EngineError, InvalidInput, NotFound, UsageError
+from llmctl.api.client import error_for
+from llmctl.api.gateway import gateway_url
+from llmctl.errors import EngineError, InvalidInput, UsageError
 from llmctl.loadgen import metrics as M
 from llmctl.loadgen import prompts as P
 from llmctl.loadgen import result as R
@@ -54,7 +56,7 @@ class Deployment:
 
 @dataclass(frozen=True)
 class BenchSpec:
-    url: str
+    url: str | None  # None: the running llmctl serve (its state file), else LLMCTL_HOST
     model: str | None = None
     api: str = "completions"
     lengths: Lengths = Lengths(1024, 128)
@@ -118,14 +120,13 @@ def check(spec: BenchSpec) -> None:
 def bench(settings: Settings, spec: BenchSpec, progress: Progress | None = None) -> dict[str, Any]:
     """Run the benchmark; the result document (see `llmctl.loadgen.result`)."""
     check(spec)
-    endpoint = parse_endpoint(spec.url, api_key=spec.api_key or settings.api_key)
+    endpoint = parse_endpoint(spec.url or gateway_url(settings), api_key=spec.api_key or settings.api_key)
     limits = Limits(settings.bench_timeout, settings.bench_max_event_bytes)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         try:
             return runner.run(_bench(endpoint, spec, limits, progress or NullProgress()))
         except EndpointFailed as exc:
-            kind = {401: AuthError, 403: AuthError, 404: NotFound}.get(exc.status or 0, EngineError)
-            raise kind(str(exc)) from None
+            raise (error_for(exc.status, str(exc)) if exc.status else EngineError(str(exc))) from None
 
 
 def _loop_factory() -> Any:

@@ -61,7 +61,7 @@ def bench(
     settings = ctx.obj
     url, slo_pairs = _split_args(args or [], goodput or [])
     spec = api.BenchSpec(
-        url=url or _local_gateway(settings), model=model, api=api_kind, lengths=_lengths(isl, osl, range_ratio),
+        url=url, model=model, api=api_kind, lengths=_lengths(isl, osl, range_ratio),
         concurrency=tuple(int(c) for c in _levels(concurrency, "--concurrency", integer=True)),
         rates=tuple(_levels(request_rate, "--request-rate", allow_inf=True)), max_concurrency=max_concurrency,
         burstiness=burstiness, requests=requests,
@@ -115,12 +115,6 @@ def _split_args(args: list[str], goodput: list[str]) -> tuple[Optional[str], lis
     if pairs and not goodput:
         raise UsageError(f"{pairs[0]!r} is a goodput SLO: put it after --goodput")
     return (urls[0] if urls else None), goodput + pairs
-
-
-def _local_gateway(settings: Any) -> str:
-    from llmctl.runtime.daemon import gateway_url
-
-    return gateway_url(settings)
 
 
 def _lengths(isl: int, osl: int, ratio: float) -> Any:
