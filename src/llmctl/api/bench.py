@@ -156,7 +156,7 @@ async def _bench(endpoint: Any, spec: BenchSpec, limits: Limits, progress: Progr
             run = await _run(pool, session.path, point, items, spec, idx, label, limits, progress)
             summary = M.summarize(run.records, run.duration, spec.slo, spec.percentiles)
             (prefill_runs if isl is not None else runs).append(R.run_entry(run, summary, isl=isl))
-            if point.concurrency == 1:  # requests that ran alone: their TTFT is prefill time
+            if point.concurrency == 1 or point.max_concurrency == 1:  # ran alone: their TTFT is prefill time
                 alone += run.records
         decode = [d for r in runs if (d := decode_point(r, r["concurrency"], r["request_rate"], gpus)) is not None]
         doc = _document(endpoint, model, spec, source.kind, runs, prefill_runs,
