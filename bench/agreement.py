@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import math
 import os
 import signal
 import statistics
@@ -45,42 +46,54 @@ def load_serve() -> Any:
     return module
 
 
-def serve_phase(serve: Any, target: str, url: str, model: str, streams: int, requests: int,
-                max_tokens: int) -> dict[str, float]:
-    cpu0 = time.process_time()
-    p = asyncio.run(serve.run_phase(target, url, model, streams, requests, max_tokens))
-    cpu = time.process_time() - cpu0
-    return {"tok_s": p.tok_s, "ttft_p50": statistics.median(p.ttft) if p.ttft else float("nan"),
-            "ok": p.ok, "failed": p.failed, "cpu_us_per_token": 1e6 * cpu / max(p.tokens, 1)}
+def paired_phase(serve: Any, url: str, model: str, streams: int, requests: int, max_tokens: int) -> dict[str, dict]:
+    """Both clients at once against the same server, `streams` streams each (the server sees twice that):
+    whatever the machine's load does during the phase, it does to both measurements alike."""
+    import httpx
 
-
-def loadgen_phase(serve: Any, url: str, model: str, streams: int, requests: int, max_tokens: int) -> dict[str, float]:
     from llmctl.loadgen.client import request_body
     from llmctl.loadgen.http import Pool, parse_endpoint
     from llmctl.loadgen.metrics import Slo, summarize
     from llmctl.loadgen.runner import Item, Limits, Point, run_point
 
-    extra = {"temperature": 0.8, "seed": 42}  # bench/serve.py's body, plus stream_options.include_usage
+    extra = {"temperature": 0.8, "seed": 42}  # bench/serve.py's body (plus stream_options.include_usage)
     body = request_body("completions", model, serve.PROMPT, max_tokens, True, extra)
     warm = request_body("completions", model, serve.PROMPT, 8, True, extra)
     limits = Limits(600.0, 1 << 20)
 
-    async def main() -> Any:
-        pool = Pool(parse_endpoint(url))
-        try:  # a warm-up request, not counted, as bench/serve.py's run_phase does
-            await run_point(pool, "/v1/completions", Point(concurrency=1), [Item(warm, 0, 8)], None, limits,
-                            lambda r: None)
-            cpu0 = time.process_time()
-            run = await run_point(pool, "/v1/completions", Point(concurrency=streams),
-                                  [Item(body, 0, max_tokens)] * (streams * requests), None, limits, lambda r: None)
-            return run, time.process_time() - cpu0
-        finally:
-            await pool.close()
+    async def main() -> dict[str, dict]:
+        limits_h = httpx.Limits(max_connections=streams * 2, max_keepalive_connections=streams * 2, keepalive_expiry=5.0)
+        async with httpx.AsyncClient(timeout=httpx.Timeout(600, connect=10), limits=limits_h, trust_env=False) as client:
+            pool = Pool(parse_endpoint(url))
+            try:  # each client warms up (not counted), as bench/serve.py's run_phase does
+                await serve.one_request(client, url, model, 8, serve.Phase("warm", 1))
+                await run_point(pool, "/v1/completions", Point(concurrency=1), [Item(warm, 0, 8)], None, limits,
+                                lambda r: None)
+                phase = serve.Phase("serve.py", streams)
 
-    run, cpu = asyncio.run(main())
-    s = summarize(run.records, run.duration, Slo())
-    return {"tok_s": s["output_throughput"], "ttft_p50": (s["median_ttft_ms"] or float("nan")) / 1000,
-            "ok": s["completed"], "failed": s["failed"], "cpu_us_per_token": 1e6 * cpu / max(s["total_output_tokens"], 1)}
+                async def serve_side() -> None:
+                    async def worker() -> None:
+                        for _ in range(requests):
+                            await serve.one_request(client, url, model, max_tokens, phase)
+
+                    t0 = time.perf_counter()
+                    await asyncio.gather(*(worker() for _ in range(streams)))
+                    phase.seconds = time.perf_counter() - t0
+
+                items = [Item(body, 0, max_tokens)] * (streams * requests)
+                _, run = await asyncio.gather(serve_side(), run_point(
+                    pool, "/v1/completions", Point(concurrency=streams), items, None, limits, lambda r: None))
+            finally:
+                await pool.close()
+        s = summarize(run.records, run.duration, Slo())
+        return {
+            "serve.py": {"tok_s": phase.tok_s, "ttft_p50": statistics.median(phase.ttft) if phase.ttft else math.nan,
+                         "ok": phase.ok, "failed": phase.failed},
+            "loadgen": {"tok_s": s["output_throughput"], "ttft_p50": (s["median_ttft_ms"] or math.nan) / 1000,
+                        "ok": s["completed"], "failed": s["failed"]},
+        }
+
+    return asyncio.run(main())
 
 
 FAST_SERVER = r"""
@@ -199,7 +212,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     serve = load_serve()
     home = Path(tempfile.mkdtemp(prefix="llmctl-agree-"))
-    targs = argparse.Namespace(model=args.model, gguf=None, ctx_size=1024, parallel=max(streams), threads=None,
+    targs = argparse.Namespace(model=args.model, gguf=None, ctx_size=1024, parallel=2 * max(streams), threads=None,
                                gpu_layers=None, gpu=False)
     targets = serve.Targets(targs, home)
     load0 = os.getloadavg()
@@ -210,17 +223,14 @@ def main() -> None:
         for rnd in range(args.rounds):
             for t, url in urls.items():
                 for n in streams:
-                    order = ("serve.py", "loadgen") if rnd % 2 == 0 else ("loadgen", "serve.py")
-                    for tool in order:
-                        time.sleep(0.5)
-                        if tool == "serve.py":
-                            m = serve_phase(serve, t, url, args.model, n, args.requests, args.max_tokens)
-                        else:
-                            m = loadgen_phase(serve, url, args.model, n, args.requests, args.max_tokens)
+                    time.sleep(0.5)
+                    pair = paired_phase(serve, url, args.model, n, args.requests, args.max_tokens)
+                    for tool, m in pair.items():
                         results.setdefault((t, n, tool), []).append(m)
-                        print(f"round {rnd + 1} {t:>6} x{n} {tool:>8}: {m['tok_s']:6.1f} tok/s, TTFT p50 "
-                              f"{1000 * m['ttft_p50']:6.1f} ms, client {m['cpu_us_per_token']:5.0f} µs/token",
-                              file=sys.stderr, flush=True)
+                    a, b = pair["serve.py"], pair["loadgen"]
+                    print(f"round {rnd + 1} {t:>6} x{n}: serve.py {a['tok_s']:6.1f} tok/s TTFT p50 "
+                          f"{1000 * a['ttft_p50']:6.0f} ms | llmctl bench {b['tok_s']:6.1f} tok/s TTFT p50 "
+                          f"{1000 * b['ttft_p50']:6.0f} ms", file=sys.stderr, flush=True)
         env = {**targets.env}
         prompt_tokens = 0
         for t, url in urls.items():
@@ -243,8 +253,8 @@ def main() -> None:
 def report(args: Any, streams: list[int], results: dict, cli: dict, engine: str, load0: tuple, load1: tuple,
            prompt_tokens: float, serve: Any, ceiling: dict[str, dict[str, dict[str, float]]]) -> str:
     labels = {"raw": "llama-server (raw)", "llmctl": "llmctl serve"}
-    rows = ["| target | streams | serve.py tok/s | llmctl bench tok/s | ratio | serve.py TTFT p50 | llmctl bench TTFT p50 "
-            "| client CPU per token: serve.py / llmctl bench |",
+    rows = ["| target | streams per client | serve.py tok/s | llmctl bench tok/s | ratio | serve.py TTFT p50 "
+            "| llmctl bench TTFT p50 | requests ok/failed |",
             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for t in labels:
         for n in streams:
@@ -254,7 +264,8 @@ def report(args: Any, streams: list[int], results: dict, cli: dict, engine: str,
             rows.append(f"| {labels[t]} | {n} | {med(a, 'tok_s'):.1f} | {med(b, 'tok_s'):.1f} | "
                         f"{statistics.median(ratios):.3f}x ({min(ratios):.2f}-{max(ratios):.2f}) | "
                         f"{1000 * med(a, 'ttft_p50'):.0f} ms | {1000 * med(b, 'ttft_p50'):.0f} ms | "
-                        f"{med(a, 'cpu_us_per_token'):.0f} / {med(b, 'cpu_us_per_token'):.0f} µs |")
+                        f"{sum(x['ok'] for x in a)}/{sum(x['failed'] for x in a)} and "
+                        f"{sum(x['ok'] for x in b)}/{sum(x['failed'] for x in b)} |")
     cli_rows = ["| target | streams | requests | ISL / OSL (usage) | tok/s | TTFT p50 | TPOT p50 | ITL p50 | decode batch |",
                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for (t, n), doc in cli.items():
@@ -265,13 +276,16 @@ def report(args: Any, streams: list[int], results: dict, cli: dict, engine: str,
     return "\n".join([
         SECTION, "",
         f"`bench/agreement.py` ({time.strftime('%Y-%m-%d')}): `llmctl bench`'s client and metrics against "
-        "bench/serve.py's on the same servers and the same requests.", "",
+        "bench/serve.py's, both measuring the same server at the same time with the same requests.", "",
         f"- machine: {serve.machine()}; load average {load0[0]:.2f} before, {load1[0]:.2f} after (other helpers' "
         "builds and test suites share these 2 cores: the rounds are noisy, the medians are what to read)",
-        f"- engine: {engine}; both targets started by bench/serve.py's `Targets` (--parallel {max(streams)}, ctx 1024 per slot)",
-        f"- load: {args.requests} requests per stream, {args.max_tokens} output tokens (ignore_eos), bench/serve.py's "
-        f"fixed prompt and body for both clients; {args.rounds} rounds alternating the two clients (ABBA); "
-        "tok/s: median round; ratio: median of same-round ratios llmctl bench / serve.py (range)", "",
+        f"- engine: {engine}; both targets started by bench/serve.py's `Targets` (--parallel {2 * max(streams)}, ctx "
+        "1024 per slot)",
+        f"- load: in each phase both clients run at once, N streams each (the server sees 2N), {args.requests} "
+        f"requests per stream, {args.max_tokens} output tokens (ignore_eos), bench/serve.py's fixed prompt and body; "
+        f"{args.rounds} rounds; tok/s: each client's own output tokens / its own wall time, median round; ratio: median "
+        "of same-phase ratios llmctl bench / serve.py (range). Measuring at the same time is what makes the two "
+        "comparable on a machine whose load swings by 2-5x between phases", "",
         *rows, "",
         f"`llmctl bench` itself (CLI; random-token prompts of {prompt_tokens:.0f} tokens, so no prompt-cache reuse, "
         "which bench/serve.py's repeated prompt gets), one run each:", "",
