@@ -46,9 +46,11 @@ def load_serve() -> Any:
     return module
 
 
-def paired_phase(serve: Any, url: str, model: str, streams: int, requests: int, max_tokens: int) -> dict[str, dict]:
+def paired_phase(serve: Any, url: str, model: str, streams: int, requests: int, max_tokens: int,
+                 loadgen_first: bool) -> dict[str, dict]:
     """Both clients at once against the same server, `streams` streams each (the server sees twice that):
-    whatever the machine's load does during the phase, it does to both measurements alike."""
+    whatever the machine's load does during the phase, it does to both measurements alike. Which client's
+    requests are started first alternates by round: the first to reach the server is prefilled first."""
     import httpx
 
     from llmctl.loadgen.client import request_body
@@ -81,8 +83,11 @@ def paired_phase(serve: Any, url: str, model: str, streams: int, requests: int, 
                     phase.seconds = time.perf_counter() - t0
 
                 items = [Item(body, 0, max_tokens)] * (streams * requests)
-                _, run = await asyncio.gather(serve_side(), run_point(
-                    pool, "/v1/completions", Point(concurrency=streams), items, None, limits, lambda r: None))
+                ours = run_point(pool, "/v1/completions", Point(concurrency=streams), items, None, limits, lambda r: None)
+                if loadgen_first:
+                    run, _ = await asyncio.gather(ours, serve_side())
+                else:
+                    _, run = await asyncio.gather(serve_side(), ours)
             finally:
                 await pool.close()
         s = summarize(run.records, run.duration, Slo())
@@ -224,7 +229,7 @@ def main() -> None:
             for t, url in urls.items():
                 for n in streams:
                     time.sleep(0.5)
-                    pair = paired_phase(serve, url, args.model, n, args.requests, args.max_tokens)
+                    pair = paired_phase(serve, url, args.model, n, args.requests, args.max_tokens, rnd % 2 == 1)
                     for tool, m in pair.items():
                         results.setdefault((t, n, tool), []).append(m)
                     a, b = pair["serve.py"], pair["loadgen"]
@@ -283,7 +288,8 @@ def report(args: Any, streams: list[int], results: dict, cli: dict, engine: str,
         "1024 per slot)",
         f"- load: in each phase both clients run at once, N streams each (the server sees 2N), {args.requests} "
         f"requests per stream, {args.max_tokens} output tokens (ignore_eos), bench/serve.py's fixed prompt and body; "
-        f"{args.rounds} rounds; tok/s: each client's own output tokens / its own wall time, median round; ratio: median "
+        f"{args.rounds} rounds, which client starts first alternating; tok/s: each client's own output tokens / its own "
+        "wall time, median round; ratio: median "
         "of same-phase ratios llmctl bench / serve.py (range). Measuring at the same time is what makes the two "
         "comparable on a machine whose load swings by 2-5x between phases", "",
         *rows, "",
