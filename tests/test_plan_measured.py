@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 
 from llmctl.errors import InvalidInput, PlanError
-from llmctl.plan import load_gpu, solve
+from llmctl.plan import find_catalog, load_gpu, solve
 from llmctl.plan.measured import DecodeCurve, PrefillCurve, check_request, from_results
 from llmctl.plan.perf_measured import MeasuredFactory
-from llmctl.plan.resolve import resolve_model
 from llmctl.plan.types import PlanRequest, Workload
 
 MODEL = "llama3.1:8b"
@@ -40,7 +39,7 @@ def result(tp: int, *, model: str = "meta-llama/Llama-3.1-8B-Instruct", gpu: str
 
 def request(speeds: Any, **kw: Any) -> PlanRequest:
     gpu = load_gpu("h100-80gb")
-    model = resolve_model(MODEL)
+    model = find_catalog(MODEL).profile()
     check_request(speeds, model, MODEL, gpu)
     workload = Workload(isl=kw.pop("isl", 2048), osl=256, rate=kw.pop("rate", None),
                         ttft_slo=kw.pop("ttft_slo", None), tpot_slo=kw.pop("tpot_slo", None))
@@ -95,7 +94,7 @@ def test_solver_uses_measured_speeds() -> None:
 
 
 def test_roofline_plans_are_unchanged_without_a_profile() -> None:
-    gpu, model = load_gpu("h100-80gb"), resolve_model(MODEL)
+    gpu, model = load_gpu("h100-80gb"), find_catalog(MODEL).profile()
     plan = solve(PlanRequest(model=model, gpu=gpu, gpus_per_node=8, workload=Workload()))
     assert "measured" not in plan.to_dict()
     assert not any("(measured)" in st.value for st in plan.steps)
@@ -108,7 +107,7 @@ def test_shapes_not_measured_are_a_plan_error() -> None:
 
 
 def test_profile_of_another_model_gpu_or_schema_is_refused() -> None:
-    gpu, model = load_gpu("h100-80gb"), resolve_model(MODEL)
+    gpu, model = load_gpu("h100-80gb"), find_catalog(MODEL).profile()
     with pytest.raises(InvalidInput, match="measured Qwen/Qwen3-8B"):
         check_request(from_results([("x", result(1, model="Qwen/Qwen3-8B"))]), model, MODEL, gpu)
     with pytest.raises(InvalidInput, match="measured on h200"):
