@@ -204,11 +204,12 @@ def test_api_key_from_the_environment(gateway_factory: Any) -> None:
 
 def test_chat_api(gateway: RunningGateway) -> None:
     """/v1/chat/completions: the prompt is sized through the chat template the gateway renders."""
-    r = gateway.cli("bench", gateway.url, "-m", MODEL, "--api", "chat", "--isl", "24", "--osl", "4", "-c", "1",
+    r = gateway.cli("bench", gateway.url, "-m", MODEL, "--api", "chat", "--isl", "24", "--osl", "6", "-c", "1",
                     "-n", "2", "--json", "-q")
     assert r.returncode == 0, r.stderr
     doc = strict_json(r.stdout)
     assert doc["endpoint"]["path"] == "/v1/chat/completions"
     lines = doc["runs"][0]["records"]
-    assert [line["osl"] for line in lines] == [4, 4] and all(line["chunks"] == 4 for line in lines)
+    # usage counts every token; text a stop string might begin is held back by llama-server, so chunks <= OSL
+    assert [line["osl"] for line in lines] == [6, 6] and all(1 <= line["chunks"] <= 6 for line in lines)
     assert all(abs(line["isl"] - 24) <= 3 for line in lines)

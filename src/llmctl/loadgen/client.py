@@ -22,6 +22,7 @@ from typing import Any
 from llmctl.loadgen.http import Pool, ProtocolError
 from llmctl.loadgen.sse import EventTooLarge, SseParser
 
+NO_TEXT = "the stream carried no text"
 COMPLETIONS = "/v1/completions"
 CHAT = "/v1/chat/completions"
 APIS = {"completions": COMPLETIONS, "chat": CHAT}
@@ -130,7 +131,7 @@ async def stream(pool: Pool, path: str, body: bytes, rec: Record, *, timeout: fl
     except (OSError, EOFError, ProtocolError, EventTooLarge, asyncio.IncompleteReadError, ValueError) as exc:
         rec.error = f"{type(exc).__name__}: {exc}"[:300]
     if rec.error is None and rec.first is None:
-        rec.error = "the stream carried no text"
+        rec.error = NO_TEXT
     if rec.error is None and rec.osl is None:
         rec.osl = len(rec.chunk_times)
     return rec

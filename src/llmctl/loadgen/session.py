@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmctl.loadgen import prompts as P
-from llmctl.loadgen.client import APIS, Record, chunk_limit, request_body, stream
+from llmctl.loadgen.client import APIS, NO_TEXT, Record, chunk_limit, request_body, stream
 from llmctl.loadgen.http import Pool, ProtocolError
 from llmctl.loadgen.runner import Item, Limits
 
@@ -75,6 +75,8 @@ class Session:
         except OSError as exc:  # connect errors (stream records everything after the connection)
             raise EndpointFailed(f"cannot reach {self.pool.endpoint.base_url}: {exc}") from exc
         self.probes.append(rec)
+        if rec.error == NO_TEXT and rec.isl is not None:
+            rec.error = None  # a probe needs the prompt's token count; a server may hold one token back (stop strings)
         if rec.error:
             where = f"POST {self.pool.endpoint.base_url}{self.path} (model {self.model})"
             raise EndpointFailed(f"{where}: {rec.error}", rec.status)
