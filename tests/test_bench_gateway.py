@@ -203,13 +203,17 @@ def test_api_key_from_the_environment(gateway_factory: Any) -> None:
 
 
 def test_chat_api(gateway: RunningGateway) -> None:
-    """/v1/chat/completions: the prompt is sized through the chat template the gateway renders."""
+    """/v1/chat/completions: the prompt is sized through the chat template the gateway renders. gemma3:270m is a
+    base model, so the gateway renders a transcript and stops at the next turn's marker: OSL is at most asked."""
     r = gateway.cli("bench", gateway.url, "-m", MODEL, "--api", "chat", "--isl", "24", "--osl", "6", "-c", "1",
                     "-n", "2", "--json", "-q")
     assert r.returncode == 0, r.stderr
     doc = strict_json(r.stdout)
     assert doc["endpoint"]["path"] == "/v1/chat/completions"
-    lines = doc["runs"][0]["records"]
-    # usage counts every token; text a stop string might begin is held back by llama-server, so chunks <= OSL
-    assert [line["osl"] for line in lines] == [6, 6] and all(1 <= line["chunks"] <= 6 for line in lines)
-    assert all(abs(line["isl"] - 24) <= 3 for line in lines)
+    run = doc["runs"][0]
+    assert run["completed"] >= 1 and run["completed"] + run["failed"] == 2
+    assert all(e == "the stream carried no text" for e in run["errors"])  # everything held back for a stop string
+    for line in (x for x in run["records"] if "error" not in x):
+        # usage counts every token; text that might begin a stop string is held back, so chunks <= OSL
+        assert 1 <= line["osl"] <= 6 and 1 <= line["chunks"] <= line["osl"]
+        assert abs(line["isl"] - 24) <= 3

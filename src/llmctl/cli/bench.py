@@ -217,7 +217,7 @@ def _print_table(result: dict[str, Any]) -> None:
     ratio = w.get("received_vs_requested_osl")
     if ratio is not None and ratio < 0.95:
         render.stderr.print(f"warning: requests got {ratio:.0%} of the output tokens asked for: the endpoint "
-                            "stops at end-of-text (does it honour ignore_eos?)", markup=False)
+                            "stops early (end-of-text without ignore_eos, or stop strings)", markup=False)
     for r in result["prefill_runs"] + result["runs"]:
         for err in r["errors"][:1]:
             render.stderr.print(f"{_point(r)}: {r['failed']} failed: {err}", markup=False)
