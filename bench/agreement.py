@@ -271,6 +271,16 @@ def report(args: Any, streams: list[int], results: dict, cli: dict, engine: str,
                         f"{1000 * med(a, 'ttft_p50'):.0f} ms | {1000 * med(b, 'ttft_p50'):.0f} ms | "
                         f"{sum(x['ok'] for x in a)}/{sum(x['failed'] for x in a)} and "
                         f"{sum(x['ok'] for x in b)}/{sum(x['failed'] for x in b)} |")
+    pairs = [(x["ttft_p50"], y["ttft_p50"]) for t in labels for n in streams
+             for x, y in zip(results[(t, n, "serve.py")], results[(t, n, "loadgen")])]
+    lower = sum(1 for a, b in pairs if b < a)
+    reading = (
+        "Throughput agrees to within half a percent in every phase: both clients count the same tokens over the same "
+        "wall time. TTFT medians are per client over a few requests and also depend on whose request the server "
+        f"prefills first; here llmctl bench's was lower in {lower} of {len(pairs)} phases, whichever client started "
+        "first. That is the clients' own cost showing: a TTFT includes the client's time to write the request and to "
+        "parse the first event, and on a starved CPU the httpx client's larger cost per event (table below) becomes "
+        "milliseconds of scheduling delay. On a quiet machine the difference is the table's tens of microseconds.")
     cli_rows = ["| target | streams | requests | ISL / OSL (usage) | tok/s | TTFT p50 | TPOT p50 | ITL p50 | decode batch |",
                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for (t, n), doc in cli.items():
@@ -292,7 +302,7 @@ def report(args: Any, streams: list[int], results: dict, cli: dict, engine: str,
         "wall time, median round; ratio: median "
         "of same-phase ratios llmctl bench / serve.py (range). Measuring at the same time is what makes the two "
         "comparable on a machine whose load swings by 2-5x between phases", "",
-        *rows, "",
+        *rows, "", reading, "",
         f"`llmctl bench` itself (CLI; random-token prompts of {prompt_tokens:.0f} tokens, so no prompt-cache reuse, "
         "which bench/serve.py's repeated prompt gets), one run each:", "",
         *cli_rows, "",
