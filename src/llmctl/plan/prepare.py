@@ -105,10 +105,13 @@ def _mode_setup(req: PlanRequest, wdtype: str, kvdtype: str, max_len: int, windo
     fits, tried = shapes.fitting_shapes(req.model, req.gpu, req.gpus_per_node, req.node_budget, wdtype, kvdtype,
                                         max_len, req.tp, req.pp, windowed=windowed)
     inputs = PerfInputs(req.model, req.gpu, req.gpus_per_node, wdtype, kvdtype, req.engine, windowed)
-    model = perf_model_for(inputs, req.perf_model)
-    if isinstance(model, MeasuredPerf) and fits:  # `--profile`: only the shapes measured
-        fits = model.restrict(fits, req.tp, req.pp)
-    return Context(model, req.workload), fits, tried
+    ctx = Context(perf_model_for(inputs, req.perf_model), req.workload)
+    return ctx, _measured_only(ctx, fits, req.tp, req.pp), tried
+
+
+def _measured_only(ctx: Context, fits: list[shapes.Fit], tp: int | None, pp: int | None) -> list[shapes.Fit]:
+    """`--profile`: of the shapes that fit, only those measured (a PlanError names what was measured)."""
+    return ctx.perf.restrict(fits, tp, pp) if isinstance(ctx.perf, MeasuredPerf) and fits else fits
 
 
 def _pool_fits(req: PlanRequest, wdtype: str, kvdtype: str, max_len: int, windowed: bool,
@@ -139,6 +142,10 @@ def setup(req: PlanRequest) -> Setup:
     no_swa = req.engine == "vllm" and req.kv_connector not in (None, "NixlConnector")
     agg_ctx, agg_fits, tried = _mode_setup(req, wdtype, kvdtype, max_len, windowed=not no_swa)
     pre_fits, dec_fits = _pool_fits(req, wdtype, kvdtype, max_len, not no_swa, agg_fits)
+    if pre_fits is not agg_fits:
+        pre_fits = _measured_only(agg_ctx, pre_fits, req.prefill_tp or req.tp, req.pp)
+    if dec_fits is not agg_fits:
+        dec_fits = _measured_only(agg_ctx, dec_fits, req.decode_tp or req.tp, req.pp)
     if not agg_fits and not (pre_fits and dec_fits):
         raise no_fit_error(req, wdtype, kvdtype, max_len, tried)
     if isinstance(req.perf_model, MeasuredFactory):
