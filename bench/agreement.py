@@ -47,7 +47,7 @@ def load_serve() -> Any:
 
 
 def paired_phase(serve: Any, url: str, model: str, streams: int, requests: int, max_tokens: int,
-                 loadgen_first: bool) -> dict[str, dict]:
+                 loadgen_first: bool, headers: dict[str, str] | None) -> dict[str, dict]:
     """Both clients at once against the same server, `streams` streams each (the server sees twice that):
     whatever the machine's load does during the phase, it does to both measurements alike. Which client's
     requests are started first alternates by round: the first to reach the server is prefilled first."""
@@ -66,9 +66,9 @@ def paired_phase(serve: Any, url: str, model: str, streams: int, requests: int, 
     async def main() -> dict[str, dict]:
         limits_h = httpx.Limits(max_connections=streams * 2, max_keepalive_connections=streams * 2, keepalive_expiry=5.0)
         async with httpx.AsyncClient(timeout=httpx.Timeout(600, connect=10), limits=limits_h, trust_env=False) as client:
-            pool = Pool(parse_endpoint(url))
+            pool = Pool(parse_endpoint(url, api_key=_key(headers)))
             try:  # each client warms up (not counted), as bench/serve.py's run_phase does
-                await serve.one_request(client, url, model, 8, serve.Phase("warm", 1))
+                await serve.one_request(client, url, model, 8, serve.Phase("warm", 1), headers)
                 await run_point(pool, "/v1/completions", Point(concurrency=1), [Item(warm, 0, 8)], None, limits,
                                 lambda r: None)
                 phase = serve.Phase("serve.py", streams)
@@ -76,7 +76,7 @@ def paired_phase(serve: Any, url: str, model: str, streams: int, requests: int, 
                 async def serve_side() -> None:
                     async def worker() -> None:
                         for _ in range(requests):
-                            await serve.one_request(client, url, model, max_tokens, phase)
+                            await serve.one_request(client, url, model, max_tokens, phase, headers)
 
                     t0 = time.perf_counter()
                     await asyncio.gather(*(worker() for _ in range(streams)))
@@ -99,6 +99,12 @@ def paired_phase(serve: Any, url: str, model: str, streams: int, requests: int, 
         }
 
     return asyncio.run(main())
+
+
+def _key(headers: dict[str, str] | None) -> str | None:
+    """The bearer token of an engine's auth headers (llmctl's engines each have their own)."""
+    auth = (headers or {}).get("Authorization", "")
+    return auth.removeprefix("Bearer ") or None
 
 
 FAST_SERVER = r"""
@@ -176,9 +182,11 @@ def client_ceiling(serve: Any, streams: int, requests: int, tokens: int, gap: fl
         proc.wait()
 
 
-def cli_bench(url: str, model: str, streams: int, requests: int, max_tokens: int, isl: int, env: dict[str, str]) -> dict:
+def cli_bench(url: str, model: str, streams: int, requests: int, max_tokens: int, isl: int, env: dict[str, str],
+              key: str | None) -> dict:
     import subprocess
 
+    env = {**env, "LLMCTL_API_KEY": key} if key else env
     out = subprocess.run([sys.executable, "-m", "llmctl", "bench", url, "-m", model, "--isl", str(isl), "--osl",
                           str(max_tokens), "-c", str(streams), "-n", str(streams * requests), "--json", "-q",
                           "--extra-body", json.dumps({"temperature": 0.8, "seed": 42})],
@@ -229,7 +237,8 @@ def main() -> None:
             for t, url in urls.items():
                 for n in streams:
                     time.sleep(0.5)
-                    pair = paired_phase(serve, url, args.model, n, args.requests, args.max_tokens, rnd % 2 == 1)
+                    pair = paired_phase(serve, url, args.model, n, args.requests, args.max_tokens, rnd % 2 == 1,
+                                        targets.headers.get(t))
                     for tool, m in pair.items():
                         results.setdefault((t, n, tool), []).append(m)
                     a, b = pair["serve.py"], pair["loadgen"]
@@ -240,7 +249,7 @@ def main() -> None:
         prompt_tokens = 0
         for t, url in urls.items():
             for n in streams:
-                doc = cli_bench(url, args.model, n, args.requests, args.max_tokens, 17, env)
+                doc = cli_bench(url, args.model, n, args.requests, args.max_tokens, 17, env, _key(targets.headers.get(t)))
                 cli[(t, n)] = doc
                 prompt_tokens = doc["runs"][0]["mean_input_tokens"]
         engine = f"llama-server {targets.engine.version} ({targets.engine.kind})"

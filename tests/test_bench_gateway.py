@@ -154,13 +154,14 @@ def strict_json(text: str) -> Any:
     return json.loads(text, parse_constant=refuse)
 
 
-def test_raw_llama_server_at_request_rates(gateway: RunningGateway, tmp_path: Path) -> None:
-    """The engine behind the gateway has /tokenize: prompts are random tokens of exactly the asked length.
-    Open-loop points: Poisson arrivals at 8 req/s and all at once, at most 2 in flight."""
-    port = next(m["port"] for m in gateway.ps() if m["name"] == MODEL)
+def test_raw_llama_server_at_request_rates(gateway: RunningGateway, gemma_engine: Any, tmp_path: Path) -> None:
+    """A raw llama-server (llmctl's engine process, behind its own random API key) has /tokenize: prompts are
+    random tokens of exactly the asked length. Open-loop points: Poisson arrivals at 8 req/s and all at once,
+    at most 2 in flight."""
     out = tmp_path / "raw.json"
-    r = gateway.cli("bench", f"http://127.0.0.1:{port}/v1", "--isl", "40", "--range-ratio", "0.5", "--osl", "4",
-                    "-r", "inf,8", "--max-concurrency", "2", "-n", "4", "--json", "-o", str(out))
+    r = gateway.cli("bench", gemma_engine.base_url + "/v1", "--isl", "40", "--range-ratio", "0.5", "--osl", "4",
+                    "-r", "inf,8", "--max-concurrency", "2", "-n", "4", "--json", "-o", str(out),
+                    env={"LLMCTL_API_KEY": gemma_engine.api_key})
     assert r.returncode == 0, r.stderr
     doc = strict_json(r.stdout)
     assert doc == strict_json(out.read_text())
