@@ -95,6 +95,17 @@ def test_no_gateway_is_the_same_error_through_both_doors(home: Path) -> None:
     assert r.returncode == 8 and r.stderr.decode().startswith("llmctl: error: no gateway is running at ")
 
 
+def test_usage_errors_are_one_line_through_both_doors(home: Path) -> None:
+    """What the fast doors (hot commands, pull/push) hand to typer fails as typer fails: one line, exit 2."""
+    for args in (["show"], ["show", "a", "b"], ["list", "--bogus"], ["ps", "--api-key"], ["pull"],
+                 ["pull", "-j", "99", "x"], ["push", "x", "--ca-cert"]):
+        same_through_both_doors(home, *args)
+        r = run(home, *args)
+        err = r.stderr.decode()
+        assert r.returncode == 2 and err.count("\n") == 1 and err.startswith("llmctl: error: "), (args, err)
+        assert err.endswith(f" (see 'llmctl {args[0]} --help')\n"), (args, err)
+
+
 @pytest.mark.slow
 def test_ps_is_the_same_through_both_doors(gateway_factory) -> None:
     from fixtures_gateway import MODEL

@@ -159,7 +159,7 @@ BAD = [
     (("package", "--gguf", "/nonexistent.gguf", "x"), 3, "no such file"),
     (("create", "x", "-f", "/nonexistent/Modelfile"), 3, "no such Modelfile"),
     (("inspect", "team//x"), 4, "empty path component"),
-    (("list", "--bogus"), 2, "No such option"),
+    (("list", "--bogus"), 2, "no such option: --bogus"),
 ]
 
 

@@ -13,7 +13,7 @@ import os
 import sys
 
 from llmctl import __version__
-from llmctl.errors import EXIT_INTERRUPTED, LlmctlError
+from llmctl.errors import EXIT_INTERRUPTED, LlmctlError, UsageError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms of a ~30 ms `--help`)
 if TYPE_CHECKING:
@@ -158,20 +158,73 @@ def _quiet_transfer(settings: Any, command: str, name: str, kwargs: dict[str, An
         sys.stdout.flush()
 
 
-def _click_exceptions() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
-    """(aborts, usage errors) of click and of the click typer >= 0.2x vendors, whichever were imported:
-    a module never imported raised nothing. Both are caught so usage errors never become tracebacks."""
+_Classes = tuple[type[BaseException], ...]
+
+
+def _click_exceptions() -> tuple[_Classes, _Classes, _Classes]:
+    """(aborts, errors, usage errors) of click and of the click typer >= 0.2x vendors, whichever were
+    imported: a module never imported raised nothing. All are caught so usage errors never become
+    tracebacks; errors are ClickException (a file click could not open: exit 1), usage errors its
+    UsageError subclass (exit 2, as llmctl's own UsageError)."""
     aborts: list[type[BaseException]] = []
+    errors: list[type[BaseException]] = []
     usage: list[type[BaseException]] = []
     for name in ("click.exceptions", "typer._click.exceptions"):
         module = sys.modules.get(name)
-        for found, cls in ((aborts, getattr(module, "Abort", None)), (usage, getattr(module, "ClickException", None))):
+        for found, attribute in ((aborts, "Abort"), (errors, "ClickException"), (usage, "UsageError")):
+            cls = getattr(module, attribute, None)
             if isinstance(cls, type):
                 found.append(cls)
     typer = sys.modules.get("typer")
     if typer is not None and hasattr(typer, "Abort"):
         aborts.append(typer.Abort)
-    return tuple(aborts), tuple(usage)
+    return tuple(aborts), tuple(errors), tuple(usage)
+
+
+_CONTROL = {c: "\N{REPLACEMENT CHARACTER}" for c in [*range(0x00, 0x20), *range(0x7f, 0xa0)]}
+
+
+def usage_line(exc: BaseException, args: list[str]) -> str:
+    """A click/typer usage error as one line: what is wrong, then where its help is.
+
+    click prints the usage, a 'Try ... for help.' line and 'Error: ...' (and typer's choice lists span
+    lines); llmctl's errors are one line, so scripts can show or match them. A missing parameter is named
+    as the usage line names it (NAME, --model); text the user typed (an unknown option, an extra argument)
+    cannot drive the terminal: control characters become U+FFFD.
+    """
+    kinds = {cls.__name__ for cls in type(exc).__mro__}
+    param = getattr(exc, "param", None)
+    if param is not None and "MissingParameter" in kinds:
+        if param.param_type_name == "argument":
+            text = f"missing argument {param.metavar or param.name.upper()}"
+        else:
+            text = f"missing option {(param.opts or [param.name])[0]}"
+    elif "NoSuchOption" in kinds and getattr(exc, "possibilities", None):
+        text = f"{exc.message}; did you mean {' or '.join(sorted(exc.possibilities))}?"  # type: ignore[attr-defined]
+    else:
+        text = exc.format_message()  # type: ignore[attr-defined]
+    text = " ".join(text.split()).translate(_CONTROL).rstrip(".")
+    if text[:1].isupper() and not text[1:2].isupper():  # "No such option" -> "no such option"; "GPU" stays
+        text = text[0].lower() + text[1:]
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else _command_path(args) if "UsageError" in kinds else None
+    return f"{text} (see '{path} --help')" if path else text
+
+
+def _command_path(args: list[str]) -> str:
+    """`llmctl runtime install` for args that start `runtime install ...`: where click raised an error
+    without its context (an option missing its value), the help to point at is found from the words."""
+    import typer
+
+    command = typer.main.get_command(typer_app())
+    path = ["llmctl"]
+    for arg in args:
+        sub = getattr(command, "commands", {}).get(arg)
+        if sub is None:
+            break
+        command = sub
+        path.append(arg)
+    return " ".join(path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -210,15 +263,15 @@ def main(argv: list[str] | None = None) -> None:
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
         _fail(f"{exc.strerror or exc}{where}", 1)
     except Exception as exc:
-        aborts, usage = _click_exceptions()
+        aborts, click_errors, usage_errors = _click_exceptions()
         if type(exc).__name__ == "NoArgsIsHelpError":  # `llmctl runtime`: its help, as `llmctl` alone prints
             sys.stdout.write(exc.ctx.get_help() + "\n")  # type: ignore[attr-defined]
             sys.exit(0)
         if isinstance(exc, aborts):
             _fail("interrupted", EXIT_INTERRUPTED)
-        if isinstance(exc, usage):
-            exc.show()  # type: ignore[attr-defined]
-            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        if isinstance(exc, click_errors):
+            code = UsageError.exit_code if isinstance(exc, usage_errors) else 1
+            _fail(usage_line(exc, args), code)
         if debug:  # the last net: never a traceback for users
             raise
         _fail(f"unexpected {type(exc).__name__}: {exc} (set LLMCTL_DEBUG=1 for a traceback)", 1)
