@@ -98,7 +98,7 @@ def test_no_gateway_is_the_same_error_through_both_doors(home: Path) -> None:
 def test_usage_errors_are_one_line_through_both_doors(home: Path) -> None:
     """What the fast doors (hot commands, pull/push) hand to typer fails as typer fails: one line, exit 2."""
     for args in (["show"], ["show", "a", "b"], ["list", "--bogus"], ["ps", "--api-key"], ["pull"],
-                 ["pull", "-j", "99", "x"], ["push", "x", "--ca-cert"]):
+                 ["pull", "-j", "99", "x"], ["push", "x", "--ca-cert"], ["pull", "x", "--export", ""]):
         same_through_both_doors(home, *args)
         r = run(home, *args)
         err = r.stderr.decode()

@@ -82,6 +82,10 @@ def test_usage_errors_are_one_line(home: Path, capsys: pytest.CaptureFixture[str
     (["pull", "-j", "99", "x"],
      "llmctl: error: invalid value for '--concurrency' / '-j': Input should be less than or equal to 32 "
      "(see 'llmctl pull --help')\n"),
+    (["export", "gemma3:270m", ""], "llmctl: error: invalid value for DIRECTORY: an empty path names no folder "
+     "(pass . for the current one) (see 'llmctl export --help')\n"),
+    (["pull", "gemma3:270m", "--export", ""], "llmctl: error: invalid value for '--export': an empty path names no "
+     "folder (pass . for the current one) (see 'llmctl pull --help')\n"),
 ])
 def test_usage_error_wording(home: Path, capsys: pytest.CaptureFixture[str], argv: list[str], line: str) -> None:
     with pytest.raises(SystemExit) as exited:
@@ -94,3 +98,11 @@ def test_typed_text_cannot_drive_the_terminal(home: Path, capsys: pytest.Capture
         main(["list", "--x\x1b[2J\x07"])
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "\x1b" not in err and "\x07" not in err
+
+
+def test_an_empty_folder_is_not_the_working_directory(cli, tmp_path: Path) -> None:
+    """`llmctl export NAME "$UNSET"` used to lay the model out in the working directory."""
+    for argv in (["export", "gemma3:270m", ""], ["export", "gemma3:270m", "", "--force"]):
+        out = cli(*argv, cwd=tmp_path)
+        assert out.code == USAGE_EXIT and "an empty path names no folder" in out.stderr, out.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -199,6 +199,8 @@ def usage_line(exc: BaseException, args: list[str]) -> str:
             text = f"missing argument {param.metavar or param.name.upper()}"
         else:
             text = f"missing option {(param.opts or [param.name])[0]}"
+    elif param is not None and "BadParameter" in kinds and param.param_type_name == "argument":
+        text = f"invalid value for {param.metavar or param.name.upper()}: {exc.message}"  # type: ignore[attr-defined]
     elif "NoSuchOption" in kinds and getattr(exc, "possibilities", None):
         text = f"{exc.message}; did you mean {' or '.join(sorted(exc.possibilities))}?"  # type: ignore[attr-defined]
     else:

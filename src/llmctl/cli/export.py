@@ -8,12 +8,14 @@ from typing import Any
 import typer
 
 from llmctl.cli import render
+from llmctl.cli.options import folder
 
 
 def export(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Model name (pulled first if it is not stored)."),
-    directory: Path = typer.Argument(..., help="Folder to create; it must be empty or missing unless --force."),
+    directory: Path = typer.Argument(
+        ..., parser=folder, help="Folder to create; it must be empty or missing unless --force."),
     force: bool = typer.Option(False, "--force", "-f", help="Write into a non-empty folder, replacing same-named files."),
     copy: bool = typer.Option(False, "--copy", help="Always copy; never hard-link the store's blobs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),

@@ -16,6 +16,16 @@ Concurrency = Annotated[int, typer.Option("--concurrency", "-j", min=1, max=32, 
 Insecure = Annotated[bool, typer.Option("--insecure", help="Allow plain HTTP and unverified TLS for this registry.")]
 CaCert = Annotated[Optional[Path], typer.Option("--ca-cert", help="Extra CA certificate (PEM) to trust.")]
 
+
+
+def folder(value: str) -> Path:
+    """A folder argument's parser: typer reads "" as Path(""), the current directory, so `export NAME ""`
+    (an unset shell variable) would lay the model out in the working directory; an empty value is refused."""
+    if not value:
+        raise typer.BadParameter("an empty path names no folder (pass . for the current one)")
+    return Path(value)
+
+
 # GPUs for the engines a command starts (`run`, `serve`); LLMCTL_GPUS/_SPLIT_MODE/_TENSOR_SPLIT give defaults
 Gpus = Annotated[Optional[str], typer.Option(
     "--gpus", help="GPUs the engines may use: all (default), none, or indexes/UUIDs like 0,1 (sets "

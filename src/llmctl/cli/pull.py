@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 
 from llmctl.cli import render
-from llmctl.cli.options import CaCert, Concurrency, Insecure, Json, Quiet
+from llmctl.cli.options import CaCert, Concurrency, Insecure, Json, Quiet, folder
 
 
 def pull(
@@ -18,7 +18,7 @@ def pull(
     insecure: Insecure = False,
     ca_cert: CaCert = None,
     export_dir: Optional[Path] = typer.Option(
-        None, "--export", help="Then lay the model out in this folder (empty or missing) as `llmctl export` does."),
+        None, "--export", parser=folder, help="Then lay the model out in this folder (empty or missing) as `llmctl export` does."),
     quiet: Quiet = False,
     json_: Json = False,
 ) -> None:
