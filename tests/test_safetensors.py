@@ -177,6 +177,14 @@ def test_cli_refusals_are_one_line_with_their_exit_codes(hf_folder, cli, tmp_pat
              (cli("package", "--safetensors-dir", str(empty), "m"), 3, "no .safetensors files"),
              (cli("package", "--safetensors-dir", str(junk), "m"), 4, "not a safetensors file"),
              (cli("export", "nosuch:model", str(tmp_path / "out")), 3, "not found")]
+    from_folder = tmp_path / "Modelfile"
+    from_folder.write_text(f"FROM {folder}\nSYSTEM hi\n")
+    from_empty = tmp_path / "Empty.Modelfile"
+    from_empty.write_text(f"FROM {empty}\n")
+    cases += [(cli("create", "team/m", "-f", str(from_folder)), 4,
+               f"{from_folder}:1: {folder}: no .gguf files in this folder; it holds safetensors weights: store them "
+               f"with `llmctl package --safetensors-dir {folder} team/m`"),
+              (cli("create", "m", "-f", str(from_empty)), 4, f"{empty}: no .gguf files in this folder\n")]
     for result, code, message in cases:
         assert result.code == code and message in result.stderr, result.stderr
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

@@ -74,7 +74,7 @@ def create(
     store = open_store(settings)
     with store.writing():
         if any(looks_like_path(f, base_dir) for f in modelfile.froms()):
-            draft = _from_files(store, modelfile, base_dir, progress)
+            draft = _from_files(store, modelfile, base_dir, progress, name)
         else:
             draft = _from_model(settings, modelfile, progress)
         _add_adapters_and_licenses(store, draft, modelfile, base_dir, progress)
@@ -111,17 +111,18 @@ def _error(modelfile: Modelfile, message: str, cmd_name: str) -> InvalidModelfil
     return InvalidModelfile(message, path=modelfile.path, line=cmd.line if cmd else None)
 
 
-def _from_files(store: Store, modelfile: Modelfile, base_dir: Path, progress: Progress) -> _Draft:
+def _from_files(store: Store, modelfile: Modelfile, base_dir: Path, progress: Progress, name: str) -> _Draft:
     """FROM files: the GGUF shards they name, checked, then copied into the store."""
     froms = modelfile.froms()
     if not all(looks_like_path(f, base_dir) for f in froms):
         raise _error(modelfile, "FROM a stored model cannot be combined with FROM files", "model")
     paths: list[Path] = []
     for arg in froms:
+        folder = resolve_path(arg, base_dir)
         try:
-            paths.extend(gguf_shards(resolve_path(arg, base_dir)))
+            paths.extend(gguf_shards(folder))
         except LlmctlError as exc:
-            raise _error(modelfile, str(exc), "model") from None
+            raise _error(modelfile, str(exc) + _safetensors_hint(folder, name), "model") from None
     infos = []
     for p in paths:
         try:
@@ -134,6 +135,17 @@ def _from_files(store: Store, modelfile: Modelfile, base_dir: Path, progress: Pr
         draft.new_bytes += d.size
         draft.layers.append(d)
     return draft
+
+
+def _safetensors_hint(folder: Path, name: str) -> str:
+    """Where a FROM folder holds safetensors weights rather than GGUF, the command that stores them: Ollama
+    converts such a folder, llmctl packages it as Docker Model Runner does (and plans or exports it)."""
+    if not folder.is_dir() or not any(folder.glob("*.safetensors")):
+        return ""
+    import shlex
+
+    return (f"; it holds safetensors weights: store them with "
+            f"`llmctl package --safetensors-dir {shlex.quote(str(folder))} {shlex.quote(name)}`")
 
 
 def _from_model(settings: Settings, modelfile: Modelfile, progress: Progress) -> _Draft:
