@@ -194,8 +194,8 @@ def test_cpu_line_says_why() -> None:
     if gpu.query_gpus():
         pytest.skip("this machine has a GPU")
     cpu_engine = Engine(Path("/bin/true"), kind="cpu")
-    assert processor_note(cpu_engine) is None
-    note = processor_note(cpu_engine, verbose=True)
+    assert processor_note(cpu_engine, cuda_home=None) is None
+    note = processor_note(cpu_engine, cuda_home=None, verbose=True)
     assert note and note.startswith("running on the CPU: ") and ("nvidia-smi" in note)
 
 

@@ -113,7 +113,6 @@ ENV_READERS = {  # the modules that may read a variable themselves, and why
     "llmctl/settings.py": "the one home of settings",
     "llmctl/cli/app.py": "LLMCTL_DEBUG, read before Settings exist so a failure while reading them can show a traceback",
     "llmctl/runtime/engine.py": "LD_LIBRARY_PATH, extended for the engine's child process (passed through, not a setting)",
-    "llmctl/runtime/cpu.py": "CUDA_HOME, where nvcc may live (not yet in Settings)",
 }
 
 

@@ -79,9 +79,9 @@ def test_machine_detection_matches_the_system() -> None:
     info = cpu.cpu_info()
     assert info.logical_cores >= 1 and info.flags
     assert ("avx2" in info.flags) == ("avx2" in info.simd)
-    assert (cpu.nvcc() is not None) == bool(shutil.which("nvcc") or Path("/usr/local/cuda/bin/nvcc").exists())
+    assert (cpu.nvcc(None) is not None) == bool(shutil.which("nvcc") or Path("/usr/local/cuda/bin/nvcc").exists())
     # one GPU probe (runtime.gpu's nvidia-smi query): what `runtime list` reports is what engines are chosen by
-    assert cpu.describe()["gpus"] == [g.name for g in gpu.query_gpus()]
+    assert cpu.describe(None)["gpus"] == [g.name for g in gpu.query_gpus()]
     assert (gpu.query_gpus() == []) == (gpu.no_gpu_reason() is not None)
     message = cpu.sigill_message()
     assert "SIGILL" in message and "llmctl runtime install" in message
@@ -96,6 +96,27 @@ def test_runtime_list_cli(run_cli) -> None:
     assert data["machine"]["cores"] >= 1 and "amx_advertised" in data["machine"]
     r = run_cli("runtime", "list")
     assert r.code == 0 and "llama-cpp-python" in r.stdout and "machine:" in r.stdout
+
+
+def test_cuda_home_is_a_setting_that_reaches_the_nvcc_lookup(run_cli, tmp_path: Path) -> None:
+    """CUDA_HOME is read by Settings and passed down: `runtime list` finds the toolkit's nvcc through it (nvcc on
+    PATH comes first, so PATH here leaves out the folders that hold one; /usr/local/cuda comes after)."""
+    path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep) if d and not (Path(d) / "nvcc").exists())
+    toolkit = tmp_path / "cuda-12.4"
+    (toolkit / "bin").mkdir(parents=True)
+    compiler = toolkit / "bin" / "nvcc"
+    compiler.write_text("#!/bin/sh\necho 'Cuda compilation tools, release 12.4, V12.4.131'\n")
+    compiler.chmod(0o755)
+    assert Settings.from_env({"CUDA_HOME": str(toolkit)}).cuda_home == toolkit
+    assert Settings.from_env({}).cuda_home is None
+    r = run_cli("runtime", "list", "--json", env={"CUDA_HOME": str(toolkit), "PATH": path})
+    assert r.code == 0, r.stderr
+    assert (json.loads(r.stdout)["machine"]["nvcc"], json.loads(r.stdout)["machine"]["cuda"]) == (str(compiler), "12.4")
+    without = json.loads(run_cli("runtime", "list", "--json", env={"PATH": path}).stdout)["machine"]["nvcc"]
+    assert without == ("/usr/local/cuda/bin/nvcc" if Path("/usr/local/cuda/bin/nvcc").exists() else None)
+    if without is None and shutil.which("cmake", path=path) and shutil.which("c++", path=path):
+        r = run_cli("runtime", "install", "--cuda", "--source", str(tmp_path / "missing.tar.gz"), env={"PATH": path})
+        assert r.code == 2 and "set CUDA_HOME" in r.stderr and r.stderr.count("\n") == 1, r.stderr
 
 
 def test_runtime_install_source_errors_are_clear(run_cli, tmp_path: Path) -> None:

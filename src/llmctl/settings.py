@@ -137,6 +137,9 @@ class Settings:
     # SOURCE_DATE_EPOCH (reproducible-builds.org): the creation time `package` and `create` write into configs,
     # so the same inputs give the same digests; None: the current time
     source_date_epoch: int | None = None
+    # CUDA_HOME: the CUDA toolkit's folder, where nvcc is looked for when it is not on PATH (then in
+    # /usr/local/cuda): `runtime install --cuda` builds with it, `runtime list`/`run --verbose` say if it exists
+    cuda_home: Path | None = None
     # what `llmctl serve` accepts from clients (see ServeLimits); `problems`: variables that did not parse
     limits: ServeLimits = field(default_factory=ServeLimits)
     problems: tuple[str, ...] = ()
@@ -204,6 +207,7 @@ class Settings:
             tensor_split=env.get("LLMCTL_TENSOR_SPLIT") or None,
             api_key=env.get("LLMCTL_API_KEY") or None,
             source_date_epoch=int(epoch) if (epoch := env.get("SOURCE_DATE_EPOCH", "").strip()).isdigit() else None,
+            cuda_home=Path(env["CUDA_HOME"]).expanduser() if env.get("CUDA_HOME") else None,
             limits=limits,
             problems=problems,
             bench_timeout=_positive(env.get("LLMCTL_BENCH_TIMEOUT"), 600.0),

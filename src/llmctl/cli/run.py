@@ -129,7 +129,7 @@ def _processor_line(settings, verbose: bool, quiet: bool) -> None:  # type: igno
     from llmctl.runtime.engine import find_engine, processor_note
 
     try:
-        note = processor_note(find_engine(settings), verbose=verbose)
+        note = processor_note(find_engine(settings), cuda_home=settings.cuda_home, verbose=verbose)
     except EngineError:
         return
     if note:

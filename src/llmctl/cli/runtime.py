@@ -91,6 +91,7 @@ class _EngineReport:
     machine: dict[str, Any]
     builds: dict[str, Any]
     gpus: list[Any]
+    cuda_home: Path | None
 
     @classmethod
     def of(cls, settings: Any) -> "_EngineReport":
@@ -104,9 +105,9 @@ class _EngineReport:
             chosen, problem = find_engine(settings), None
         except EngineError as exc:
             chosen, problem = None, str(exc)
-        machine = cpu.describe()
+        machine = cpu.describe(settings.cuda_home)
         builds = {b["path"]: b for b in installed(settings)}
-        return cls(engines, chosen, problem, machine, builds, gpu.query_gpus())
+        return cls(engines, chosen, problem, machine, builds, gpu.query_gpus(), settings.cuda_home)
 
     def selected(self, engine: Any) -> bool:
         return self.chosen is not None and engine.path == self.chosen.path
@@ -141,7 +142,7 @@ def _print_report(report: _EngineReport) -> None:
     if report.chosen is not None:
         from llmctl.runtime.engine import processor_note
 
-        note = processor_note(report.chosen, verbose=True)
+        note = processor_note(report.chosen, cuda_home=report.cuda_home, verbose=True)
         if note:
             render.stdout.print(note, markup=False)
     machine = report.machine

@@ -58,7 +58,7 @@ def serve(
     def ready(state: GatewayState) -> None:
         render.stderr.print(f"llmctl gateway listening on {state.url}  (Ctrl-C to stop)")
         try:  # say which llama-server build serves, as `run --verbose` does
-            note = processor_note(find_engine(settings), verbose=True)
+            note = processor_note(find_engine(settings), cuda_home=settings.cuda_home, verbose=True)
         except EngineError:
             note = None
         if note:

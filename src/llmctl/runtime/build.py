@@ -60,7 +60,8 @@ def target_version() -> str:
         return PINNED_VERSION
 
 
-def cmake_args(kind: str, install_prefix: Path | None = None, cuda_archs: str | None = None) -> list[str]:
+def cmake_args(kind: str, install_prefix: Path | None = None, cuda_archs: str | None = None, *,
+               cuda_home: Path | None) -> list[str]:
     flags = cpu.AMX_CFLAGS if _is_x86() else ""
     args = [
         "-DCMAKE_BUILD_TYPE=Release",
@@ -79,7 +80,7 @@ def cmake_args(kind: str, install_prefix: Path | None = None, cuda_archs: str | 
     if flags:
         args += [f"-DCMAKE_C_FLAGS={flags}", f"-DCMAKE_CXX_FLAGS={flags}"]
     if kind == "cuda":
-        nvcc = cpu.nvcc()
+        nvcc = cpu.nvcc(cuda_home)
         args += ["-DGGML_CUDA=ON", f"-DCMAKE_CUDA_ARCHITECTURES={cuda_archs or detected_cuda_archs()}"]
         if nvcc:
             args.append(f"-DCMAKE_CUDA_COMPILER={nvcc}")
@@ -214,8 +215,10 @@ def install(settings: Settings, *, cuda: bool = False, force: bool = False, jobs
         raise EngineError("runtime install needs cmake (apt-get install cmake, or pip install cmake)")
     if not (shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")):
         raise EngineError("runtime install needs a C++ compiler (apt-get install build-essential)")
-    if cuda and not cpu.nvcc():
-        raise UsageError("--cuda needs the CUDA toolkit (nvcc not found on PATH or in /usr/local/cuda/bin)")
+    if cuda and not cpu.nvcc(settings.cuda_home):
+        where = f"{settings.cuda_home}/bin or " if settings.cuda_home else ""
+        raise UsageError(f"--cuda needs the CUDA toolkit (nvcc not found on PATH, in {where}/usr/local/cuda/bin; "
+                         f"set CUDA_HOME to the toolkit's folder)")
     jobs = jobs or max(1, cpu.cpu_info().logical_cores)
     settings.runtimes_dir.mkdir(parents=True, exist_ok=True)
     with install_lock(settings.runtimes_dir / f".install-{dest.name}.lock", progress) as waited:
@@ -293,11 +296,11 @@ def _build(settings: Settings, cmake: str, dest: Path, log_path: Path, *, versio
     work = Path(tempfile.mkdtemp(prefix=f".build-{kind}-", dir=settings.runtimes_dir))
     try:
         log.line(f"llmctl runtime install: llama-cpp-python {version}, {kind}, {jobs} jobs")
-        log.line(f"machine: {json.dumps(cpu.describe())}")
+        log.line(f"machine: {json.dumps(cpu.describe(settings.cuda_home))}")
         sdist = source or _fetch_sdist(version, work / "sdist", log, progress)
         tree = _source_tree(Path(sdist), work / "src", log, progress)
         build = work / "build"
-        args = cmake_args(kind, cuda_archs=cuda_archs)
+        args = cmake_args(kind, cuda_archs=cuda_archs, cuda_home=settings.cuda_home)
         generator = ["-G", "Ninja"] if shutil.which("ninja") else []
         env = {**os.environ, "CMAKE_BUILD_PARALLEL_LEVEL": str(jobs)}
         progress.start("configure", "configuring (cmake)", None, unit=STEPS)
@@ -314,8 +317,8 @@ def _build(settings: Settings, cmake: str, dest: Path, log_path: Path, *, versio
         seconds = time.monotonic() - t0
         info = {"version": version, "kind": kind, "llama_cpp_dir": str(tree.relative_to(work)) if tree.is_relative_to(work) else str(tree),
                 "cmake_args": args, "jobs": jobs, "seconds": round(seconds, 1),
-                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": cpu.describe(),
-                "cuda": cpu.cuda_version() if kind == "cuda" else None}
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": cpu.describe(settings.cuda_home),
+                "cuda": cpu.cuda_version(settings.cuda_home) if kind == "cuda" else None}
         (staging / BUILD_INFO).write_text(json.dumps(info, indent=2) + "\n")
         smoke = subprocess.run([str(staging / "bin" / BINARY), "--version"], capture_output=True, text=True,
                                env={**os.environ, "LD_LIBRARY_PATH": str(staging / "lib")}, timeout=30)

@@ -18,6 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+DEFAULT_CUDA_HOME = Path("/usr/local/cuda")  # where NVIDIA's packages install the toolkit
 AMX_CFLAGS = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
               "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "asimd", "sve")
@@ -59,20 +60,21 @@ def cpu_info() -> CpuInfo:
     return CpuInfo(model, cores, frozenset(flags))
 
 
-def nvcc() -> Path | None:
+def nvcc(cuda_home: Path | None) -> Path | None:
+    """The CUDA compiler: on PATH, else in `cuda_home`/bin (CUDA_HOME, as Settings reads it), else in
+    /usr/local/cuda/bin, where NVIDIA's packages put it without adding it to PATH."""
     found = shutil.which("nvcc")
     if found:
         return Path(found)
-    for candidate in (Path(os.environ.get("CUDA_HOME", "/usr/local/cuda")) / "bin" / "nvcc",
-                      Path("/usr/local/cuda/bin/nvcc")):
-        if candidate.exists():
-            return candidate
+    for home in dict.fromkeys((cuda_home or DEFAULT_CUDA_HOME, DEFAULT_CUDA_HOME)):
+        if (home / "bin" / "nvcc").exists():
+            return home / "bin" / "nvcc"
     return None
 
 
-@functools.lru_cache(maxsize=1)
-def cuda_version() -> str | None:
-    path = nvcc()
+@functools.lru_cache(maxsize=4)
+def cuda_version(cuda_home: Path | None) -> str | None:
+    path = nvcc(cuda_home)
     if path is None:
         return None
     try:
@@ -83,19 +85,20 @@ def cuda_version() -> str | None:
     return m.group(1) if m else "unknown"
 
 
-def describe() -> dict[str, object]:
+def describe(cuda_home: Path | None) -> dict[str, object]:
     """A summary for `runtime list` and error messages."""
     from llmctl.runtime.gpu import query_gpus
 
     info = cpu_info()
+    compiler = nvcc(cuda_home)
     return {
         "cpu": info.model,
         "cores": info.logical_cores,
         "simd": info.simd,
         "amx_advertised": info.amx,
         "gpus": [g.name for g in query_gpus()],
-        "nvcc": str(nvcc()) if nvcc() else None,
-        "cuda": cuda_version(),
+        "nvcc": str(compiler) if compiler else None,
+        "cuda": cuda_version(cuda_home),
     }
 
 

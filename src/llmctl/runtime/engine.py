@@ -197,10 +197,11 @@ def find_engine(settings: Settings) -> Engine:
     raise EngineError(NO_ENGINE)
 
 
-def processor_note(engine: Engine, *, verbose: bool = False) -> str | None:
+def processor_note(engine: Engine, *, cuda_home: Path | None, verbose: bool = False) -> str | None:
     """The one line that says where models run and, on the CPU, why not on a GPU.
 
     Returned when it matters: a GPU (or a CUDA build) exists but the CPU is used; with `verbose`, always.
+    `cuda_home` (Settings.cuda_home) is where nvcc may be, to say whether a CUDA build could be made.
     """
     from llmctl.runtime import gpu
 
@@ -214,7 +215,7 @@ def processor_note(engine: Engine, *, verbose: bool = False) -> str | None:
         return f"running on the GPU: llama-server {engine.version} (CUDA, {engine.path}) on {names}"
     names = ", ".join(g.name for g in gpu.query_gpus())
     if names:
-        if cpu.nvcc() is None:
+        if cpu.nvcc(cuda_home) is None:
             return (f"running on the CPU: a GPU is present ({names}) but this llama-server is a CPU build "
                     f"and nvcc (the CUDA toolkit) is not on PATH or in CUDA_HOME to build a CUDA one")
         return (f"running on the CPU: a GPU is present ({names}) but this llama-server is a CPU build; "
