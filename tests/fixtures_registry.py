@@ -374,11 +374,12 @@ class FaultProxy:
 
     It forwards every request (the registry builds its `Location` URLs from our Host header, so uploads come
     back through us too) and can: flip one byte of every blob it serves (`corrupt_blobs`), answer `503` (or
-    another status) to the first `fail_first` requests, and throttle blob bodies to `rate` bytes/s.
+    another status) to the first `fail_first` requests, throttle blob bodies to `rate` bytes/s, and redirect
+    blob downloads to another host (`redirect_blobs`), as registries backed by a storage bucket do.
     """
 
     def __init__(self, upstream: RegistryServer, *, corrupt_blobs: bool = False, fail_first: int = 0,
-                 fail_status: int = 503, rate: float | None = None) -> None:
+                 fail_status: int = 503, rate: float | None = None, redirect_blobs: str | None = None) -> None:
         import http.client
 
         self.upstream = upstream
@@ -386,6 +387,7 @@ class FaultProxy:
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.rate = rate
+        self.redirect_blobs = redirect_blobs
         self.port = free_port()
         self.requests: list[tuple[str, str, int]] = []
         owner = self
@@ -407,6 +409,13 @@ class FaultProxy:
                     self.send_header("Retry-After", "0")
                     self.end_headers()
                     self.wfile.write(body)
+                    return
+                if owner.redirect_blobs and self.command == "GET" and "/blobs/sha256:" in self.path:
+                    owner.requests.append((self.command, self.path, 307))
+                    self.send_response(307)
+                    self.send_header("Location", f"http://{owner.redirect_blobs}{self.path}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 conn = http.client.HTTPConnection("127.0.0.1", owner.upstream.port, timeout=60)
                 conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)

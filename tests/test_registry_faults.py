@@ -142,6 +142,54 @@ def test_5xx_and_429_are_retried_then_reported(registry: RegistryServer, fault_p
     assert r.code == 6 and "unreachable" in r.stderr and "Traceback" not in r.stderr
 
 
+# RFC 2606: .invalid never resolves, offline or not (EAI_NONAME), so no test depends on the network.
+UNRESOLVABLE = "registry.llmctl-test.invalid"
+
+
+def test_a_name_that_does_not_resolve_fails_at_once_and_others_are_retried(settings: Settings) -> None:
+    from llmctl.oci.registry.client import RegistryClient
+
+    def attempts(registry: str) -> tuple[str, list[float]]:
+        waits: list[float] = []
+        with RegistryClient(registry, retry=RetryPolicy(attempts=3, base=0.01), sleep=waits.append) as client:
+            with pytest.raises(RegistryError) as failed:
+                client.request("GET", "/v2/team/m/manifests/v1")
+        return str(failed.value), waits
+
+    message, waits = attempts(UNRESOLVABLE)
+    assert (message, waits) == (f"cannot resolve {UNRESOLVABLE}: unknown host", [])  # no backoff, no retry
+    message, waits = attempts("127.0.0.1:9")  # refused: transient, retried with backoff
+    assert "connection refused" in message and len(waits) == 2
+
+
+def test_unresolvable_hosts_are_one_line_from_every_command(cli) -> None:
+    online = {"LLMCTL_OFFLINE": "0"}  # offline mode would refuse the name before resolving it
+    assert cli("tag", "gemma3:270m", f"{UNRESOLVABLE}/team/g:v1").code == 0
+    for args in (("pull", f"{UNRESOLVABLE}/team/g:v1"), ("push", f"{UNRESOLVABLE}/team/g:v1"),
+                 ("pull", f"{UNRESOLVABLE}:5000/team/g:v1", "--insecure"),
+                 ("login", UNRESOLVABLE, "-u", "me", "--password-stdin")):
+        r = cli(*args, env=online, input="secret\n")
+        assert r.code == RegistryError.exit_code, (args, r.stderr)
+        errors = [line for line in r.stderr.splitlines() if line.startswith("llmctl: error:")]  # push: progress first
+        assert errors == [f"llmctl: error: cannot resolve {UNRESOLVABLE}: unknown host"], (args, r.stderr)
+        assert r.stderr.endswith(errors[0] + "\n") and "Traceback" not in r.stderr
+
+
+def test_a_blob_redirect_to_a_host_that_does_not_resolve_is_not_retried(registry: RegistryServer, fault_proxy,
+                                                                       settings: Settings, small_gguf: Path,
+                                                                       tmp_path: Path) -> None:
+    package(settings, f"{registry.host}/team/tiny:v1", PackageSpec(gguf=small_gguf))
+    push(settings, f"{registry.host}/team/tiny:v1")
+    bucket = fault_proxy(redirect_blobs=f"bucket.{UNRESOLVABLE}")
+    puller = Settings.from_env({"LLMCTL_HOME": str(tmp_path / "puller")})
+    with pytest.raises(RegistryError) as failed:
+        pull(puller, f"{bucket.host}/team/tiny:v1", retry=RetryPolicy(attempts=5, base=0.01))
+    assert str(failed.value) == (f"cannot resolve bucket.{UNRESOLVABLE}: unknown host "
+                                 f"(reached through registry {bucket.host})")
+    blob_gets = [path for method, path, _ in bucket.requests if method == "GET" and "/blobs/" in path]
+    assert blob_gets and len(blob_gets) == len(set(blob_gets))  # each blob asked for once: no retry
+
+
 @pytest.mark.slow
 def test_ctrl_c_keeps_the_partial_file_and_the_next_pull_resumes(registry: RegistryServer, fault_proxy,
                                                                  gemma_gguf: Path, tmp_path: Path, home: Path) -> None:

@@ -37,7 +37,7 @@ from llmctl.oci.registry.auth import (
     parse_challenge,
     token_from_response,
 )
-from llmctl.oci.registry.http11 import Body, ConnectError, Response, Transport, TransportError
+from llmctl.oci.registry.http11 import Body, Response, Transport, TransportError, connect_error
 from llmctl.oci.registry.tls import TlsOptions, speaks_tls, tls_hint, unverified_context
 
 USER_AGENT = f"llmctl/{__version__}"
@@ -144,7 +144,7 @@ class RegistryClient:
         try:
             return speaks_tls(name, port or 443)
         except OSError as exc:
-            raise ConnectError(str(exc) or type(exc).__name__) from exc
+            raise connect_error(exc, name) from exc
 
     def _auth_header(self, scopes: tuple[str, ...], *, stale: str | None = None) -> str | None:
         """The Authorization value for a request needing `scopes`; `stale` is a header the registry just
@@ -311,7 +311,8 @@ class RegistryClient:
         follow_redirects: bool = False, attempts: int | None = None,
     ) -> Response:
         """Retry connection failures, 429 and 5xx; `attempts=1` for requests that must not repeat
-        (an upload whose body may have been half-consumed by the registry)."""
+        (an upload whose body may have been half-consumed by the registry). A TLS handshake that fails and
+        a host name that does not resolve fail at once: no retry changes them."""
         attempts = attempts or self.retry.attempts
         attempt = 0
         while True:
@@ -321,7 +322,7 @@ class RegistryClient:
                     resp.read(4 * 1024 * 1024)  # kept on the response for error messages
                     resp.close()
             except TransportError as exc:
-                if errors.is_tls_error(exc) or attempt + 1 >= attempts:
+                if errors.is_tls_error(exc) or errors.is_unresolvable(exc) or attempt + 1 >= attempts:
                     raise
                 self._sleep(self.retry.delay(attempt))
                 attempt += 1

@@ -10,7 +10,8 @@ import json
 import sys
 
 from llmctl.errors import AuthError, NotFound, RegistryError
-from llmctl.oci.registry.http11 import ConnectError, Response, Timeout, TransportError
+from llmctl.names import split_host
+from llmctl.oci.registry.http11 import ConnectError, Response, Timeout, TransportError, UnknownHost
 from llmctl.oci.registry.tls import tls_hint
 
 
@@ -35,6 +36,11 @@ def is_tls_error(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def is_unresolvable(exc: BaseException) -> bool:
+    """A host name that does not resolve: every retry would fail the same way (a transfer gives up at once)."""
+    return isinstance(exc, UnknownHost)
 
 
 def is_cert_error(exc: BaseException) -> bool:
@@ -81,6 +87,9 @@ def response_error(registry: str, resp: Response, what: str, *, has_credentials:
 def transport_error(registry: str, exc: BaseException) -> RegistryError:
     if is_cert_error(exc):
         return RegistryError(f"TLS certificate of {registry} is not trusted: {reason(exc)}", hint=tls_hint(registry))
+    if isinstance(exc, UnknownHost):  # the registry's name, or a host its redirect named
+        elsewhere = f" (reached through registry {registry})" if exc.host != split_host(registry)[0] else ""
+        return RegistryError(f"cannot resolve {exc.host}: unknown host{elsewhere}")
     if isinstance(exc, Timeout):
         return RegistryError(f"registry {registry} timed out: {reason(exc)}")
     if isinstance(exc, ConnectError):
@@ -88,4 +97,4 @@ def transport_error(registry: str, exc: BaseException) -> RegistryError:
     return RegistryError(f"connection to {registry} lost: {reason(exc)}")
 
 
-__all__ = ["is_cert_error", "is_tls_error", "reason", "registry_message", "response_error", "transport_error"]
+__all__ = ["is_cert_error", "is_tls_error", "is_unresolvable", "reason", "registry_message", "response_error", "transport_error"]

@@ -8,7 +8,8 @@ Python. Importing httpx also costs 35-120 ms of a command that takes well under 
 What is here: keep-alive connections pooled per origin (thread-safe; a connection serves one request at a
 time), responses read into the caller's buffer, file bodies sent with sendfile, redirects (Authorization is
 dropped when the origin changes), connect and read timeouts, and four exceptions under `TransportError`
-that `errors.py` turns into one-line messages. Auth, retries and statuses are the client's business.
+that `errors.py` turns into one-line messages (one of them, `UnknownHost`, says no retry can help). Auth,
+retries and statuses are the client's business.
 """
 
 from __future__ import annotations
@@ -42,6 +43,20 @@ class ConnectError(TransportError):
     """No connection: refused, unknown host, TLS handshake failed."""
 
 
+class UnknownHost(ConnectError):
+    """A host name that does not resolve: the name does not exist (EAI_NONAME) or has no address (EAI_NODATA).
+    Asking again gives the same answer, so it is never retried; EAI_AGAIN (no answer from the DNS server)
+    is transient and stays a plain ConnectError."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(f"cannot resolve {host}")
+        self.host = host
+
+
+# getaddrinfo's answers that no retry changes (EAI_NODATA is not defined everywhere)
+_NO_SUCH_NAME = frozenset(getattr(socket, n) for n in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, n))
+
+
 class Timeout(TransportError):
     pass
 
@@ -50,13 +65,21 @@ class ProtocolError(TransportError):
     """The connection closed early, or the peer sent something that is not HTTP/1.1."""
 
 
-def _wrap(exc: BaseException, *, connecting: bool = False) -> TransportError:
+def connect_error(exc: BaseException, host: str) -> ConnectError:
+    """A failure to connect to `host`: UnknownHost when its name does not resolve."""
+    if isinstance(exc, socket.gaierror) and exc.errno in _NO_SUCH_NAME:
+        return UnknownHost(host)
+    return ConnectError(str(exc) or type(exc).__name__)
+
+
+def _wrap(exc: BaseException, *, connecting: str | None = None) -> TransportError:
+    """`exc` as a TransportError; `connecting` is the host being connected to, if it was."""
     if isinstance(exc, TransportError):
         return exc
     if isinstance(exc, TimeoutError):
         err: TransportError = Timeout(f"timed out ({exc})" if str(exc) else "timed out")
-    elif connecting:
-        err = ConnectError(str(exc) or type(exc).__name__)
+    elif connecting is not None:
+        err = connect_error(exc, connecting)
     elif isinstance(exc, http.client.HTTPException):
         err = ProtocolError(str(exc) or type(exc).__name__)
     else:
@@ -248,7 +271,7 @@ class Transport:
                     conn.connect()
                 except (OSError, http.client.HTTPException) as exc:
                     conn.close()
-                    raise _wrap(exc, connecting=True) from exc
+                    raise _wrap(exc, connecting=origin[1]) from exc
             sent = [0]
             try:
                 _write_request(conn, method, target, headers, body, sent)
@@ -327,4 +350,5 @@ def _write_request(conn: http.client.HTTPConnection, method: str, target: str, h
                 body.on_bytes(n)
 
 
-__all__ = ["Body", "ConnectError", "FileBody", "ProtocolError", "Response", "Timeout", "Transport", "TransportError"]
+__all__ = ["Body", "ConnectError", "FileBody", "ProtocolError", "Response", "Timeout", "Transport", "TransportError",
+           "UnknownHost", "connect_error"]

@@ -26,6 +26,7 @@ from llmctl.oci.blobs import BlobWriter
 from llmctl.oci.layout import Store
 from llmctl.oci.reference import Reference
 from llmctl.oci.space import SpaceRule
+from llmctl.oci.registry import errors
 from llmctl.oci.registry.auth import repo_scope
 from llmctl.oci.registry.client import RegistryClient
 from llmctl.oci.registry.http11 import ProtocolError, Response, TransportError
@@ -208,7 +209,7 @@ def _fill(client: RegistryClient, store: Store, repository: str, desc: Descripto
                     raise ProtocolError("the connection closed before the blob was complete")
             except TransportError as exc:
                 failures = 1 if writer.size > before else failures + 1  # progress made: a fresh budget
-                if failures >= client.retry.attempts:
+                if failures >= client.retry.attempts or errors.is_unresolvable(exc):
                     raise client.transport_error(exc) from None
                 client.backoff(failures - 1)
         try:

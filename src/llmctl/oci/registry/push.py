@@ -26,6 +26,7 @@ from llmctl.oci import mediatypes as mt
 from llmctl.oci.descriptor import Descriptor, Manifest
 from llmctl.oci.layout import Store
 from llmctl.oci.reference import Reference
+from llmctl.oci.registry import errors
 from llmctl.oci.registry.auth import repo_scope
 from llmctl.oci.registry.client import RegistryClient
 from llmctl.oci.registry.http11 import FileBody, Response, TransportError
@@ -106,7 +107,7 @@ def push_blob(client: RegistryClient, store: Store, repository: str, desc: Descr
         except (TransportError, _Retryable) as exc:
             failures += 1
             tracker.rewind(key, sent[0])
-            if failures >= client.retry.attempts:
+            if failures >= client.retry.attempts or errors.is_unresolvable(exc):
                 if isinstance(exc, _Retryable):
                     raise exc.error from None
                 raise client.transport_error(exc) from None
