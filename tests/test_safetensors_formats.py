@@ -25,7 +25,7 @@ from llmctl.settings import Settings
 from safetensors_model import load_folder, make_model, parameter_count
 
 # The bundled gemma3:270m: one digest on every machine (fixed creation date, DMR-shaped config).
-BUNDLED_DIGEST = "sha256:f8f312437a5bd4279c5cbbcfd52c4ac4601c5427d3d46618494506f62c364090"
+BUNDLED_DIGEST = "sha256:e10c20e125a1f00081417163a48ad0bb94325f80fe830b6144905decd6ce1ece"
 T = "2025-08-14T00:00:00Z"
 DIFF = "sha256:" + "ab" * 32
 
@@ -43,7 +43,9 @@ MODEL_SPEC_EXAMPLE = {"descriptor": {"createdAt": "2025-01-01T00:00:00Z"},
 MODCTL = {"descriptor": {"createdAt": T, "family": "llama", "name": "tiny-llama"},
           "modelfs": {"type": "layers", "diffIds": [DIFF]},
           "config": {"architecture": "transformer", "format": "safetensors", "paramSize": "1.4k", "precision": "float16"}}
-# What llmctl wrote before this change: both spellings of the date, model-spec's files[] too.
+# What llmctl wrote before it wrote DMR's rootfs type: the image spec's "layers".
+LLMCTL_LAYERS_ROOTFS = {**DMR_BUILDER, "rootfs": {"type": "layers", "diff_ids": [DIFF]}}
+# What llmctl wrote before DMR's shape: both spellings of the date, model-spec's files[] too.
 PREVIOUS_LLMCTL = {"config": {"format": "gguf", "format_version": "3", "architecture": "gemma3", "parameters": "268.10 M",
                               "quantization": "Q4_K_M", "size": "253113024", "context_size": 32768,
                               "gguf": {"general.architecture": "gemma3", "gemma3.context_length": "32768"}},
@@ -52,7 +54,7 @@ PREVIOUS_LLMCTL = {"config": {"format": "gguf", "format_version": "3", "architec
 
 
 def test_configs_are_classified_as_docker_model_runner_does() -> None:
-    cases = [(DMR_BUILDER, False), (MODEL_SPEC_EXAMPLE, True), (MODCTL, True), (PREVIOUS_LLMCTL, True),
+    cases = [(DMR_BUILDER, False), (LLMCTL_LAYERS_ROOTFS, False), (MODEL_SPEC_EXAMPLE, True), (MODCTL, True), (PREVIOUS_LLMCTL, True),
              ({"config": {"paramSize": "8b"}}, True), ({"modelfs": {}}, True), ({"descriptor": "createdAt"}, False),
              ({"config": ["paramSize"]}, False), ([], False)]
     for config, modelpack in cases:
@@ -65,6 +67,10 @@ def test_configs_are_classified_as_docker_model_runner_does() -> None:
         written = build_config(facts, layers, T)
         assert is_modelpack_config(written) is False  # DMR reads every field llmctl writes
         assert facts_from_config(json.loads(written)) == facts
+    # the shape of DMR's builder, key for key and in its order (rootfs type "rootfs", not the image spec's "layers")
+    written = json.loads(build_config(facts_from_config(DMR_BUILDER), [Descriptor(mt.GGUF, DIFF, 253113024)], T))
+    assert written == DMR_BUILDER and list(written) == list(DMR_BUILDER)
+    assert list(written["config"]) == list(DMR_BUILDER["config"])
 
 
 def test_every_variant_reads_back_its_facts() -> None:
@@ -73,6 +79,7 @@ def test_every_variant_reads_back_its_facts() -> None:
         return f.format, f.architecture, f.parameters, f.quantization, f.context_size
 
     assert facts(DMR_BUILDER) == ("gguf", "gemma3", "268.10 M", "Q4_K_M", 32768)
+    assert facts(LLMCTL_LAYERS_ROOTFS) == facts(DMR_BUILDER)  # stores written before rootfs type "rootfs"
     assert facts(PREVIOUS_LLMCTL) == ("gguf", "gemma3", "268.10 M", "Q4_K_M", 32768)  # stores of the last version
     assert facts(MODEL_SPEC_EXAMPLE) == ("gguf", "llama", "1.10 B", "Q4_0", None)  # the context: from the header
     assert facts(MODCTL) == ("safetensors", "transformer", "1.4k", "float16", None)

@@ -87,7 +87,7 @@ def build_config(facts: ConfigFacts, layers: list[Descriptor], created: str | No
     document = {
         "config": config,
         "descriptor": {"created": created},
-        "rootfs": {"type": "layers", "diff_ids": [d.digest for d in layers]},
+        "rootfs": {"type": "rootfs", "diff_ids": [d.digest for d in layers]},
     }
     return json.dumps(document, indent=2).encode()
 
