@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from llmctl.api.plan import model_source, resolve_model
-from llmctl.api.plan_artifact import config_from_layer, config_layers
+from llmctl.artifact.layer_files import config_from_layer, config_layers
 from llmctl.errors import InvalidInput, NotFound, OfflineError, PlanError
 from llmctl.oci.reference import parse
 from llmctl.plan import find_catalog, load_gpu, render, solve

@@ -151,7 +151,7 @@ def _modelpack(store: Store, folder: Path, *, tar: bool) -> Manifest:
     return Manifest(cfg, tuple(layers), artifact_type=mt.CNCF_MANIFEST)
 
 
-def test_modelpack_safetensors_artifacts_read_and_export(model_folder, settings: Settings, tmp_path: Path) -> None:
+def test_modelpack_safetensors_artifacts_read_and_export(model_folder, settings: Settings, tmp_path: Path, cli) -> None:
     folder, tensors = model_folder
     store = Store(settings.store_dir).init()
     store.put_manifest(_modelpack(store, folder, tar=False), [parse("cncf/tiny:raw")])
@@ -165,6 +165,9 @@ def test_modelpack_safetensors_artifacts_read_and_export(model_folder, settings:
     assert raw.licenses == ("Apache License 2.0 (test model)\n",)
     tarred = get_model(settings, "cncf/tiny:tar")
     assert tarred.format == "safetensors" and tarred.weights == ()
+    assert tarred.facts == f  # config.json and the headers read from inside modctl's tar layers, as `plan` reads them
+    shown = json.loads(cli("show", "cncf/tiny:tar", "--json").stdout)
+    assert (shown["parameters"], shown["context_length"]) == (f.parameters, 2048)
     with pytest.raises(InvalidModel, match="is safetensors: llama.cpp serves GGUF"):
         tarred.require_gguf("cncf/tiny:tar")
 

@@ -11,13 +11,11 @@ bounds it), never the weights. A GGUF model is sized from its GGUF header (vLLM/
 from __future__ import annotations
 
 import hashlib
-import io
-import json
-import tarfile
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any
 
+from llmctl.artifact.layer_files import CONFIG_FILES, find_config_json
+from llmctl.artifact.layer_files import layer_path as _path
 from llmctl.errors import IntegrityError, InvalidInput, InvalidModel, NotFound
 from llmctl.oci import mediatypes as mt
 from llmctl.oci.descriptor import Descriptor, Manifest
@@ -25,16 +23,8 @@ from llmctl.oci.reference import Reference
 from llmctl.plan.weights import Weights
 from llmctl.settings import Settings
 
-MAX_CONFIG_JSON = 16 * 1024 * 1024
-"""A config.json larger than this is not a model config (the largest published ones are tens of KB)."""
-
 SAFETENSORS_LAYERS = (mt.DMR_SAFETENSORS, mt.CNCF_WEIGHT_SAFETENSORS)
 GGUF_LAYERS = (mt.GGUF, mt.OLLAMA_MODEL, mt.CNCF_WEIGHT_GGUF)
-CONFIG_ARCHIVES = (mt.DMR_CONFIG_ARCHIVE, mt.DMR_DIR_TAR, mt.CNCF_WEIGHT_CONFIG_TAR)
-"""Tars of model files: DMR's config archive (config.json, tokenizer and generation config), its whole-folder
-tar, modctl's one-file-per-tar config layer."""
-CONFIG_FILES = (mt.DMR_MODEL_FILE, mt.CNCF_WEIGHT_CONFIG)
-"""Layers that are one file, named by their path annotation."""
 PATH_TYPED_LAYERS = (*CONFIG_FILES, mt.CNCF_WEIGHT_RAW, mt.CNCF_WEIGHT_TAR)
 """Layers whose path annotation says what weights they hold: generic file layers, and modctl's default
 one-file tar layers (`model-00001-of-00002.safetensors` inside a `weight.v1.tar`)."""
@@ -51,22 +41,6 @@ class ArtifactModel:
     notes: tuple[str, ...] = ()
 
 
-def load_config_json(data: bytes, what: str) -> dict[str, Any]:
-    if len(data) > MAX_CONFIG_JSON:
-        raise InvalidInput(f"{what}: config.json is larger than {MAX_CONFIG_JSON // (1024 * 1024)} MiB")
-    try:
-        cfg = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{what}: config.json is not JSON ({exc})") from None
-    if not isinstance(cfg, dict):
-        raise InvalidInput(f"{what}: config.json is not a JSON object")
-    return cfg
-
-
-def _path(desc: Descriptor) -> str:
-    return desc.annotations.get(mt.ANNOTATION_FILEPATH) or desc.annotations.get(mt.ANNOTATION_TITLE) or ""
-
-
 def weight_format(manifest: Manifest) -> str | None:
     """safetensors, gguf, or None when the artifact has no weights llmctl knows."""
     for d in manifest.layers:
@@ -75,33 +49,6 @@ def weight_format(manifest: Manifest) -> str | None:
     if any(d.media_type in GGUF_LAYERS or _path(d).endswith(".gguf") for d in manifest.layers):
         return "gguf"
     return None
-
-
-def config_layers(manifest: Manifest) -> list[Descriptor]:
-    """The layers that may hold config.json, most likely first: a file layer whose path is config.json, then
-    archives (an archive layer named config.json, as modctl's one-file tars are, before the others)."""
-    files = [d for d in manifest.layers if d.media_type in CONFIG_FILES and PurePosixPath(_path(d)).name == "config.json"]
-    archives = [d for d in manifest.layers if d.media_type in CONFIG_ARCHIVES]
-    return files + sorted(archives, key=lambda d: PurePosixPath(_path(d)).name != "config.json")
-
-
-def config_from_layer(desc: Descriptor, data: bytes, what: str) -> dict[str, Any] | None:
-    """config.json from a file layer, or from an archive (None when the archive has none)."""
-    if desc.media_type not in CONFIG_ARCHIVES:
-        return load_config_json(data, what)
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-            members = [m for m in tar.getmembers() if m.isfile() and PurePosixPath(m.name).name == "config.json"]
-            member = min(members, key=lambda m: len(PurePosixPath(m.name).parts), default=None)
-            if member is None:
-                return None
-            if member.size > MAX_CONFIG_JSON:
-                raise InvalidInput(f"{what}: config.json is larger than {MAX_CONFIG_JSON // (1024 * 1024)} MiB")
-            handle = tar.extractfile(member)
-            assert handle is not None
-            return load_config_json(handle.read(), what)
-    except tarfile.TarError as exc:
-        raise InvalidModel(f"{what}: its config archive is not a tar file ({exc})") from None
 
 
 def weights_bytes(manifest: Manifest) -> int:
@@ -151,11 +98,7 @@ def _from_manifest(settings: Settings, ref: Reference, digest: str, manifest: Ma
                              (f"{what} is a GGUF model (llama.cpp); vLLM/SGLang plans need --model-source",))
     if fmt != "safetensors":
         return None
-    config = None
-    for desc in config_layers(manifest):
-        config = config_from_layer(desc, read(desc), what)
-        if config is not None:
-            break
+    config = find_config_json(manifest, read, what)
     if config is None:
         raise InvalidModel(f"{what}: a safetensors model without config.json (no config file or archive has one)",
                            hint="package it with `llmctl package --safetensors-dir DIR`")
@@ -183,7 +126,7 @@ def from_store_or_registry(settings: Settings, spec: str, *, pull: bool) -> Arti
         except NotFound:
             return _from_registry(settings, ref, what) if pull else None
     return _from_manifest(settings, ref, desc.digest, store.manifest(desc),
-                          lambda d: store.read_blob(d.digest), what, local=True)
+                          lambda d: store.open_blob(d.digest), what, local=True)
 
 
 def _from_registry(settings: Settings, ref: Reference, what: str) -> ArtifactModel | None:

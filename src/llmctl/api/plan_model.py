@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from llmctl.api.plan_artifact import ArtifactModel, from_store_or_registry, load_config_json
+from llmctl.api.plan_artifact import ArtifactModel, from_store_or_registry
+from llmctl.artifact.layer_files import load_config_json
 from llmctl.errors import AuthError, InvalidInput, LlmctlError, NotFound, OfflineError, RegistryError
 from llmctl.names import is_loopback
 from llmctl.plan.catalog import catalog, find_catalog

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from llmctl.artifact.model import layer_path, layer_role
+from llmctl.artifact.layer_files import layer_path
+from llmctl.artifact.model import layer_role
 from llmctl.errors import InvalidModel
 from llmctl.oci import mediatypes as mt
 from llmctl.oci.descriptor import Descriptor, Manifest

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from llmctl.artifact.build import ConfigFacts, facts_from_config
-from llmctl.errors import IntegrityError, InvalidModel
+from llmctl.artifact.layer_files import find_config_json, layer_path, tar_member
+from llmctl.errors import IntegrityError, InvalidInput, InvalidModel
 from llmctl.modelfile import Message
 from llmctl.oci import mediatypes as mt
 from llmctl.oci.descriptor import Descriptor, Manifest
@@ -72,11 +73,6 @@ LICENSE_NAMES = ("LICENSE", "LICENCE", "COPYING", "NOTICE")
 GENERIC_TYPES = (mt.DMR_MODEL_FILE, mt.CNCF_WEIGHT_RAW, mt.CNCF_DOC, mt.CNCF_CODE)
 
 
-def layer_path(desc: Descriptor) -> str:
-    """The layer's path in the model folder, from its annotations ("" when it has none)."""
-    return desc.annotations.get(mt.ANNOTATION_FILEPATH) or desc.annotations.get(mt.ANNOTATION_TITLE) or ""
-
-
 def layer_role(desc: Descriptor) -> str | None:
     role = mt.LAYER_ROLES.get(desc.media_type)
     if role or desc.media_type not in GENERIC_TYPES:
@@ -116,7 +112,7 @@ def load(store: Store, ref: Reference) -> Model:
     if weight_format_ == mt.FORMAT_GGUF:
         facts = _with_gguf_header(facts, parts.weights)
     else:
-        facts = _with_safetensors_headers(facts, parts.weights, store, manifest)
+        facts = _with_safetensors_headers(facts, parts.weights, store, manifest, ref.short())
     descriptor = config.get("descriptor") if isinstance(config.get("descriptor"), dict) else {}
     return Model(
         reference=ref,
@@ -211,21 +207,21 @@ def _one_format(ref: Reference, manifest: Manifest, formats: set[str | None]) ->
     raise InvalidModel(f"{ref.short()} has {what} weights; llmctl reads models of GGUF or safetensors weights")
 
 
-def _with_safetensors_headers(facts: ConfigFacts, weights: list[Path], store: Store, manifest: Manifest) -> ConfigFacts:
+def _with_safetensors_headers(facts: ConfigFacts, weights: list[Path], store: Store, manifest: Manifest,
+                              what: str) -> ConfigFacts:
     """A ModelPack config has no context length (and may lack the rest): read the weights' headers and the
-    model's own config.json layer, when it is stored as a plain file."""
+    model's own config.json, from plain file layers or from inside tar layers (modctl's default), as `plan`
+    finds it (`layer_files`)."""
     facts = replace(facts, format=mt.FORMAT_SAFETENSORS)
     if facts.architecture and facts.parameters and facts.quantization and facts.context_size:
         return facts
     from llmctl.artifact.gguf_meta import format_parameters
-    from llmctl.artifact.safetensors_meta import read_config_json, read_safetensors, safetensors_facts
+    from llmctl.artifact.safetensors_meta import read_safetensors, safetensors_facts
 
-    config_layer = next((d for d in manifest.layers if layer_role(d) == mt.ROLE_FILE and layer_path(d) == "config.json"),
-                        None)
     try:
-        infos = [read_safetensors(w) for w in weights]
-        hf_config = read_config_json(store.blob_path(config_layer.digest)) if config_layer is not None else None
-    except InvalidModel:
+        infos = [read_safetensors(w) for w in weights] + _tarred_headers(store, manifest)
+        hf_config = find_config_json(manifest, lambda d: store.open_blob(d.digest), what)
+    except InvalidInput:  # InvalidModel too: `show` shows what the config has
         return facts
     found = safetensors_facts(infos, hf_config)
     return replace(
@@ -235,6 +231,25 @@ def _with_safetensors_headers(facts: ConfigFacts, weights: list[Path], store: St
         quantization=facts.quantization or found.quantization,
         context_size=facts.context_size or found.context_size,
     )
+
+
+def _tarred_headers(store: Store, manifest: Manifest) -> list[Any]:
+    """The safetensors headers of weights kept inside tar layers (modctl's default `weight.v1.tar`): each
+    layer's member is found from the tar headers and only its own header is read, never the tensors."""
+    from llmctl.artifact.safetensors_meta import read_safetensors_at
+
+    infos = []
+    for d in manifest.layers:
+        if d.media_type != mt.CNCF_WEIGHT_TAR:
+            continue
+        path = store.blob_path(d.digest)
+        with store.open_blob(d.digest) as blob:
+            member = tar_member(blob, lambda m: m.name.lower().endswith(".safetensors"), str(path))
+            if member is None:
+                continue
+            blob.seek(member.offset_data)
+            infos.append(read_safetensors_at(blob, member.size, path))
+    return infos
 
 
 def _with_gguf_header(facts: ConfigFacts, weights: list[Path]) -> ConfigFacts:

@@ -19,7 +19,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from llmctl.errors import InvalidModel
 
@@ -75,14 +75,19 @@ def read_safetensors(path: Path) -> SafetensorsInfo:
     except IsADirectoryError:
         raise InvalidModel(f"{path}: is a directory, expected a safetensors file") from None
     with f:
-        size = os.fstat(f.fileno()).st_size
-        head = f.read(8)
-        if len(head) < 8:
-            raise InvalidModel(f"{path}: not a safetensors file (shorter than its 8-byte header length)")
-        n = int.from_bytes(head, "little")
-        if n < 2 or n > MAX_HEADER or 8 + n > size:
-            raise InvalidModel(f"{path}: not a safetensors file (header length {n} for a {size}-byte file)")
-        raw = f.read(n)
+        return read_safetensors_at(f, os.fstat(f.fileno()).st_size, path)
+
+
+def read_safetensors_at(f: BinaryIO, size: int, path: Path) -> SafetensorsInfo:
+    """The header of the `size`-byte safetensors file that starts at `f`'s position: a file, or a member of a
+    tar layer (modctl's default layers) with `f` at its data; `path` names it in errors."""
+    head = f.read(8)
+    if len(head) < 8:
+        raise InvalidModel(f"{path}: not a safetensors file (shorter than its 8-byte header length)")
+    n = int.from_bytes(head, "little")
+    if n < 2 or n > MAX_HEADER or 8 + n > size:
+        raise InvalidModel(f"{path}: not a safetensors file (header length {n} for a {size}-byte file)")
+    raw = f.read(n)
     if len(raw) < n:
         raise InvalidModel(f"{path}: truncated safetensors header")
     try:

@@ -16,7 +16,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator
 
 from llmctl.errors import IntegrityError, InvalidModel, NotFound
 from llmctl.oci import mediatypes as mt
@@ -114,6 +114,13 @@ class Store:
     def read_blob(self, digest: str) -> bytes:
         try:
             return self.blob_path(digest).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest} is missing from the store (run `llmctl verify`)") from None
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        """The blob as a seekable file, for reading a part of it (a tar member, a header) without all of it."""
+        try:
+            return open(self.blob_path(digest), "rb")
         except FileNotFoundError:
             raise NotFound(f"blob {digest} is missing from the store (run `llmctl verify`)") from None
 
