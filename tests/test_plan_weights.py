@@ -93,6 +93,24 @@ def test_oci_image_volume_mounts_the_artifact_and_needs_kubernetes_1_33():
     assert any("image" in p for p in validate_k8s(objs, min_version="1.30").problems)  # no volumes[].image in 1.30
 
 
+def test_image_volume_folder_holds_what_the_link_step_unpacks():
+    """Links take no room; tar layers are unpacked into the folder: modctl's default tars hold the weights."""
+    plan = plan_for("llama3.1:8b")
+
+    def folder_limit(weights: Weights) -> int:
+        (_, tpl), *_ = engine_pods(k8s(plan, "lws", weights=weights, weights_mode="image-volume"))
+        volumes = {v["name"]: v for v in tpl["spec"]["volumes"]}
+        return int(volumes["models"]["emptyDir"]["sizeLimit"].removesuffix("Gi")) * 2**30
+
+    assert folder_limit(OCI) == 2 * 2**30  # raw layers: links and the small config archive
+    small_tar = Weights("oci", REF, size_bytes=OCI.size_bytes, name="llama-v1", unpacked_bytes=20 * 2**20)
+    assert folder_limit(small_tar) == 2 * 2**30
+    tarred = Weights("oci", REF, size_bytes=OCI.size_bytes, name="llama-v1", unpacked_bytes=OCI.size_bytes)
+    exported = int({v["name"]: v for v in engine_pods(k8s(plan, "lws", weights=OCI))[0][1]["spec"]["volumes"]}[
+        "models"]["emptyDir"]["sizeLimit"].removesuffix("Gi")) * 2**30
+    assert folder_limit(tarred) == exported >= OCI.size_bytes  # sized as the init container's export volume
+
+
 def test_pvc_source_is_mounted_read_only_and_refused_off_kubernetes():
     plan = plan_for("llama3.1:70b")
     objs = k8s(plan, "lws", weights=parse_model_source("pvc:model-cache/llama/70b"))

@@ -216,6 +216,8 @@ def test_modelpack_artifacts_pushed_by_oras_pull_export_and_plan(model_folder, r
         resolved = resolve_model(settings, name)  # from the registry: nothing stored
         assert resolved.profile.num_layers == 1 and resolved.profile.hidden_size == 16
         assert resolved.weights is not None and resolved.weights.kind == "oci" and "@sha256:" in resolved.weights.ref
+        # what an image volume's link step unpacks (and its folder must hold): every tar layer, weights included
+        assert resolved.weights.unpacked_bytes == (sum(f.stat().st_size for f in stage.iterdir()) if tar else 0)
         assert all(e.reference.tag != tag for e in Store(settings.store_dir).init().entries())
         pull(settings, name)
         assert get_model(settings, name).format == "safetensors"

@@ -64,7 +64,8 @@ def folder_name(ref: Reference) -> str:
 def _oci_weights(ref: Reference, digest: str, manifest: Manifest) -> Weights:
     """Pinned by digest alone: a reference with both tag and digest is refused by some tools (skopeo)."""
     pinned = Reference(ref.registry, ref.repository, None, digest)
-    return Weights("oci", str(pinned), size_bytes=weights_bytes(manifest), name=folder_name(ref))
+    tars = sum(d.size for d in manifest.layers if mt.LAYER_ROLES.get(d.media_type) == mt.ROLE_ARCHIVE)
+    return Weights("oci", str(pinned), size_bytes=weights_bytes(manifest), name=folder_name(ref), unpacked_bytes=tars)
 
 
 def _fetch_blob(client: Any, repository: str, desc: Descriptor, limit: int, what: str) -> bytes:

@@ -55,7 +55,9 @@ a PVC the init container fills gets the pod's fsGroup, changed only when its roo
 800 GB claim is not re-chowned on every start)."""
 
 SMALL_VOLUME = 2 * GiB
-"""Image-volume mode: the folder holds links and the unpacked config/tokenizer files only."""
+"""Image-volume mode: the folder holds links and the unpacked config/tokenizer files; an artifact whose tar
+layers hold more (modctl's default tars the weights too) gets a volume sized from them, as `_models_volume`
+sizes one for an export."""
 SIZE_MARGIN = 1.05
 """emptyDir sizeLimit: the weights plus 5% and 1 GiB (the export's store metadata, the Hugging Face cache's
 bookkeeping, the lock file)."""
@@ -102,7 +104,12 @@ def _models_volume(opts: RenderOptions, size: int) -> dict[str, Any]:
     claim = opts.weights_claim
     if claim:
         return {"name": VOLUME, "persistentVolumeClaim": {"claimName": claim}}
-    return {"name": VOLUME, "emptyDir": {"sizeLimit": gib_quantity(int(size * SIZE_MARGIN) + GiB)}}
+    return {"name": VOLUME, "emptyDir": {"sizeLimit": gib_quantity(_room_for(size))}}
+
+
+def _room_for(size: int) -> int:
+    """An emptyDir's bytes for `size` bytes of files (see SIZE_MARGIN)."""
+    return int(size * SIZE_MARGIN) + GiB
 
 
 def startup_seconds(size: int, *, downloads: bool) -> int:
@@ -130,9 +137,10 @@ def pod_weights(plan: Plan, weights: Weights, opts: RenderOptions) -> PodWeights
 
 def _image_volume(out: PodWeights, weights: Weights, opts: RenderOptions) -> None:
     """The kubelet mounts the artifact; the init step links its files into the folder the engine loads."""
+    folder = max(SMALL_VOLUME, _room_for(weights.unpacked_bytes))  # tarred weights are unpacked into it
     out.volumes += [
         {"name": ARTIFACT_VOLUME, "image": {"reference": weights.ref, "pullPolicy": "IfNotPresent"}},
-        {"name": VOLUME, "emptyDir": {"sizeLimit": gib_quantity(SMALL_VOLUME)}},
+        {"name": VOLUME, "emptyDir": {"sizeLimit": gib_quantity(folder)}},
     ]
     if opts.pull_secret:
         out.image_pull_secrets.append({"name": opts.pull_secret})

@@ -58,6 +58,8 @@ class Weights:
     claim name. `path`: for `pvc:`, the folder inside the claim. `size_bytes`: the bytes a pod stores (sizes
     the emptyDir and the start-up probe), 0 when unknown. `gated`: a Hugging Face model whose download needs
     a token, so the token Secret is required rather than optional. `name`: a short name for the folder.
+    `unpacked_bytes`: for `oci:`, the bytes of its tar layers (modctl's default keeps even the weights in
+    tars), which an image volume's link step unpacks into the folder rather than linking.
     """
 
     kind: str
@@ -66,6 +68,7 @@ class Weights:
     size_bytes: int = 0
     gated: bool = False
     name: str = ""
+    unpacked_bytes: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
