@@ -22,6 +22,7 @@ import logging
 import re
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, TypeVar
 
 from starlette.requests import Request
@@ -226,52 +227,71 @@ async def respond(gw: Gateway, request: Request, route: str, model: str, work: C
         progress.status(text)
     start_job(gw, progress, work, verb)
     gw.metrics.in_flight.inc()
-
-    def end(code: int, kind: str | None = None) -> None:
-        gw.metrics.in_flight.dec()
-        # no model label on 404s, as in `server.app._count_error`: names a client made up must not grow the label set
-        gw.finish(route, "" if code == 404 else model, code, kind)
-
-    def final(result: Any) -> list[dict[str, Any]]:
-        return [{"status": text} for text in last(result)] + [{"status": "success"}]
-
-    async def first_news() -> tuple[str, Any, list[dict[str, Any]]]:
-        """Until the outcome, or (streamed) the work's first report: until then the status code is open,
-        so an error before any progress still gets its own (Ollama's `streamResponse` does the same)."""
-        held: list[dict[str, Any]] = []
-        while True:
-            kind, item = await progress.queue.get()
-            if kind != "line":
-                return kind, item, held
-            if stream:
-                held.append(item)
-                if len(held) > len(first):
-                    return kind, item, held
-
+    job = _Job(gw, route, model, progress, first, last, stream)
     try:
-        kind, item, head = await until_disconnect(request, first_news())
+        kind, item, head = await until_disconnect(request, job.first_news())
     except (ClientGone, asyncio.CancelledError) as exc:  # the client left, or the server is stopping
         progress.cancel()
-        end(CLIENT_CLOSED, "cancelled")
+        job.end(CLIENT_CLOSED, "cancelled")
         if isinstance(exc, asyncio.CancelledError):
             raise
         return Response(status_code=CLIENT_CLOSED)
     if kind == "error":
         err = job_error(item)
-        end(err.status, "client" if err.status < 500 else "server")
+        job.end(err.status, _error_kind(err))
         return errors.response(err, False)
     if not stream:
-        end(200)
-        return JSONResponse(final(item)[-1])  # Ollama's waitForStream: the last status alone
-    state: dict[str, Any] = {"kind": None}
-    done: tuple[str, Any] | None = (kind, item) if kind == "done" else None
+        job.end(200)
+        return JSONResponse(job.final(item)[-1])  # Ollama's waitForStream: the last status alone
+    return EventStream(job.lines(head, (kind, item) if kind == "done" else None), media_type=NDJSON,
+                       on_close=job.on_close)
 
-    async def lines() -> AsyncIterator[bytes]:
+
+def _error_kind(err: GatewayError) -> str:
+    return "client" if err.status < 500 else "server"
+
+
+@dataclass
+class _Job:
+    """One `respond`: its progress queue read as status lines, and its metrics closed once, however it ends."""
+
+    gw: Gateway
+    route: str
+    model: str
+    progress: QueueProgress
+    first: tuple[str, ...]
+    last: Callable[[Any], tuple[str, ...]]
+    stream: bool
+    error_kind: str | None = None  # of an error that ended a stream already answered 200
+
+    def end(self, code: int, kind: str | None = None) -> None:
+        self.gw.metrics.in_flight.dec()
+        # no model label on 404s, as in `server.app._count_error`: names a client made up must not grow the label set
+        self.gw.finish(self.route, "" if code == 404 else self.model, code, kind)
+
+    def final(self, result: Any) -> list[dict[str, Any]]:
+        return [{"status": text} for text in self.last(result)] + [{"status": "success"}]
+
+    async def first_news(self) -> tuple[str, Any, list[dict[str, Any]]]:
+        """Until the outcome, or (streamed) the work's first report: until then the status code is open,
+        so an error before any progress still gets its own (Ollama's `streamResponse` does the same)."""
+        held: list[dict[str, Any]] = []
+        while True:
+            kind, item = await self.progress.queue.get()
+            if kind != "line":
+                return kind, item, held
+            if self.stream:
+                held.append(item)
+                if len(held) > len(self.first):
+                    return kind, item, held
+
+    async def lines(self, head: list[dict[str, Any]], done: tuple[str, Any] | None) -> AsyncIterator[bytes]:
+        """The stream's body: what `first_news` held, then every report to the outcome, then the last lines."""
         for h in head:
             yield _line(h)
         outcome = done
         while outcome is None:
-            k, it = await progress.queue.get()
+            k, it = await self.progress.queue.get()
             if k == "line":
                 yield _line(it)
             else:
@@ -279,15 +299,13 @@ async def respond(gw: Gateway, request: Request, route: str, model: str, work: C
         k, it = outcome
         if k == "error":
             err = job_error(it)
-            state["kind"] = "client" if err.status < 500 else "server"
+            self.error_kind = _error_kind(err)
             yield errors.stream_error_line(err, False)
             return
-        for line in final(it):
+        for line in self.final(it):
             yield _line(line)
 
-    def on_close(cancelled: bool) -> None:
+    def on_close(self, cancelled: bool) -> None:
         if cancelled:
-            progress.cancel()
-        end(CLIENT_CLOSED if cancelled else 200, "cancelled" if cancelled else state["kind"])
-
-    return EventStream(lines(), media_type=NDJSON, on_close=on_close)
+            self.progress.cancel()
+        self.end(CLIENT_CLOSED if cancelled else 200, "cancelled" if cancelled else self.error_kind)
