@@ -69,65 +69,80 @@ def build_modelfile(settings: Settings, name: str, body: Mapping[str, Any]) -> t
     Raises a 400 for anything `llmctl create` would refuse later, so a bad request never starts a stream.
     """
     from llmctl.api.models import open_store, parse_name
-    from llmctl.modelfile import Command, Message, Modelfile, parse, render_modelfile
 
     parse_name(settings, name)  # InvalidReference: a 400 before anything starts
     store = open_store(settings)
     text = body.get("modelfile")
-    if text is not None:
-        if not isinstance(text, str):
-            raise GatewayError(400, "modelfile must be a string", param="modelfile")
-        given = [k for k in JSON_FIELDS if body.get(k) not in (None, "", [], {})]
-        if given:
-            raise GatewayError(400, f"give either `modelfile` or the JSON fields ({', '.join(given)}), not both")
-        parsed = parse(text)
-        commands = [Command(c.name, str(_blob(store, c.args[1:], "FROM" if c.name == "model" else "ADAPTER"))
-                            if c.name in ("model", "adapter") and c.args.startswith("@sha256:") else c.args, c.line)
-                    for c in parsed.commands]
-        modelfile = Modelfile(commands)
-    else:
-        base, files = body.get("from"), body.get("files")
-        if base and files:
-            raise GatewayError(400, "give either `from` (a model) or `files` (uploaded GGUF blobs), not both")
-        if base:
-            if not isinstance(base, str):
-                raise GatewayError(400, "from must be a model name", param="from")
-            froms = [base]
-        elif files:
-            froms = [str(_blob(store, digest, f"files[{fname!r}]")) for fname, digest in _named_digests(files, "files")]
-            if any(not fname.endswith(".gguf") for fname in files):
-                raise GatewayError(400, "only GGUF files can be imported (safetensors must be converted first)",
-                                   param="files")
-        else:
-            raise GatewayError(400, "neither 'from' or 'files' was specified")
-        adapters = [str(_blob(store, digest, f"adapters[{fname!r}]"))
-                    for fname, digest in _named_digests(body.get("adapters") or {}, "adapters")]
-        license_ = body.get("license")
-        licenses = [license_] if isinstance(license_, str) else license_ or []
-        if not isinstance(licenses, list) or not all(isinstance(x, str) for x in licenses):
-            raise GatewayError(400, "license must be a string or a list of strings", param="license")
-        messages = body.get("messages") or []
-        if not isinstance(messages, list) or not all(
-                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content", ""), str)
-                for m in messages):
-            raise GatewayError(400, "messages must be a list of {role, content} objects", param="messages")
-        parameters = body.get("parameters") or {}
-        if not isinstance(parameters, dict):
-            raise GatewayError(400, "parameters must be an object", param="parameters")
-        for key in ("template", "system"):
-            if body.get(key) is not None and not isinstance(body.get(key), str):
-                raise GatewayError(400, f"{key} must be a string", param=key)
-        text = render_modelfile(  # InvalidInput (a 400) for what no Modelfile can say
-            froms=froms, template=body.get("template"), system=body.get("system"), parameters=parameters,
-            messages=[Message(m["role"], m.get("content", "")) for m in messages], adapters=adapters,
-            licenses=licenses)
-        try:
-            modelfile = parse(text)  # checks every PARAMETER as `ollama create` does
-        except InvalidModelfile as exc:
-            raise GatewayError(400, exc.reason) from None
+    modelfile = _from_modelfile_text(store, body, text) if text is not None else _from_json_fields(store, body)
     _only_blobs(modelfile, store.blobs_dir)
     check_modelfile(settings, modelfile)
     return modelfile, store.blobs_dir
+
+
+def _from_modelfile_text(store: Any, body: Mapping[str, Any], text: Any) -> Any:
+    """An older client's `modelfile`: its text, with `@sha256:<hex>` FROM/ADAPTER files as uploaded blobs."""
+    from llmctl.modelfile import Command, Modelfile, parse
+
+    if not isinstance(text, str):
+        raise GatewayError(400, "modelfile must be a string", param="modelfile")
+    given = [k for k in JSON_FIELDS if body.get(k) not in (None, "", [], {})]
+    if given:
+        raise GatewayError(400, f"give either `modelfile` or the JSON fields ({', '.join(given)}), not both")
+    parsed = parse(text)
+    commands = [Command(c.name, str(_blob(store, c.args[1:], "FROM" if c.name == "model" else "ADAPTER"))
+                        if c.name in ("model", "adapter") and c.args.startswith("@sha256:") else c.args, c.line)
+                for c in parsed.commands]
+    return Modelfile(commands)
+
+
+def _from_json_fields(store: Any, body: Mapping[str, Any]) -> Any:
+    """A current client's JSON fields, checked one by one (a 400 names the field), rendered and re-parsed as
+    `ollama create` checks every PARAMETER."""
+    from llmctl.modelfile import Message, parse, render_modelfile
+
+    froms = _froms(store, body)
+    adapters = [str(_blob(store, digest, f"adapters[{fname!r}]"))
+                for fname, digest in _named_digests(body.get("adapters") or {}, "adapters")]
+    license_ = body.get("license")
+    licenses = [license_] if isinstance(license_, str) else license_ or []
+    if not isinstance(licenses, list) or not all(isinstance(x, str) for x in licenses):
+        raise GatewayError(400, "license must be a string or a list of strings", param="license")
+    messages = body.get("messages") or []
+    if not isinstance(messages, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content", ""), str)
+            for m in messages):
+        raise GatewayError(400, "messages must be a list of {role, content} objects", param="messages")
+    parameters = body.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise GatewayError(400, "parameters must be an object", param="parameters")
+    for key in ("template", "system"):
+        if body.get(key) is not None and not isinstance(body.get(key), str):
+            raise GatewayError(400, f"{key} must be a string", param=key)
+    text = render_modelfile(  # InvalidInput (a 400) for what no Modelfile can say
+        froms=froms, template=body.get("template"), system=body.get("system"), parameters=parameters,
+        messages=[Message(m["role"], m.get("content", "")) for m in messages], adapters=adapters,
+        licenses=licenses)
+    try:
+        return parse(text)
+    except InvalidModelfile as exc:
+        raise GatewayError(400, exc.reason) from None
+
+
+def _froms(store: Any, body: Mapping[str, Any]) -> list[str]:
+    """`from` (a model name) or `files` (uploaded GGUF blobs by file name), never both."""
+    base, files = body.get("from"), body.get("files")
+    if base and files:
+        raise GatewayError(400, "give either `from` (a model) or `files` (uploaded GGUF blobs), not both")
+    if base:
+        if not isinstance(base, str):
+            raise GatewayError(400, "from must be a model name", param="from")
+        return [base]
+    if not files:
+        raise GatewayError(400, "neither 'from' or 'files' was specified")
+    froms = [str(_blob(store, digest, f"files[{fname!r}]")) for fname, digest in _named_digests(files, "files")]
+    if any(not fname.endswith(".gguf") for fname in files):
+        raise GatewayError(400, "only GGUF files can be imported (safetensors must be converted first)", param="files")
+    return froms
 
 
 def check_modelfile(settings: Settings, modelfile: Any) -> None:
