@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 from llmctl.errors import IntegrityError, InvalidModel, RegistryError
 from llmctl.oci import mediatypes as mt
@@ -163,50 +164,30 @@ def _download_once(client: RegistryClient, store: Store, repository: str, desc: 
 
 def _fill(client: RegistryClient, store: Store, repository: str, desc: Descriptor, tracker: Tracker,
           writer: BlobWriter, *, fresh: bool) -> tuple[int, int]:
+    """Complete `writer` from the registry, resuming what it holds, then commit it against the digest;
+    returns (bytes resumed, bytes downloaded). A broken transfer is retried from where it broke, with a
+    fresh retry budget whenever bytes arrived; a name that does not resolve is not retried."""
     where = f"blob {desc.digest}"
     with writer:
         if fresh or writer.size > desc.size:
             writer.truncate()
         resumed = writer.size
         key = tracker.start(desc.digest, desc.size, resumed)
-        counted = resumed
+        counted = resumed  # what the tracker counts for this blob: taken back if it starts over
+
+        def restart() -> None:
+            nonlocal counted
+            tracker.rewind(key, counted)
+            counted = 0
+            writer.truncate()
+
         failures = 0
         while writer.size < desc.size:
             tracker.check()
             before = writer.size
-            headers = {"Accept-Encoding": "identity"}
-            if writer.size:
-                headers["Range"] = f"bytes={writer.size}-"
             try:
-                resp = client.request("GET", f"/v2/{repository}/blobs/{desc.digest}", headers=headers, stream=True,
-                                      scopes=(repo_scope(repository, "pull"),), follow_redirects=True,
-                                      raw_errors=True)
-                try:
-                    if resp.status_code == 206:
-                        m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
-                        if not m or int(m.group(1)) != writer.size:
-                            raise RegistryError(f"{client.registry} answered a Range request for {where} with "
-                                                f"the wrong range ({resp.headers.get('Content-Range')})")
-                    elif resp.status_code == 200:
-                        if writer.size:  # the server ignored Range: take the whole blob again
-                            tracker.rewind(key, counted)
-                            counted = 0
-                            writer.truncate()
-                    elif resp.status_code == 416:
-                        tracker.rewind(key, counted)
-                        counted = 0
-                        writer.truncate()
-                        continue
-                    else:
-                        raise client.error(resp, where)
-                    # one byte more than the descriptor's size is enough to fail the digest check
-                    counted += _copy_body(resp, writer, desc.size + 1, tracker, key)
-                finally:
-                    resp.close()
-                if writer.size > desc.size:
-                    break
-                if writer.size < desc.size:
-                    raise ProtocolError("the connection closed before the blob was complete")
+                written = _fetch_rest(client, repository, desc, tracker, writer, key, restart)
+                counted += written  # not `counted += _fetch_rest(...)`: a restart inside resets it
             except TransportError as exc:
                 failures = 1 if writer.size > before else failures + 1  # progress made: a fresh budget
                 if failures >= client.retry.attempts or errors.is_unresolvable(exc):
@@ -222,6 +203,40 @@ def _fill(client: RegistryClient, store: Store, repository: str, desc: Descripto
                                  f"match the digest; nothing was stored") from None
         tracker.finish(key, "resumed" if resumed else "done")
         return resumed, writer.size - resumed
+
+
+def _fetch_rest(client: RegistryClient, repository: str, desc: Descriptor, tracker: Tracker, writer: BlobWriter,
+                key: str, restart: Callable[[], None]) -> int:
+    """One GET of what `writer` lacks (a Range request when it holds a part); returns the bytes it wrote.
+    A server that ignores the Range, or answers 416, starts the blob over (`restart`); a body that ends
+    early raises ProtocolError (a TransportError: the caller resumes)."""
+    where = f"blob {desc.digest}"
+    headers = {"Accept-Encoding": "identity"}
+    if writer.size:
+        headers["Range"] = f"bytes={writer.size}-"
+    resp = client.request("GET", f"/v2/{repository}/blobs/{desc.digest}", headers=headers, stream=True,
+                          scopes=(repo_scope(repository, "pull"),), follow_redirects=True, raw_errors=True)
+    try:
+        if resp.status_code == 206:
+            m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+            if not m or int(m.group(1)) != writer.size:
+                raise RegistryError(f"{client.registry} answered a Range request for {where} with "
+                                    f"the wrong range ({resp.headers.get('Content-Range')})")
+        elif resp.status_code == 416:  # the Range refused: take the whole blob again, on the next GET
+            restart()
+            return 0
+        elif resp.status_code == 200:
+            if writer.size:  # the server ignored Range: take the whole blob again
+                restart()
+        else:
+            raise client.error(resp, where)
+        # one byte more than the descriptor's size is enough to fail the digest check
+        written = _copy_body(resp, writer, desc.size + 1, tracker, key)
+    finally:
+        resp.close()
+    if writer.size < desc.size:
+        raise ProtocolError("the connection closed before the blob was complete")
+    return written
 
 
 def _copy_body(resp: Response, writer: BlobWriter, stop_at: int, tracker: Tracker, key: str) -> int:
