@@ -7,7 +7,8 @@ follow Ollama's scheduler so its users meet no surprises:
 - a request for a model that is loading waits for that one load (a lock per model), it never fails or
   starts a second engine;
 - after its last request an engine stays for the request's `keep_alive` (default: `serve --keep-alive`):
-  0 unloads as soon as the model is idle, a negative value keeps it forever;
+  0 unloads as soon as the model is idle, a negative value keeps it forever (`keepalive.py` parses it,
+  `expiry.py` stops engines whose time ran out);
 - beyond `max_loaded` engines the least recently used idle one is stopped first; if every engine is busy
   the new load waits for one to become idle;
 - an engine that dies is dropped (requests in flight fail with a clear error) and the next request for
@@ -34,6 +35,7 @@ from typing import Any, Callable
 from llmctl.artifact.model import Model
 from llmctl.errors import Busy, EngineError
 from llmctl.names import short
+from llmctl.runtime.expiry import Reaper, exit_reason, expiry
 from llmctl.runtime.keepalive import MAX_KEEP_ALIVE, parse_keep_alive
 from llmctl.settings import Settings
 
@@ -114,22 +116,16 @@ class Scheduler:
         self._pending: dict[str, int] = {}  # key -> requests holding or waiting for its engine
         self._models: dict[str, tuple[tuple[int, int, int], Model]] = {}
         self._idle = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._reaper: asyncio.Task[None] | None = None
+        self._reaper = Reaper(lambda: self._runners.values(), self._locked, self._drop)
         self._closing = False
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
-        self._reaper = asyncio.create_task(self._reap_loop(), name="llmctl-keepalive")
+        self._reaper.start()
 
     async def close(self) -> None:
         self._closing = True
-        if self._reaper is not None:
-            self._reaper.cancel()
-            try:
-                await self._reaper
-            except asyncio.CancelledError:
-                pass
+        await self._reaper.close()
         runners = list(self._runners.values())
         self._runners.clear()
         await asyncio.gather(*(self._stop(r, "shutdown") for r in runners), return_exceptions=True)
@@ -195,7 +191,7 @@ class Scheduler:
 
     async def _hold(self, key: str, name: str, model: Model, mode: str, ka: float | None) -> tuple[Runner, float]:
         """The running engine for `key` (started first if needed), with one more request on it."""
-        lock = self._locks.setdefault(key, asyncio.Lock())
+        lock = self._lock(key)
         async with lock:
             runner = self._runners.get(key)
             if runner is not None and not runner.process.alive():
@@ -209,7 +205,7 @@ class Scheduler:
             runner.active += 1
             runner.requests += 1
             runner.last_used = time.monotonic()
-            runner.expires_at = None if ka is None else time.time() + ka
+            runner.expires_at = expiry(ka)
         return runner, waited
 
     def release(self, lease: Lease) -> None:
@@ -221,10 +217,10 @@ class Scheduler:
         self._dequeue(runner.key)
         runner.active -= 1
         runner.last_used = time.monotonic()
-        runner.expires_at = None if lease.keep_alive is None else time.time() + lease.keep_alive
+        runner.expires_at = expiry(lease.keep_alive)
         if runner.active == 0:
             self._idle.set()
-            self._wake.set()  # the reaper recomputes its next deadline
+            self._reaper.wake()  # it recomputes its next deadline
 
     async def engine_failed(self, runner: Runner) -> str | None:
         """After an upstream error: if the engine died, drop it and say how; None if it is still alive."""
@@ -234,7 +230,7 @@ class Scheduler:
             await asyncio.sleep(0.05)
         else:
             return None
-        how = _exit_reason(runner.process)
+        how = exit_reason(runner.process)
         if self._runners.get(runner.key) is runner:
             await self._drop(runner, "crashed")
         return f"the engine for {runner.name} (pid {runner.process.pid}) {how}; it restarts on the next request"
@@ -244,7 +240,7 @@ class Scheduler:
         model = await self.resolve(name)
         stopped = [r for r in list(self._runners.values()) if r.model.digest == model.digest]
         for runner in stopped:
-            lock = self._locks.setdefault(runner.key, asyncio.Lock())
+            lock = self._lock(runner.key)
             async with lock:
                 if self._runners.get(runner.key) is runner:
                     await self._drop(runner, "unload")
@@ -335,45 +331,13 @@ class Scheduler:
         except Exception as exc:  # a process that will not stop must not take the gateway down
             log.warning("stopping the engine of %s: %s", runner.name, exc)
 
-    async def _reap_loop(self) -> None:
-        """Sleep until the next expiry (at most 1 s, to notice dead engines), or until woken by a release."""
-        while True:
-            now = time.time()
-            due = [r.expires_at - now for r in self._runners.values() if r.active == 0 and r.expires_at is not None]
-            delay = max(0.01, min([1.0, *due]))
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            try:
-                await self._reap_once()
-            except Exception:  # keep the timer alive whatever one pass meets
-                log.exception("keep-alive pass failed")
+    def _lock(self, key: str) -> asyncio.Lock:
+        """The lock of one engine key: its load, its unload and its expiry take turns."""
+        return self._locks.setdefault(key, asyncio.Lock())
 
-    async def _reap_once(self) -> None:
-        now = time.time()
-        for runner in list(self._runners.values()):
-            if runner.active:
-                continue
-            lock = self._locks.setdefault(runner.key, asyncio.Lock())
-            if lock.locked():
-                continue
-            if not runner.process.alive():
-                log.warning("the engine of %s (pid %s) %s", runner.name, runner.process.pid, _exit_reason(runner.process))
-                await self._drop(runner, "crashed")
-            elif runner.expires_at is not None and runner.expires_at <= now:
-                await self._drop(runner, "expired")
-
-
-def _exit_reason(process: Any) -> str:
-    from llmctl.runtime.cpu import signal_name
-
-    code = process.proc.poll()
-    sig = signal_name(code)
-    if sig:
-        return f"was killed by {sig}"
-    return f"exited with status {code}" if code is not None else "stopped answering"
+    def _locked(self, runner: Runner) -> bool:
+        """Whether a load or an unload of `runner`'s model holds its lock (the reaper leaves it alone)."""
+        return self._lock(runner.key).locked()
 
 
 def _first_line(text: str) -> str:
