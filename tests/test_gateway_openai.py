@@ -7,6 +7,7 @@ OpenAI endpoint. Both paths must look the same to a client.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -250,3 +251,52 @@ def test_metrics_after_traffic(gateway: RunningGateway, client: openai.OpenAI) -
     while metric_value(gateway.metrics(), "llmctl_requests_in_flight") != 0:
         assert time.monotonic() < deadline, "a finished request still counts as in flight"
         time.sleep(0.05)
+
+
+def _sse_events(gateway: RunningGateway, path: str, body: dict) -> list[bytes]:
+    with gateway.http.stream("POST", path, json=body) as r:
+        assert r.status_code == 200, r.read()
+        raw = r.read()
+    return [e for e in raw.split(b"\n\n") if e]
+
+
+def test_passthrough_stream_keeps_the_engines_events(gateway: RunningGateway, chat_model: str) -> None:
+    """A jinja-mode chat stream leaves as llama-server wrote it (its keys, order, ids and timings), only `model`
+    rewritten: no per-token JSON round trip. Its text is the non-streamed answer's."""
+    body = {"model": chat_model, "messages": [{"role": "user", "content": 'Say "hi" to the café in 東京.'}],
+            "max_tokens": 10, "temperature": 0, "seed": 3}
+    events = _sse_events(gateway, "/v1/chat/completions",
+                         {**body, "stream": True, "stream_options": {"include_usage": True}})
+    assert events[-1] == b"data: [DONE]" and all(e.startswith(b"data: {") for e in events[:-1])
+    chunks = [json.loads(e[6:]) for e in events[:-1]]
+    for raw, chunk in zip(events, chunks):
+        assert raw[6:] == json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode()  # compact, as sent
+        assert chunk["model"] == chat_model and chunk["object"] == "chat.completion.chunk"
+        assert list(chunk)[:2] == ["choices", "created"] and "system_fingerprint" in chunk  # llama-server's
+    assert len({c["id"] for c in chunks}) == 1
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": None}
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] <= 10 and "timings" in chunks[-1]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    whole = gateway.http.post("/v1/chat/completions", json=body).json()
+    assert text and text == whole["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize("model", [MODEL, "chat"])
+def test_ollama_chat_streams_the_openai_answer(gateway: RunningGateway, chat_model: str, model: str) -> None:
+    """Ollama's NDJSON lines carry the same text as the OpenAI answer, on both engine paths (jinja: OpenAI
+    events read without a JSON parse; completion mode: /completion events), streamed or not."""
+    name = chat_model if model == "chat" else model
+    messages = [{"role": "user", "content": 'Write "yes", then a new line, then "no".'}]
+    with gateway.http.stream("POST", "/api/chat", json={"model": name, "messages": messages,
+                                                        "options": {"num_predict": 12, "temperature": 0}}) as r:
+        lines = [json.loads(line) for line in r.iter_lines() if line.strip()]
+    *tokens, final = lines
+    assert tokens and all(t["done"] is False and t["message"]["role"] == "assistant" for t in tokens)
+    assert final["done"] is True and final["eval_count"] >= len(tokens) - 1
+    streamed = "".join(t["message"]["content"] for t in tokens)
+    whole = gateway.http.post("/api/chat", json={"model": name, "messages": messages, "stream": False,
+                                                 "options": {"num_predict": 12, "temperature": 0}}).json()
+    assert streamed == whole["message"]["content"]
+    openai_text = gateway.http.post("/v1/chat/completions", json={
+        "model": name, "messages": messages, "max_tokens": 12, "temperature": 0}).json()["choices"][0]["message"]
+    assert streamed == openai_text["content"]

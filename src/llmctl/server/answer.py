@@ -13,11 +13,11 @@ the answer, even an empty one).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Mapping
 
-from llmctl.server.proxy import Piece, UpstreamStream, open_stream, parse_piece
+from llmctl.server.proxy import UpstreamStream, open_stream
+from llmctl.server.sse import Piece, piece
 
 
 def retry_body(endpoint: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -36,12 +36,13 @@ class Outcome:
     retried: bool = False  # the first attempt was empty and the fallback ran
 
 
-async def pieces(first: UpstreamStream, url: str, retry: dict[str, Any] | None, outcome: Outcome, *,
-                 strip_leading: bool = False, headers: Mapping[str, str] | None = None) -> AsyncIterator[Piece]:
-    """Parsed events of `first`, then of one retry (POST `retry` to `url`) if `first` had no real text.
+async def batches(first: UpstreamStream, url: str, retry: dict[str, Any] | None, outcome: Outcome, *,
+                  strip_leading: bool = False, headers: Mapping[str, str] | None = None) -> AsyncIterator[list[Piece]]:
+    """Parsed events of `first`, then of one retry (POST `retry` to `url`) if `first` had no real text; one
+    list per read of the engine's stream (so a writer can answer a read with one write), never empty.
 
-    `headers` go with the retry (the engine's key). `strip_leading` drops the whitespace before the first word (completion mode's "A:" transcript leaves a
-    space there that is not part of the answer). Every stream opened is closed however this ends;
+    `headers` go with the retry (the engine's key). `strip_leading` drops the whitespace before the first word
+    (completion mode's "A:" transcript leaves a space there that is not part of the answer). Every stream opened is closed however this ends;
     `UpstreamError` from either attempt propagates to the caller.
     """
     hold = retry is not None
@@ -50,30 +51,46 @@ async def pieces(first: UpstreamStream, url: str, retry: dict[str, Any] | None, 
         held: list[Piece] = []
         pending = ""
         try:
-            async for payload in resp.events():
-                if payload == b"[DONE]":
-                    continue
-                p = parse_piece(json.loads(payload))
-                if outcome.started or not hold:
-                    yield p
-                    continue
-                pending += p.text
-                if not pending.strip():
-                    p.text = ""
-                    held.append(p)
-                    continue
-                outcome.started = True
-                p.text = pending.lstrip() if strip_leading else pending
-                for h in held:
-                    yield h
-                yield p
+            async for payloads in resp.batches():
+                out: list[Piece] = []
+                for payload in payloads:
+                    if payload == b"[DONE]":
+                        continue
+                    p = piece(payload)
+                    if outcome.started or not hold:
+                        out.append(p)
+                        continue
+                    pending += p.text
+                    if not pending.strip():
+                        p.text = ""
+                        held.append(p)
+                        continue
+                    outcome.started = True
+                    p.text = pending.lstrip() if strip_leading else pending
+                    out += held
+                    held = []
+                    out.append(p)
+                if out:
+                    yield out
         finally:
             await resp.aclose()
         resp = None
         if outcome.started or retry is None:
-            for h in held:
-                yield h
+            if held:
+                yield held
             return
         outcome.retried = True
         resp = await open_stream(url, retry, headers)
         retry = None
+
+
+async def pieces(first: UpstreamStream, url: str, retry: dict[str, Any] | None, outcome: Outcome, *,
+                 strip_leading: bool = False, headers: Mapping[str, str] | None = None) -> AsyncIterator[Piece]:
+    """`batches`, one Piece at a time."""
+    events = batches(first, url, retry, outcome, strip_leading=strip_leading, headers=headers)
+    try:
+        async for batch in events:
+            for p in batch:
+                yield p
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]

@@ -98,6 +98,9 @@ def serve(settings: Settings, options: GatewayOptions, *, on_ready: Callable[[Ga
         while not server.started and not task.done():
             await asyncio.sleep(0.02)
         if server.started:
+            import gc
+            gc.collect()
+            gc.freeze()
             write_state(settings, state)
             log.info("llmctl %s gateway on %s (engine %s %s, %s); logs in %s", __version__, state.url,
                      state.engine, state.engine_version or "", state.engine_kind, settings.logs_dir)

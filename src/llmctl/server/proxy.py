@@ -1,8 +1,11 @@
 """Talking to one engine: streaming without buffering, and cancelling upstream when the client leaves.
 
-Throughput matters here (the goal is 0.97x of raw llama-server on a 2-core machine where every cycle the
-gateway burns is a cycle the engine loses), so the streaming path is bytes in, bytes out: events are split
-on the SSE blank line and forwarded as they come; only the pieces we must understand are parsed.
+Throughput matters here (every cycle the gateway burns per token is one the engine's host loses, and one
+event loop relays every stream), so the streaming path is bytes in, bytes out: `UpstreamStream.reads` gives
+what each socket read completed, de-chunked, and relays write it on as one piece (one write per read, not
+per event); events are split (`batches`, `sse.payloads`) only where a translator needs them, and token
+events are read without a JSON parse (`sse.piece`). `docs/benchmarks.md` (Gateway relay capacity) has the
+cost per token.
 
 Cancellation: `EventStream` watches for the client's `http.disconnect` while it streams (Starlette only
 notices a gone client at its next write, which in a long prompt evaluation may be seconds away). When the
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, TypeVar
 from urllib.parse import urlsplit
 
@@ -23,19 +25,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+# Piece, parse_piece and UpstreamError live in `sse` (the event level) and are named here too, where the
+# translators have always found them
+from llmctl.server.sse import Piece, UpstreamError, parse_piece, payloads  # noqa: F401
+
 T = TypeVar("T")
+READ_SIZE = 1 << 18  # one read takes all the engine wrote since the last one (a few events at most, usually)
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-class UpstreamError(Exception):
-    """The engine answered with an error (`status` set) or the connection to it failed (`status` None)."""
-
-    def __init__(self, message: str, status: int | None = None, type_: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.type = type_
 
 
 class ClientGone(Exception):
@@ -117,61 +114,79 @@ class UpstreamStream:
         """Close the connection; llama-server notices at its next write and frees the slot."""
         self._writer.close()
 
-    async def _more(self) -> bool:
-        data = await self._reader.read(65536)
-        if not data:
-            return False
-        self._buf += data
-        return True
+    async def reads(self) -> AsyncIterator[bytes]:
+        """The body as it arrives: per socket read, the payload bytes of the chunks it completed (never empty).
 
-    async def _body(self) -> AsyncIterator[bytes]:
-        buf = self._buf
-        if not self._chunked:
-            if buf:
-                yield bytes(buf)
-                buf.clear()
-            while await self._more():
-                yield bytes(buf)
-                buf.clear()
-            return
-        while True:
-            while (eol := buf.find(b"\r\n")) < 0:
-                if not await self._more():
-                    raise UpstreamError("the engine closed the connection mid-answer")
-            try:
-                size = int(bytes(buf[:eol]).split(b";", 1)[0], 16)
-            except ValueError:
-                raise UpstreamError("the engine sent a malformed chunked body") from None
-            if size == 0:
-                return
-            need = eol + 2 + size + 2
-            while len(buf) < need:
-                if not await self._more():
-                    raise UpstreamError("the engine closed the connection mid-answer")
-            yield bytes(buf[eol + 2:eol + 2 + size])
-            del buf[:need]
-
-    async def read_all(self) -> bytes:
-        parts = [piece async for piece in self._body()]
-        return b"".join(parts)
-
-    async def events(self) -> AsyncIterator[bytes]:
-        """The payloads of the SSE events (`data: X` -> X), as they arrive. Closes the connection at the end."""
-        pending = b""
+        Everything one read brings leaves as one piece, so a relay writes once per read, not once per event:
+        when the gateway falls behind, reads grow and the cost per token falls instead of a queue growing.
+        """
+        buf, reader = self._buf, self._reader
         try:
-            async for piece in self._body():
-                pending += piece
-                while (end := pending.find(b"\n\n")) >= 0:
-                    event, pending = pending[:end], pending[end + 2:]
-                    for line in event.split(b"\n"):
-                        if line.startswith(b"data:"):
-                            yield line[5:].lstrip()
-                        elif line.startswith(b"error:"):
-                            raise UpstreamError(line[6:].strip().decode("utf-8", "replace"), 500)
+            if not self._chunked:
+                if buf:
+                    yield bytes(buf)
+                    buf.clear()
+                while data := await reader.read(READ_SIZE):
+                    yield data
+                return
+            while True:
+                out, pos = [], 0
+                while (eol := buf.find(b"\r\n", pos)) >= 0:
+                    size = _chunk_size(buf, pos, eol)
+                    if size == 0:
+                        if out:
+                            yield b"".join(out)
+                        return
+                    end = eol + 2 + size
+                    if len(buf) < end + 2:
+                        break
+                    out.append(bytes(buf[eol + 2:end]))
+                    pos = end + 2
+                if pos:
+                    del buf[:pos]
+                if out:
+                    yield out[0] if len(out) == 1 else b"".join(out)
+                data = await reader.read(READ_SIZE)
+                if not data:
+                    raise UpstreamError("the engine closed the connection mid-answer")
+                buf += data
         except (OSError, asyncio.IncompleteReadError) as exc:
             raise UpstreamError(f"{type(exc).__name__}: {exc}") from None
+
+    async def read_all(self) -> bytes:
+        parts = [piece async for piece in self.reads()]
+        return b"".join(parts)
+
+    async def batches(self) -> AsyncIterator[list[bytes]]:
+        """The payloads (`data: X` -> X) of the complete SSE events each read brought. Closes the connection
+        at the end. An `error:` line raises UpstreamError."""
+        pending = b""
+        try:
+            async for data in self.reads():
+                if pending:
+                    data = pending + data
+                end = data.rfind(b"\n\n") + 2
+                if end < 2:
+                    pending = data
+                    continue
+                pending = data[end:]
+                yield payloads(data[:end])
         finally:
             await self.aclose()
+
+    async def events(self) -> AsyncIterator[bytes]:
+        """The payloads of the SSE events one by one, as they arrive. Closes the connection at the end."""
+        async for batch in self.batches():
+            for payload in batch:
+                yield payload
+
+
+def _chunk_size(buf: bytearray, start: int, eol: int) -> int:
+    line = bytes(buf[start:eol])
+    try:
+        return int(line.split(b";", 1)[0] if b";" in line else line, 16)
+    except ValueError:
+        raise UpstreamError("the engine sent a malformed chunked body") from None
 
 
 async def open_stream(url: str, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> UpstreamStream:
@@ -216,56 +231,6 @@ async def open_stream(url: str, body: Mapping[str, Any], headers: Mapping[str, s
     except BaseException:
         writer.close()
         raise
-
-
-@dataclass
-class Piece:
-    """One upstream event of any llama-server endpoint, reduced to what the translators need."""
-
-    text: str = ""
-    finish: str | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    prompt_ms: float | None = None
-    predicted_ms: float | None = None
-    stop_word: str | None = None  # the stop string that ended the answer (/completion only)
-
-
-_STOP_TYPES = {"eos": "stop", "word": "stop", "limit": "length", "none": None}
-
-
-def parse_piece(data: Mapping[str, Any]) -> Piece:
-    """Read `/completion`, `/v1/completions` and `/v1/chat/completions` events (stream or not) alike."""
-    p = Piece()
-    choices = data.get("choices")
-    if isinstance(choices, list) and choices:
-        c = choices[0]
-        delta = c.get("delta") or c.get("message")
-        if isinstance(delta, dict):
-            p.text = delta.get("content") or ""
-        else:
-            p.text = c.get("text") or ""
-        p.finish = c.get("finish_reason")
-    elif "content" in data:
-        p.text = data.get("content") or ""
-        if data.get("stop"):
-            p.finish = _STOP_TYPES.get(str(data.get("stop_type", "eos")), "stop") or "stop"
-            p.prompt_tokens = data.get("tokens_evaluated")
-            p.completion_tokens = data.get("tokens_predicted")
-            p.stop_word = data.get("stopping_word") or None
-    usage = data.get("usage")
-    if isinstance(usage, dict):
-        p.prompt_tokens = usage.get("prompt_tokens")
-        p.completion_tokens = usage.get("completion_tokens")
-    timings = data.get("timings")
-    if isinstance(timings, dict):
-        p.prompt_ms = timings.get("prompt_ms")
-        p.predicted_ms = timings.get("predicted_ms")
-        if p.prompt_tokens is None:
-            p.prompt_tokens = timings.get("prompt_n")
-        if p.completion_tokens is None:
-            p.completion_tokens = timings.get("predicted_n")
-    return p
 
 
 async def _wait_disconnect(receive: Callable[[], Awaitable[Mapping[str, Any]]]) -> None:

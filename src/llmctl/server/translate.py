@@ -208,6 +208,13 @@ class OpenAIChunks:
         self.id = "chatcmpl-" + uuid.uuid4().hex[:24]
         self.created = int(time.time())
         self.name = name
+        # `chunk({"content": text})` as a template: one json.dumps of the text per token, not of a whole dict
+        head = self.chunk({"content": ""}).split(b'{"content":""}', 1)
+        self._content_head, self._content_tail = head[0] + b'{"content":', b"}" + head[1]
+
+    def content_chunk(self, text: str) -> bytes:
+        """The same bytes as `chunk({"content": text})`."""
+        return self._content_head + json.dumps(text, ensure_ascii=False).encode() + self._content_tail
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         data = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.name,

@@ -251,11 +251,12 @@ async def _respond(gw: Gateway, request: Request, lease: Lease, route: str, name
     if isinstance(resp, Response):
         return resp
     state: dict[str, Any] = {"kind": None, "text": [], "final": None, "tool_calls": []}
+    events: AsyncGenerator[list[Piece], None]
     if calls is not None:
-        events = ollama_tools.pieces(resp, calls)
+        events = _one_by_one(ollama_tools.pieces(resp, calls))
     else:
-        events = answer.pieces(resp, lease.runner.base_url + endpoint, retry, answer.Outcome(),
-                               strip_leading=lease.runner.prompt_mode == COMPLETION, headers=lease.runner.auth_headers)
+        events = answer.batches(resp, lease.runner.base_url + endpoint, retry, answer.Outcome(),
+                                strip_leading=lease.runner.prompt_mode == COMPLETION, headers=lease.runner.auth_headers)
     lines = _lines(gw, lease, events, name, started, chat, state, calls)
     if stream:
         def on_close(cancelled: bool) -> None:
@@ -289,26 +290,38 @@ async def _respond(gw: Gateway, request: Request, lease: Lease, route: str, name
     return JSONResponse(final)
 
 
-async def _lines(gw: Gateway, lease: Lease, events: AsyncGenerator[Piece, None], name: str, started: float, chat: bool,
-                 state: dict[str, Any], calls: ollama_tools.ToolCalls | None = None) -> AsyncIterator[bytes]:
+async def _lines(gw: Gateway, lease: Lease, events: AsyncGenerator[list[Piece], None], name: str, started: float,
+                 chat: bool, state: dict[str, Any], calls: ollama_tools.ToolCalls | None = None) -> AsyncIterator[bytes]:
     """Engine events -> Ollama NDJSON lines: one per token, then the final one with the timings.
 
-    The final line is written when the engine's stream ends: in jinja mode the finish reason and the
-    token counts arrive in two different events.
+    The lines of one read of the engine's stream leave together, in one write, and share one `created_at`
+    (they arrived at the same moment). The final line is written when the engine's stream ends: in jinja
+    mode the finish reason and the token counts arrive in two different events.
     """
     first_at = None
     finish: str | None = None
     counts = Piece()
+    text = state["text"]
+    head = (f'{{"model":{json.dumps(name)},"created_at":"').encode()
+    key = b'","message":{"role":"assistant","content":' if chat else b'","response":'
+    tail = b'},"done":false}\n' if chat else b',"done":false}\n'
     try:
-        async for p in events:
-            if p.text:
+        async for batch in events:
+            lines = []
+            for p in batch:
+                if p.text:
+                    text.append(p.text)
+                    lines.append(p.text)
+                if (p.finish or p.prompt_tokens is not None or p.completion_tokens is not None
+                        or p.prompt_ms is not None or p.predicted_ms is not None):
+                    finish = p.finish or finish
+                    for k in ("prompt_tokens", "completion_tokens", "prompt_ms", "predicted_ms"):
+                        if getattr(p, k) is not None:
+                            setattr(counts, k, getattr(p, k))
+            if lines:
                 first_at = first_at or time.monotonic()
-                state["text"].append(p.text)
-                yield _line(name, p.text, chat)
-            finish = p.finish or finish
-            for key in ("prompt_tokens", "completion_tokens", "prompt_ms", "predicted_ms"):
-                if getattr(p, key) is not None:
-                    setattr(counts, key, getattr(p, key))
+                prefix = head + translate.now_rfc3339().encode() + key
+                yield b"".join(prefix + json.dumps(t, ensure_ascii=False).encode() + tail for t in lines)
     except UpstreamError as exc:
         err = await gw.upstream_error(lease, exc)
         state["kind"], state["error"] = "engine", err
@@ -342,11 +355,13 @@ async def _lines(gw: Gateway, lease: Lease, events: AsyncGenerator[Piece, None],
     yield json.dumps(final, separators=(",", ":")).encode() + b"\n"
 
 
-def _line(name: str, text: str, chat: bool) -> bytes:
-    key = '"message":{"role":"assistant","content":' if chat else '"response":'
-    tail = "}" if chat else ""
-    return (f'{{"model":{json.dumps(name)},"created_at":"{translate.now_rfc3339()}",{key}'
-            f'{json.dumps(text, ensure_ascii=False)}{tail},"done":false}}\n').encode()
+async def _one_by_one(pieces: AsyncGenerator[Piece, None]) -> AsyncGenerator[list[Piece], None]:
+    """A Piece stream as batches of one (tool-call streams are parsed event by event anyway)."""
+    try:
+        async for p in pieces:
+            yield [p]
+    finally:
+        await pieces.aclose()
 
 
 def _details(model: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from llmctl.runtime.prompt import COMPLETION
 from llmctl.runtime.scheduler import EMBED, GENERATE, Lease
-from llmctl.server import answer, errors, translate
+from llmctl.server import answer, errors, sse, translate
 from llmctl.server.errors import GatewayError
 from llmctl.server.gateway import Gateway, begin_model_request, gateway_of
 from llmctl.server.proxy import (
@@ -135,34 +135,39 @@ async def relay(gw: Gateway, request: Request, lease: Lease, route: str, name: s
 
 async def _relay_events(gw: Gateway, lease: Lease, resp: UpstreamStream, name: str, started: float,
                         state: dict[str, Any]) -> AsyncIterator[bytes]:
-    """SSE relay: bytes pass through; only the first content event and the timings event are parsed.
-
-    However it ends (done, client gone, engine error), the engine connection is closed on the way out.
+    """SSE relay: the engine's bytes pass through, one write per read of its stream, with the `model` field
+    rewritten by a byte substitution (no JSON round trip). Only blocks that carry what metrics need are
+    parsed: until the first text (TTFT) and the one with llama-server's `timings` (token counts); and any
+    with an `error:` line. However it ends (done, client gone, engine error), the engine connection is closed.
     """
     new_model = b'"model":' + json.dumps(name, ensure_ascii=False).encode()
     old_model: bytes | None = gw.upstream_model(lease.runner)
     first_at: float | None = None
+    pending = b""
     try:
-        async for payload in resp.events():
-            if payload == b"[DONE]":
-                yield b"data: [DONE]\n\n"
+        async for data in resp.reads():
+            block, pending = sse.split_complete(pending, data)
+            if not block:
                 continue
-            if old_model is None or first_at is None or b'"timings"' in payload:
-                data = json.loads(payload)
-                if old_model is None and isinstance(data.get("model"), str):
-                    old_model = b'"model":' + json.dumps(data["model"], ensure_ascii=False).encode()
-                    gw.upstream_names[lease.runner.key] = old_model
-                p = parse_piece(data)
-                if first_at is None and p.text:
-                    first_at = time.monotonic()
-                if "timings" in data:
-                    gw.metrics.observe_generation(
-                        name, ttft=None if first_at is None else first_at - started,
-                        prompt_tokens=p.prompt_tokens, completion_tokens=p.completion_tokens,
-                        generation_seconds=(p.predicted_ms or 0) / 1000 or None)
-            if old_model is not None:
-                payload = payload.replace(old_model, new_model, 1)
-            yield b"data: " + payload + b"\n\n"
+            if old_model is None or first_at is None or b'"timings"' in block or b"error:" in block:
+                for payload in sse.payloads(block):
+                    if payload == b"[DONE]" or (first_at is not None and b'"timings"' not in payload):
+                        continue
+                    data_ = json.loads(payload)
+                    if old_model is None and isinstance(data_.get("model"), str):
+                        old_model = b'"model":' + json.dumps(data_["model"], ensure_ascii=False).encode()
+                        gw.upstream_names[lease.runner.key] = old_model
+                    p = parse_piece(data_)
+                    if first_at is None and p.text:
+                        first_at = time.monotonic()
+                    if "timings" in data_:
+                        gw.metrics.observe_generation(
+                            name, ttft=None if first_at is None else first_at - started,
+                            prompt_tokens=p.prompt_tokens, completion_tokens=p.completion_tokens,
+                            generation_seconds=(p.predicted_ms or 0) / 1000 or None)
+            if old_model is not None and old_model != new_model:
+                block = block.replace(old_model, new_model)
+            yield block
     except UpstreamError as exc:
         err = await gw.upstream_error(lease, exc)
         state["kind"] = "engine"
@@ -181,25 +186,32 @@ async def _translated_chat(gw: Gateway, request: Request, lease: Lease, route: s
     if isinstance(resp, Response):
         return resp
     state: dict[str, Any] = {"kind": None, "text": [], "finish": None, "usage": (0, 0)}
-    events = answer.pieces(resp, lease.runner.base_url + endpoint, answer.retry_body(endpoint, upstream),
-                           answer.Outcome(), strip_leading=lease.runner.prompt_mode == COMPLETION,
-                           headers=lease.runner.auth_headers)
+    events = answer.batches(resp, lease.runner.base_url + endpoint, answer.retry_body(endpoint, upstream),
+                            answer.Outcome(), strip_leading=lease.runner.prompt_mode == COMPLETION,
+                            headers=lease.runner.auth_headers)
 
     async def chunks() -> AsyncIterator[bytes]:
         first_at = None
+        text = state["text"]
         try:
             yield out.chunk({"role": "assistant", "content": ""})
-            async for p in events:
-                if p.text:
-                    first_at = first_at or time.monotonic()
-                    state["text"].append(p.text)
-                    yield out.chunk({"content": p.text})
-                if p.finish:
-                    state["finish"] = p.finish
-                    state["usage"] = (p.prompt_tokens or 0, p.completion_tokens or 0)
-                    gw.metrics.observe_generation(
-                        name, ttft=None if first_at is None else first_at - started, prompt_tokens=p.prompt_tokens,
-                        completion_tokens=p.completion_tokens, generation_seconds=(p.predicted_ms or 0) / 1000 or None)
+            async for batch in events:
+                lines = []
+                for p in batch:
+                    if p.text:
+                        if first_at is None:
+                            first_at = time.monotonic()
+                        text.append(p.text)
+                        lines.append(out.content_chunk(p.text))
+                    if p.finish:
+                        state["finish"] = p.finish
+                        state["usage"] = (p.prompt_tokens or 0, p.completion_tokens or 0)
+                        gw.metrics.observe_generation(
+                            name, ttft=None if first_at is None else first_at - started,
+                            prompt_tokens=p.prompt_tokens, completion_tokens=p.completion_tokens,
+                            generation_seconds=(p.predicted_ms or 0) / 1000 or None)
+                if lines:
+                    yield b"".join(lines)
             yield out.chunk({}, state["finish"] or "stop")
             if include_usage:
                 yield out.usage_chunk(*state["usage"])

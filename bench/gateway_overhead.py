@@ -1,0 +1,400 @@
+"""Gateway relay capacity: how many streamed tokens per second one core of `llmctl serve` can relay.
+
+The engine is `bench/stub_engine.py` (llama-server's events byte for byte, written as fast as a socket allows),
+started by the gateway's own engine layer through `LLMCTL_LLAMA_SERVER`, so the product's code path is the one
+measured. For each API and concurrency we run the same load against the gateway and, in the same run, against
+the stub directly (the upstream request the gateway makes), and report:
+
+- tok/s through the gateway and direct, and their ratio;
+- the gateway's CPU µs per token: user+system time of the gateway process from /proc/<pid>/stat (all its
+  threads, engines excluded: they are other processes) over the tokens relayed. On a shared machine this
+  is the robust figure; 1e6 / µs-per-token is the tok/s one core can relay.
+
+The gateway is pinned to one core (`taskset`), the stub and this load generator to others when there are any.
+
+    .venv/bin/python bench/gateway_overhead.py                        # all APIs, 1/16/64 streams, writes docs
+    .venv/bin/python bench/gateway_overhead.py --apis openai-chat --streams 64 --no-write
+    .venv/bin/python bench/gateway_overhead.py --token-ms 5           # paced: one token per stream per 5 ms
+    .venv/bin/python bench/gateway_overhead.py --workers 2            # llmctl serve --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from relay_client import Result, run_streams  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+STUB = ROOT / "bench" / "stub_engine.py"
+CHAT_MODEL, BASE_MODEL = "stub-chat", "stub-base"
+TEMPLATE = ("{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}<end_of_turn>\n{% endfor %}"
+            "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
+MESSAGES = [{"role": "user", "content": "Write a short story about a lighthouse keeper."}]
+
+
+@dataclass(frozen=True)
+class Api:
+    """One client-facing API: the gateway request, and the upstream request the stub gets for it."""
+
+    name: str
+    path: str
+    body: dict[str, Any]
+    upstream_path: str
+    upstream_body: dict[str, Any]
+    note: str
+
+
+def apis(tokens: int) -> dict[str, Api]:
+    chat_up = {"messages": MESSAGES, "max_tokens": tokens, "stream": True}
+    chat_up_usage = {**chat_up, "stream_options": {"include_usage": True}}
+    native_up = {"prompt": "Q: Write a short story.\nA:", "n_predict": tokens, "stream": True}
+    return {a.name: a for a in [
+        Api("openai-chat", "/v1/chat/completions", {"model": CHAT_MODEL, "messages": MESSAGES, "max_tokens": tokens,
+                                                    "stream": True},
+            "/v1/chat/completions", chat_up, "jinja-mode model: the engine's OpenAI stream relayed"),
+        Api("openai-chat-usage", "/v1/chat/completions",
+            {"model": CHAT_MODEL, "messages": MESSAGES, "max_tokens": tokens, "stream": True,
+             "stream_options": {"include_usage": True}},
+            "/v1/chat/completions", chat_up_usage, "the same with stream_options.include_usage"),
+        Api("openai-completions", "/v1/completions", {"model": CHAT_MODEL, "prompt": "Once upon a time",
+                                                      "max_tokens": tokens, "stream": True},
+            "/v1/completions", {"prompt": "Once upon a time", "max_tokens": tokens, "stream": True},
+            "raw prompt: the engine's OpenAI stream relayed"),
+        Api("openai-chat-translated", "/v1/chat/completions",
+            {"model": BASE_MODEL, "messages": MESSAGES, "max_tokens": tokens, "stream": True},
+            "/completion", native_up, "completion-mode model: /completion events become OpenAI chunks"),
+        Api("ollama-chat", "/api/chat", {"model": CHAT_MODEL, "messages": MESSAGES,
+                                         "options": {"num_predict": tokens}},
+            "/v1/chat/completions", chat_up_usage, "jinja-mode model: OpenAI events become Ollama NDJSON"),
+        Api("ollama-generate", "/api/generate", {"model": CHAT_MODEL, "prompt": MESSAGES[0]["content"],
+                                                 "options": {"num_predict": tokens}},
+            "/v1/chat/completions", chat_up_usage, "jinja-mode model: OpenAI events become Ollama NDJSON"),
+        Api("openai-chat-nostream", "/v1/chat/completions",
+            {"model": CHAT_MODEL, "messages": MESSAGES, "max_tokens": tokens, "stream": False},
+            "/v1/chat/completions", {**chat_up, "stream": False}, "one JSON answer (stream: false)"),
+        Api("ollama-chat-nostream", "/api/chat", {"model": CHAT_MODEL, "messages": MESSAGES, "stream": False,
+                                                  "options": {"num_predict": tokens}},
+            "/v1/chat/completions", chat_up_usage, "the engine streams, the gateway collects one JSON answer"),
+    ]}
+
+
+# -- setup ---------------------------------------------------------------------------------------------------
+def tiny_gguf(path: Path, chat_template: str | None) -> Path:
+    """A llama-shaped GGUF of a few KB: the stub never reads weights, llmctl only reads the header."""
+    import gguf
+    import numpy as np
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_name("stub")
+    w.add_context_length(4096)
+    w.add_embedding_length(8)
+    w.add_block_count(1)
+    w.add_feed_forward_length(8)
+    w.add_head_count(1)
+    w.add_head_count_kv(1)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_file_type(1)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(["<unk>", "<s>", "</s>", "a"])
+    w.add_token_scores([0.0] * 4)
+    w.add_token_types([2, 3, 3, 1])
+    if chat_template:
+        w.add_chat_template(chat_template)
+    w.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float16))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of all threads of `pid`, in ns resolution from schedstat (/proc/PID/stat counts 10 ms ticks)."""
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[0])
+        return total / 1e9
+    except (OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of `pid` and of its worker children that are llmctl (not the engines): `serve --workers N`."""
+    total = cpu_seconds(pid)
+    for child in children(pid):
+        try:
+            cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"stub_engine" not in cmd and b"llama-server" not in cmd:
+            total += tree_cpu_seconds(child)
+    return total
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(urlsplit_host(url), timeout=1) as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer in {timeout}s")
+
+
+def urlsplit_host(url: str) -> tuple[str, int]:
+    host, _, port = url.split("//", 1)[1].rpartition(":")
+    return host, int(port)
+
+
+class Bench:
+    """The stub direct, and `llmctl serve` in front of its own stub engines; stopped at the end."""
+
+    def __init__(self, args: argparse.Namespace, home: Path) -> None:
+        self.args, self.home = args, home
+        cpus = sorted(os.sched_getaffinity(0))
+        self.gateway_cpus = ",".join(str(c) for c in cpus[:args.workers]) if len(cpus) > args.workers else ""
+        rest = cpus[args.workers:] if len(cpus) > args.workers else cpus
+        self.client_cpus = set(rest)
+        self.stub_cpus = ",".join(str(c) for c in rest)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        wrapper = home / "llama-server"
+        pin = f"taskset -c {self.stub_cpus} " if self.stub_cpus and shutil.which("taskset") else ""
+        wrapper.write_text(f"#!/bin/sh\nexec {pin}{sys.executable} {STUB} \"$@\"\n")
+        wrapper.chmod(0o755)
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith(("LLMCTL_", "STUB_ENGINE_"))},
+                    "LLMCTL_HOME": str(home), "LLMCTL_LLAMA_SERVER": str(wrapper),
+                    "STUB_ENGINE_TOKEN_MS": str(args.token_ms)}
+        self.wrapper = wrapper
+
+    def models(self) -> None:
+        from llmctl.api.package import PackageSpec, package
+        from llmctl.settings import Settings
+
+        settings = Settings.from_env(self.env)
+        package(settings, CHAT_MODEL, PackageSpec(gguf=tiny_gguf(self.home / "chat.gguf", TEMPLATE)))
+        package(settings, BASE_MODEL, PackageSpec(gguf=tiny_gguf(self.home / "base.gguf", None)))
+
+    def stub(self) -> str:
+        port = free_port()
+        proc = subprocess.Popen([str(self.wrapper), "-m", "x", "--host", "127.0.0.1", "--port", str(port),
+                                 "--alias", f"docker.io/library/{CHAT_MODEL}:latest"], env=self.env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url, proc)
+        return url
+
+    def gateway(self) -> str:
+        port = free_port()
+        prof = [str(ROOT / "bench" / "cpu_profile.py"), str(self.args.profile)] if self.args.profile else []
+        cmd = [sys.executable, *prof, "-m", "llmctl", "serve", "--port", str(port), "--parallel", str(self.args.parallel),
+               "--keep-alive", "-1"]
+        if self.args.workers > 1:
+            cmd += ["--workers", str(self.args.workers)]
+        if self.gateway_cpus and shutil.which("taskset"):
+            cmd = ["taskset", "-c", self.gateway_cpus, *cmd]
+        log = open(self.home / "serve.log", "wb")
+        proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        self.gateway_pid = proc.pid
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url, proc)
+        for model in (CHAT_MODEL, BASE_MODEL):
+            asyncio.run(run_streams(url, "/api/generate", {"model": model, "stream": False}, 1, 1))
+        return url
+
+    def close(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+# -- measuring -----------------------------------------------------------------------------------------------
+@dataclass
+class Row:
+    api: str
+    streams: int
+    gateway: Result
+    direct: Result
+    cpu: float  # gateway CPU seconds during the gateway phase
+    load: float
+
+    @property
+    def us_per_token(self) -> float:
+        return 1e6 * self.cpu / self.gateway.tokens if self.gateway.tokens else 0.0
+
+
+def measure(bench: Bench, urls: dict[str, str], api: Api, streams: int, args: argparse.Namespace) -> Row:
+    requests = max(1, args.tokens_per_phase // (streams * args.tokens))
+    direct = asyncio.run(run_streams(urls["stub"], api.upstream_path, api.upstream_body, streams, requests,
+                                     expect=args.tokens))
+    asyncio.run(run_streams(urls["gateway"], api.path, api.body, streams, 1, expect=args.tokens))  # warm-up
+    perf = start_profiles(args, bench.gateway_pid)
+    cpu0 = tree_cpu_seconds(bench.gateway_pid)
+    res = asyncio.run(run_streams(urls["gateway"], api.path, api.body, streams, requests, expect=args.tokens))
+    cpu = tree_cpu_seconds(bench.gateway_pid) - cpu0
+    stop_profiles(args, bench.gateway_pid, perf, f"{api.name}-{streams}")
+    row = Row(api.name, streams, res, direct, cpu, os.getloadavg()[0])
+    print(f"{api.name:>24} x{streams:<3} gateway {res.tok_s:9.0f} tok/s  direct {direct.tok_s:9.0f} tok/s  "
+          f"{row.us_per_token:6.1f} µs/token  ok {res.ok} failed {res.failed}  load {row.load:.1f}"
+          + (f"  {res.errors[0]}" if res.errors else ""), file=sys.stderr, flush=True)
+    return row
+
+
+def start_profiles(args: argparse.Namespace, pid: int) -> subprocess.Popen[bytes] | None:
+    """--profile: the gateway's Python sampler starts (SIGUSR1); --perf: `perf record` of its CPU clock."""
+    if args.profile:
+        os.kill(pid, signal.SIGUSR1)
+    if not args.perf:
+        return None
+    args.perf.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "2000", "-g", "-p", str(pid), "-o",
+                             str(args.perf / "perf.data")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profiles(args: argparse.Namespace, pid: int, perf: subprocess.Popen[bytes] | None, name: str) -> None:
+    if args.profile:
+        os.kill(pid, signal.SIGUSR2)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not args.profile.exists():
+            time.sleep(0.05)
+        time.sleep(0.2)
+        if args.profile.exists():
+            args.profile.rename(args.profile.with_name(f"{args.profile.stem}-{name}.txt"))
+    if perf is not None:
+        perf.send_signal(signal.SIGINT)
+        perf.wait(timeout=60)
+        report = subprocess.run(["perf", "report", "-i", str(args.perf / "perf.data"), "--no-children", "--stdio",
+                                 "--sort", "dso,sym", "-g", "none", "--percent-limit", "0.7"],
+                                capture_output=True, text=True).stdout
+        (args.perf / f"{name}.txt").write_text(report)
+
+
+def merge(rows: list[Row]) -> dict[str, Any]:
+    """Rounds of one (api, streams): medians of tok/s and of µs/token."""
+    return {
+        "api": rows[0].api, "streams": rows[0].streams,
+        "gateway_tok_s": statistics.median(r.gateway.tok_s for r in rows),
+        "direct_tok_s": statistics.median(r.direct.tok_s for r in rows),
+        "ratio": statistics.median(r.gateway.tok_s / r.direct.tok_s for r in rows if r.direct.tok_s),
+        "us_per_token": statistics.median(r.us_per_token for r in rows),
+        "cpu_share": statistics.median(r.cpu / r.gateway.seconds for r in rows if r.gateway.seconds),
+        "ok": sum(r.gateway.ok for r in rows), "failed": sum(r.gateway.failed for r in rows),
+        "errors": [e for r in rows for e in r.gateway.errors][:3],
+        "load": statistics.median(r.load for r in rows),
+    }
+
+
+def table(merged: list[dict[str, Any]], notes: dict[str, str]) -> str:
+    out = ["| API | streams | gateway tok/s | stub direct tok/s | ratio | gateway CPU µs/token | tok/s per gateway core "
+           "| gateway CPU busy | requests ok/failed |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for m in merged:
+        per_core = 1e6 / m["us_per_token"] if m["us_per_token"] else 0
+        out.append(f"| `{m['api']}` | {m['streams']} | {m['gateway_tok_s']:,.0f} | {m['direct_tok_s']:,.0f} | "
+                   f"{m['ratio']:.2f} | {m['us_per_token']:.1f} | {per_core:,.0f} | {100 * m['cpu_share']:.0f}% | "
+                   f"{m['ok']}/{m['failed']} |")
+    out += ["", *[f"- `{k}`: {v}" for k, v in notes.items()]]
+    return "\n".join(out)
+
+
+def write_section(path: Path, heading: str, body: str) -> None:
+    """Replace (or append) the `heading` section of docs/benchmarks.md; other sections stay as they are."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
+    new_lines = [heading, "", *body.rstrip("\n").splitlines()]
+    if start is None:
+        lines += ["", *new_lines]
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines[start:end] = new_lines + ([""] if end < len(lines) else [])
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--apis", help="comma-separated (default: all): " + ", ".join(apis(1)))
+    ap.add_argument("--streams", default="1,16,64")
+    ap.add_argument("--tokens", type=int, default=128, help="tokens per answer")
+    ap.add_argument("--tokens-per-phase", type=int, default=40_000, help="tokens per measured phase (about)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--token-ms", type=float, default=0.0, help="stub pacing: a decode step every N ms (0: none)")
+    ap.add_argument("--parallel", type=int, default=64, help="serve --parallel")
+    ap.add_argument("--workers", type=int, default=1, help="serve --workers")
+    ap.add_argument("--profile", type=Path, help="profile the gateway's CPU (bench/cpu_profile.py): collapsed stacks of the whole run here")
+    ap.add_argument("--perf", type=Path, help="`perf record` the gateway in each phase; reports in this folder")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = ap.parse_args()
+    table_apis = apis(args.tokens)
+    chosen = [table_apis[a] for a in (args.apis.split(",") if args.apis else table_apis)]
+    streams = [int(s) for s in args.streams.split(",")]
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    home = Path(tempfile.mkdtemp(prefix="llmctl-relay-"))
+    bench = Bench(args, home)
+    try:
+        bench.models()
+        urls = {"stub": bench.stub(), "gateway": bench.gateway()}
+        if bench.client_cpus:
+            os.sched_setaffinity(0, bench.client_cpus)
+        rows: dict[tuple[str, int], list[Row]] = {}
+        for _ in range(args.rounds):
+            for api in chosen:
+                for n in streams:
+                    rows.setdefault((api.name, n), []).append(measure(bench, urls, api, n, args))
+    finally:
+        bench.close()
+        shutil.rmtree(home, ignore_errors=True)
+    merged = [merge(v) for v in rows.values()]
+    print(table(merged, {a.name: a.note for a in chosen}))
+    if args.json:
+        args.json.write_text(json.dumps(merged, indent=2))
+
+
+if __name__ == "__main__":
+    main()
