@@ -8,6 +8,7 @@ and counts tokens once per answer with a regex over the body: a few µs per toke
 `run_streams(url, path, body, streams, requests)` runs `streams` workers, each sending `requests` requests
 back to back on its own keep-alive connection, and returns a `Result`. Works on SSE (OpenAI), NDJSON
 (Ollama) and plain JSON answers; a wrong status, a short answer or a broken stream is a failed request.
+Tokens are the engine's count where the stream carries one (usage, eval_count), else the token events.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from urllib.parse import urlsplit
 
 # a token: a non-empty content/text/response string (role-only and final events carry null or "")
 TOKEN = re.compile(rb'"(?:content|text|response)":"(?!")')
+# the engine's own count in a stream's last events (OpenAI usage, Ollama eval_count): it also counts tokens
+# whose text is empty (a byte of an unfinished UTF-8 character, which a random-weight model emits)
+COUNT = re.compile(rb'"(?:completion_tokens|eval_count)":(\d+)')
 DONE = (b"data: [DONE]", b'"done":true', b'"stop":true')
 
 
@@ -61,20 +65,31 @@ class Conn:
 
     async def _more(self) -> None:
         assert self.reader is not None
-        data = await self.reader.read(1 << 18)
+        data = await self.reader.read(1 << 18)  # ConnectionResetError is a ConnectionError too
         if not data:
             raise ConnectionError("the server closed the connection mid-answer")
         self.buf += data
 
     async def request(self, head: bytes, payload: bytes, *, started: float) -> tuple[int, bytes, float | None]:
-        """Send one request; return (status, body, time of the first token or None)."""
+        """Send one request; return (status, body, time of the first token or None).
+
+        A kept-alive connection that the server closed before answering (llama-server drops idle ones) is
+        reopened and the request sent once more, as HTTP clients do: the server never saw it.
+        """
+        reused = self.writer is not None
         if self.writer is None:
             await self.open()
         assert self.writer is not None
         self.writer.write(head + payload)
         buf = self.buf
-        while (end := buf.find(b"\r\n\r\n")) < 0:
-            await self._more()
+        try:
+            while (end := buf.find(b"\r\n\r\n")) < 0:
+                await self._more()
+        except ConnectionError:
+            if not reused or buf:
+                raise
+            self.close()
+            return await self.request(head, payload, started=started)
         lines = bytes(buf[:end]).split(b"\r\n")
         del buf[:end + 4]
         status = int(lines[0].split(b" ", 2)[1])
@@ -110,7 +125,8 @@ class Conn:
 def count_tokens(body: bytes, stream: bool) -> int:
     """Tokens in one answer: token events of a stream, or the usage count of a whole answer."""
     if stream:
-        return len(TOKEN.findall(body))
+        counted = COUNT.findall(body[-4096:])
+        return int(counted[-1]) if counted else len(TOKEN.findall(body))
     data = json.loads(body)
     usage = data.get("usage") or {}
     return int(usage.get("completion_tokens") or data.get("eval_count") or data.get("tokens_predicted") or 0)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from contextlib import asynccontextmanager
 import os
 import platform
 import shutil
@@ -34,11 +33,13 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from relay_client import run_streams  # noqa: E402
 PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
 
 
@@ -71,36 +72,14 @@ def pct(values: list[float], q: float) -> float | None:
 
 
 # -- clients ---------------------------------------------------------------------------------------------------
-async def one_request(client: httpx.AsyncClient, url: str, model: str, max_tokens: int, phase: Phase,
-                      headers: dict[str, str] | None = None) -> None:
-    body = {"model": model, "prompt": PROMPT, "max_tokens": max_tokens, "stream": True, "temperature": 0.8,
+def _body(model: str, max_tokens: int) -> dict[str, Any]:
+    return {"model": model, "prompt": PROMPT, "max_tokens": max_tokens, "stream": True, "temperature": 0.8,
             "ignore_eos": True, "seed": 42}
-    start = time.perf_counter()
-    first = None
-    tokens = 0
-    phase.requests += 1
-    try:
-        async with _stream(client, url + "/v1/completions", body, headers) as r:
-            if r.status_code != 200:
-                raise RuntimeError(f"HTTP {r.status_code}: {(await r.aread())[:200]!r}")
-            async for line in r.aiter_lines():
-                if not line.startswith("data: ") or line == "data: [DONE]":
-                    continue
-                data = json.loads(line[6:])
-                if "error" in data:
-                    raise RuntimeError(str(data["error"])[:200])
-                if data.get("choices") and data["choices"][0].get("text"):
-                    tokens += 1
-                    first = first or time.perf_counter()
-        if tokens == 0:
-            raise RuntimeError("no tokens")
-    except Exception as exc:  # a failed request is a result
-        phase.failed += 1
-        phase.errors.append(f"{type(exc).__name__}: {exc}"[:200])
-        return
-    phase.ok += 1
-    phase.tokens += tokens
-    phase.ttft.append((first or time.perf_counter()) - start)
+
+
+def _phase(target: str, res: Any) -> Phase:
+    return Phase(target, res.streams, requests=res.requests, ok=res.ok, failed=res.failed, tokens=res.tokens,
+                 seconds=res.seconds, ttft=list(res.ttft), errors=list(res.errors))
 
 
 async def ttft_probe(urls: dict[str, str], model: str, count: int,
@@ -108,48 +87,22 @@ async def ttft_probe(urls: dict[str, str], model: str, count: int,
     """Time to first token of single short requests, raw and llmctl strictly alternating, one at a time:
     the gateway's added latency without batching or queueing in the way."""
     out: dict[str, list[float]] = {"raw": [], "llmctl": []}
-    async with httpx.AsyncClient(timeout=httpx.Timeout(120, connect=10), trust_env=False,
-                                 limits=httpx.Limits(keepalive_expiry=1.0)) as client:
-        for i in range(count + 1):
-            for t in (("raw", "llmctl") if i % 2 == 0 else ("llmctl", "raw")):
-                phase = Phase(t, 1)
-                await one_request(client, urls[t], model, 1, phase, headers.get(t))
-                if i and phase.ttft:  # the first pair warms the connections up
-                    out[t] += phase.ttft
+    for i in range(count + 1):
+        for t in (("raw", "llmctl") if i % 2 == 0 else ("llmctl", "raw")):
+            res = await run_streams(urls[t], "/v1/completions", _body(model, 1), 1, 1, headers=headers.get(t))
+            if i and res.ttft:  # the first pair warms the connections up
+                out[t] += res.ttft
     return out
-
-
-@asynccontextmanager
-async def _stream(client: httpx.AsyncClient, url: str, body: dict[str, Any],
-                  headers: dict[str, str] | None = None) -> AsyncIterator[httpx.Response]:
-    """POST and stream; one retry when a pooled keep-alive connection turns out closed before any answer
-    (llama-server drops idle ones after 5 s): that is the client's pool, not the server failing."""
-    for attempt in (1, 2):
-        try:
-            async with client.stream("POST", url, json=body, headers=headers) as r:
-                yield r
-                return
-        except httpx.RemoteProtocolError as exc:
-            if attempt == 2 or "without sending a response" not in str(exc):
-                raise
 
 
 async def run_phase(target: str, url: str, model: str, streams: int, requests: int, max_tokens: int,
                     headers: dict[str, str] | None = None) -> Phase:
-    phase = Phase(target, streams)
-    limits = httpx.Limits(max_connections=streams * 2, max_keepalive_connections=streams * 2, keepalive_expiry=1.0)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(600, connect=10), limits=limits, trust_env=False,
-                                 headers=headers) as client:
-        await one_request(client, url, model, 8, Phase(target, 1))  # warm-up, not counted
-
-        async def worker() -> None:
-            for _ in range(requests):
-                await one_request(client, url, model, max_tokens, phase)
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(streams)))
-        phase.seconds = time.perf_counter() - t0
-    return phase
+    """`streams` clients, each sending `requests` requests back to back (bench/relay_client.py: raw sockets and
+    a regex per answer, so the client costs a few µs per token where an httpx client parsing every event would
+    need a core of its own at 64 streams)."""
+    await run_streams(url, "/v1/completions", _body(model, 8), 1, 1, headers=headers)  # warm-up, not counted
+    return _phase(target, await run_streams(url, "/v1/completions", _body(model, max_tokens), streams, requests,
+                                            headers=headers))
 
 
 # -- targets ---------------------------------------------------------------------------------------------------
@@ -160,9 +113,13 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux), including the warm-up request of a phase."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of all threads of a process (Linux; ns resolution from schedstat, else 10 ms ticks), including
+    the warm-up request of a phase."""
+    try:
+        return sum(int((t / "schedstat").read_text().split()[0]) for t in Path(f"/proc/{pid}/task").iterdir()) / 1e9
+    except (OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes] | None, timeout: float = 180) -> None:
@@ -338,6 +295,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2, help="requests per stream per round")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--max-tokens", type=int, default=96)
+    ap.add_argument("--goal", type=float, default=0.97, help="the llmctl/raw ratio to meet (for the report)")
+    ap.add_argument("--pause", type=float, default=1.0, help="seconds between phases")
     ap.add_argument("--ttft-probes", type=int, default=40, help="single 1-token requests per target for TTFT overhead")
     ap.add_argument("--parallel", type=int, help="engine slots (default: max streams)")
     ap.add_argument("--ctx-size", type=int, default=1024, help="context per slot")
@@ -371,15 +330,18 @@ def main() -> None:
         per: dict[tuple[str, int], list[Phase]] = {}
 
         def measure(rnd: int, t: str, n: int) -> None:
-            time.sleep(1.0)  # let the previous phase's stragglers finish
+            time.sleep(args.pause)  # let the previous phase's stragglers finish
             cpu0 = cpu_seconds(targets.gateway_pid) if t == "llmctl" else 0.0
             p = asyncio.run(run_phase(t, urls[t], args.model, n, args.requests, args.max_tokens,
                                       targets.headers.get(t)))
             if t == "llmctl":
                 p.cpu = cpu_seconds(targets.gateway_pid) - cpu0
             per.setdefault((t, n), []).append(p)
+            cpu = f"  gateway {1e6 * p.cpu / p.tokens:.0f} µs/token" if t == "llmctl" and p.tokens else ""
             print(f"round {rnd + 1} {t:>6} x{n:<2} {p.tok_s:7.1f} tok/s  ok {p.ok} failed {p.failed}  "
-                  f"TTFT p50 {ms(pct(p.ttft, .5))}", file=sys.stderr, flush=True)
+                  f"TTFT p50 {ms(pct(p.ttft, .5))}{cpu}", file=sys.stderr, flush=True)
+            if args.json:  # partial results as they come: a run cut short still leaves its rounds
+                args.json.write_text(json.dumps({f"{k[0]}/{k[1]}": [asdict(x) for x in v] for k, v in per.items()}))
 
         # raw and llmctl alternate (ABBA) so drift in a shared machine's load favours neither; the peer
         # runs last, on its own (after failing requests it may keep computing for a while)
@@ -441,12 +403,14 @@ def main() -> None:
         "TTFT under concurrency includes waiting behind the other streams' prompts in the engine's batch, so it "
         "moves by tens of ms from round to round; the gateway's own latency is the single-request probe above.",
         "",
-        "Goal: llmctl serve at least 0.97x raw llama-server throughput, TTFT overhead under 5 ms.",
+        f"Goal: llmctl serve at least {args.goal}x raw llama-server throughput, TTFT overhead under 5 ms.",
     ])
     print(section)
     if args.json:
-        args.json.write_text(json.dumps({f"{t}/{n}": {**asdict(p), "tok_s": p.tok_s} for (t, n), p in merged.items()},
-                                        indent=2))
+        args.json.write_text(json.dumps({
+            "merged": {f"{t}/{n}": {**asdict(p), "tok_s": p.tok_s} for (t, n), p in merged.items()},
+            "rounds": {f"{t}/{n}": [{**asdict(p), "tok_s": p.tok_s} for p in v] for (t, n), v in per.items()},
+            "ttft_probe": ttft, "raw_command": getattr(targets, "raw_command", None)}, indent=1))
     if not args.no_write:
         write_section(args.doc, section)
 
