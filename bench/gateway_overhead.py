@@ -14,8 +14,8 @@ The gateway is pinned to one core (`taskset`), the stub and this load generator 
 
     .venv/bin/python bench/gateway_overhead.py                        # all APIs, 1/16/64 streams, writes docs
     .venv/bin/python bench/gateway_overhead.py --apis openai-chat --streams 64 --no-write
-    .venv/bin/python bench/gateway_overhead.py --token-ms 5           # paced: one token per stream per 5 ms
-    .venv/bin/python bench/gateway_overhead.py --workers 2            # llmctl serve --workers 2
+    .venv/bin/python bench/gateway_overhead.py --pacing 5             # paced only: a token per stream per 5 ms
+    .venv/bin/python bench/gateway_overhead.py --profile /tmp/p.txt --apis ollama-chat --streams 64 --no-write
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -135,29 +136,6 @@ def cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU of `pid` and of its worker children that are llmctl (not the engines): `serve --workers N`."""
-    total = cpu_seconds(pid)
-    for child in children(pid):
-        try:
-            cmd = Path(f"/proc/{child}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"stub_engine" not in cmd and b"llama-server" not in cmd:
-            total += tree_cpu_seconds(child)
-    return total
-
-
-def children(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            out += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return out
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -188,11 +166,11 @@ def urlsplit_host(url: str) -> tuple[str, int]:
 class Bench:
     """The stub direct, and `llmctl serve` in front of its own stub engines; stopped at the end."""
 
-    def __init__(self, args: argparse.Namespace, home: Path) -> None:
+    def __init__(self, args: argparse.Namespace, home: Path, token_ms: float) -> None:
         self.args, self.home = args, home
         cpus = sorted(os.sched_getaffinity(0))
-        self.gateway_cpus = ",".join(str(c) for c in cpus[:args.workers]) if len(cpus) > args.workers else ""
-        rest = cpus[args.workers:] if len(cpus) > args.workers else cpus
+        self.gateway_cpus = str(cpus[0]) if len(cpus) > 1 else ""
+        rest = cpus[1:] if len(cpus) > 1 else cpus
         self.client_cpus = set(rest)
         self.stub_cpus = ",".join(str(c) for c in rest)
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -202,7 +180,7 @@ class Bench:
         wrapper.chmod(0o755)
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith(("LLMCTL_", "STUB_ENGINE_"))},
                     "LLMCTL_HOME": str(home), "LLMCTL_LLAMA_SERVER": str(wrapper),
-                    "STUB_ENGINE_TOKEN_MS": str(args.token_ms)}
+                    "STUB_ENGINE_TOKEN_MS": str(token_ms)}
         self.wrapper = wrapper
 
     def models(self) -> None:
@@ -228,8 +206,6 @@ class Bench:
         prof = [str(ROOT / "bench" / "cpu_profile.py"), str(self.args.profile)] if self.args.profile else []
         cmd = [sys.executable, *prof, "-m", "llmctl", "serve", "--port", str(port), "--parallel", str(self.args.parallel),
                "--keep-alive", "-1"]
-        if self.args.workers > 1:
-            cmd += ["--workers", str(self.args.workers)]
         if self.gateway_cpus and shutil.which("taskset"):
             cmd = ["taskset", "-c", self.gateway_cpus, *cmd]
         log = open(self.home / "serve.log", "wb")
@@ -267,15 +243,18 @@ class Row:
         return 1e6 * self.cpu / self.gateway.tokens if self.gateway.tokens else 0.0
 
 
-def measure(bench: Bench, urls: dict[str, str], api: Api, streams: int, args: argparse.Namespace) -> Row:
+def measure(bench: Bench, urls: dict[str, str], api: Api, streams: int, args: argparse.Namespace,
+            token_ms: float) -> Row:
     requests = max(1, args.tokens_per_phase // (streams * args.tokens))
+    if token_ms > 0:  # paced phases last about as long as the answers take: at most ~6 s
+        requests = max(1, min(requests, int(6000 / (args.tokens * token_ms))))
     direct = asyncio.run(run_streams(urls["stub"], api.upstream_path, api.upstream_body, streams, requests,
                                      expect=args.tokens))
     asyncio.run(run_streams(urls["gateway"], api.path, api.body, streams, 1, expect=args.tokens))  # warm-up
     perf = start_profiles(args, bench.gateway_pid)
-    cpu0 = tree_cpu_seconds(bench.gateway_pid)
+    cpu0 = cpu_seconds(bench.gateway_pid)
     res = asyncio.run(run_streams(urls["gateway"], api.path, api.body, streams, requests, expect=args.tokens))
-    cpu = tree_cpu_seconds(bench.gateway_pid) - cpu0
+    cpu = cpu_seconds(bench.gateway_pid) - cpu0
     stop_profiles(args, bench.gateway_pid, perf, f"{api.name}-{streams}")
     row = Row(api.name, streams, res, direct, cpu, os.getloadavg()[0])
     print(f"{api.name:>24} x{streams:<3} gateway {res.tok_s:9.0f} tok/s  direct {direct.tok_s:9.0f} tok/s  "
@@ -337,7 +316,7 @@ def table(merged: list[dict[str, Any]], notes: dict[str, str]) -> str:
         out.append(f"| `{m['api']}` | {m['streams']} | {m['gateway_tok_s']:,.0f} | {m['direct_tok_s']:,.0f} | "
                    f"{m['ratio']:.2f} | {m['us_per_token']:.1f} | {per_core:,.0f} | {100 * m['cpu_share']:.0f}% | "
                    f"{m['ok']}/{m['failed']} |")
-    out += ["", *[f"- `{k}`: {v}" for k, v in notes.items()]]
+    out += [f"- `{k}`: {v}" for k, v in notes.items()]
     return "\n".join(out)
 
 
@@ -355,28 +334,21 @@ def write_section(path: Path, heading: str, body: str) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--apis", help="comma-separated (default: all): " + ", ".join(apis(1)))
-    ap.add_argument("--streams", default="1,16,64")
-    ap.add_argument("--tokens", type=int, default=128, help="tokens per answer")
-    ap.add_argument("--tokens-per-phase", type=int, default=40_000, help="tokens per measured phase (about)")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--token-ms", type=float, default=0.0, help="stub pacing: a decode step every N ms (0: none)")
-    ap.add_argument("--parallel", type=int, default=64, help="serve --parallel")
-    ap.add_argument("--workers", type=int, default=1, help="serve --workers")
-    ap.add_argument("--profile", type=Path, help="profile the gateway's CPU (bench/cpu_profile.py): collapsed stacks of the whole run here")
-    ap.add_argument("--perf", type=Path, help="`perf record` the gateway in each phase; reports in this folder")
-    ap.add_argument("--json", type=Path)
-    ap.add_argument("--no-write", action="store_true")
-    ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
-    args = ap.parse_args()
-    table_apis = apis(args.tokens)
-    chosen = [table_apis[a] for a in (args.apis.split(",") if args.apis else table_apis)]
-    streams = [int(s) for s in args.streams.split(",")]
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+def machine() -> str:
+    cpu = ""
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                   if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def run(args: argparse.Namespace, chosen: list[Api], streams: list[int], token_ms: float) -> list[dict[str, Any]]:
+    """One gateway and one direct stub at this pacing; every (api, streams) phase `rounds` times."""
     home = Path(tempfile.mkdtemp(prefix="llmctl-relay-"))
-    bench = Bench(args, home)
+    bench = Bench(args, home, token_ms)
+    affinity = os.sched_getaffinity(0)
     try:
         bench.models()
         urls = {"stub": bench.stub(), "gateway": bench.gateway()}
@@ -386,14 +358,51 @@ def main() -> None:
         for _ in range(args.rounds):
             for api in chosen:
                 for n in streams:
-                    rows.setdefault((api.name, n), []).append(measure(bench, urls, api, n, args))
+                    rows.setdefault((api.name, n), []).append(measure(bench, urls, api, n, args, token_ms))
     finally:
+        os.sched_setaffinity(0, affinity)
         bench.close()
         shutil.rmtree(home, ignore_errors=True)
-    merged = [merge(v) for v in rows.values()]
-    print(table(merged, {a.name: a.note for a in chosen}))
+    return [merge(v) for v in rows.values()]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--apis", help="comma-separated (default: all): " + ", ".join(apis(1)))
+    ap.add_argument("--streams", default="1,16,64")
+    ap.add_argument("--tokens", type=int, default=128, help="tokens per answer")
+    ap.add_argument("--tokens-per-phase", type=int, default=40_000, help="tokens per measured phase (about)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--pacing", default="0,4", help="stub decode step in ms, per table (0: as fast as the socket)")
+    ap.add_argument("--parallel", type=int, default=64, help="serve --parallel")
+    ap.add_argument("--profile", type=Path,
+                    help="profile the gateway's CPU in each phase (bench/cpu_profile.py; .pstats: cProfile)")
+    ap.add_argument("--perf", type=Path, help="`perf record` the gateway in each phase; reports in this folder")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = ap.parse_args()
+    table_apis = apis(args.tokens)
+    chosen = [table_apis[a] for a in (args.apis.split(",") if args.apis else table_apis)]
+    streams = [int(s) for s in args.streams.split(",")]
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    load0 = os.getloadavg()[0]
+    results = {float(ms): run(args, chosen, streams, float(ms)) for ms in args.pacing.split(",")}
+    notes = {a.name: a.note for a in chosen}
+    parts = [f"`bench/gateway_overhead.py` ({time.strftime('%Y-%m-%d')}): {machine()}; load average (1 min) "
+             f"{load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end. {args.tokens} tokens per answer, "
+             f"{args.rounds} rounds (medians), `serve --parallel {args.parallel}`; the gateway pinned to one core, "
+             f"the stub and the load generator to the others.", ""]
+    for ms, merged in results.items():
+        parts += [f"**{'As fast as the socket allows' if ms <= 0 else f'Paced: a decode step every {ms:g} ms'}**"
+                  f" (`--pacing {ms:g}`):", "", table(merged, {}), ""]
+    parts += [f"- `{k}`: {v}" for k, v in notes.items()]
+    body = "\n".join(parts)
+    print(body)
     if args.json:
-        args.json.write_text(json.dumps(merged, indent=2))
+        args.json.write_text(json.dumps({str(k): v for k, v in results.items()}, indent=2))
+    if not args.no_write:
+        write_section(args.doc, "## Gateway relay capacity", body)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,10 @@ if [ ! -f .gpu/llama.cpp/CMakeLists.txt ]; then
   tar -xzf "$tmp"/llama_cpp_python-0.3.36.tar.gz -C "$tmp"
   src=$tmp/llama_cpp_python-0.3.36/vendor/llama.cpp
   keep=$tmp/ggml-vocab-llama-spm.gguf; cp "$src/models/ggml-vocab-llama-spm.gguf" "$keep"
-  rm -rf "$src"/{models,docs,tests,benches,media,examples,.devops,.github,ci,pocs,skills,conversion}
+  rm -rf "$src"/{models,docs,tests,benches,media,examples,.devops,.github}
   for b in "$src"/ggml/src/ggml-*/; do
     case "$(basename "$b")" in ggml-cpu|ggml-cuda|ggml-blas) ;; *) rm -rf "$b" ;; esac
   done
-  rm -rf "$src"/tools/server/webui "$src"/tools/server/tests
   mkdir -p "$src/models" .gpu && mv "$keep" "$src/models/" && rm -rf .gpu/llama.cpp && mv "$src" .gpu/llama.cpp
 fi
 [ -n "$(ls .whl/*.whl 2>/dev/null)" ] || bash bench/gpu/wheels.sh
