@@ -251,7 +251,7 @@ def measure(bench: Bench, urls: dict[str, str], api: Api, streams: int, args: ar
     direct = asyncio.run(run_streams(urls["stub"], api.upstream_path, api.upstream_body, streams, requests,
                                      expect=args.tokens))
     asyncio.run(run_streams(urls["gateway"], api.path, api.body, streams, 1, expect=args.tokens))  # warm-up
-    perf = start_profiles(args, bench.gateway_pid)
+    perf = start_profiles(args, bench.gateway_pid, f"{api.name}-{streams}")
     cpu0 = cpu_seconds(bench.gateway_pid)
     res = asyncio.run(run_streams(urls["gateway"], api.path, api.body, streams, requests, expect=args.tokens))
     cpu = cpu_seconds(bench.gateway_pid) - cpu0
@@ -263,7 +263,7 @@ def measure(bench: Bench, urls: dict[str, str], api: Api, streams: int, args: ar
     return row
 
 
-def start_profiles(args: argparse.Namespace, pid: int) -> subprocess.Popen[bytes] | None:
+def start_profiles(args: argparse.Namespace, pid: int, name: str) -> subprocess.Popen[bytes] | None:
     """--profile: the gateway's Python sampler starts (SIGUSR1); --perf: `perf record` of its CPU clock."""
     if args.profile:
         os.kill(pid, signal.SIGUSR1)
@@ -271,7 +271,7 @@ def start_profiles(args: argparse.Namespace, pid: int) -> subprocess.Popen[bytes
         return None
     args.perf.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "2000", "-g", "-p", str(pid), "-o",
-                             str(args.perf / "perf.data")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             str(args.perf / f"{name}.data")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def stop_profiles(args: argparse.Namespace, pid: int, perf: subprocess.Popen[bytes] | None, name: str) -> None:
@@ -286,10 +286,11 @@ def stop_profiles(args: argparse.Namespace, pid: int, perf: subprocess.Popen[byt
     if perf is not None:
         perf.send_signal(signal.SIGINT)
         perf.wait(timeout=60)
-        report = subprocess.run(["perf", "report", "-i", str(args.perf / "perf.data"), "--no-children", "--stdio",
-                                 "--sort", "dso,sym", "-g", "none", "--percent-limit", "0.7"],
-                                capture_output=True, text=True).stdout
-        (args.perf / f"{name}.txt").write_text(report)
+        data = str(args.perf / f"{name}.data")  # one per (api, streams): the last round's
+        report = [subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio", "--sort", sort, "-g",
+                                  "none", "--percent-limit", "0.7"], capture_output=True, text=True).stdout
+                  for sort in ("dso", "dso,sym")]
+        (args.perf / f"{name}.txt").write_text("\n".join(report))
 
 
 def merge(rows: list[Row]) -> dict[str, Any]:

@@ -173,3 +173,15 @@ def test_stub_engine_events_have_llama_servers_shape() -> None:
     real = _payloads((DATA / "native-stream.http").read_bytes())
     assert list(json.loads(_payloads(b"HTTP/1.1 200 OK\r\n\r\n" + native.token_chunk(0) + b"0\r\n\r\n")[0])) == list(
         json.loads(real[0]))
+
+
+def test_clock_stamps_like_now_rfc3339() -> None:
+    from datetime import datetime
+
+    from llmctl.server.translate import Clock, now_rfc3339
+
+    clock = Clock()
+    for _ in range(3):
+        before, stamp, after = now_rfc3339(), clock.now(), now_rfc3339()
+        assert len(stamp) == len(before) and stamp.endswith("Z") and before <= stamp <= after
+        assert datetime.fromisoformat(stamp.replace("Z", "+00:00")).tzinfo is not None

@@ -201,6 +201,22 @@ def now_rfc3339() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+class Clock:
+    """`now_rfc3339()` for a stream's lines at a fifth of the cost: the date and time of day are formatted once
+    per second, only the microseconds per call (datetime's isoformat is ~5 µs, and a stream stamps every token)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def now(self) -> str:
+        t = time.time()
+        second = int(t)
+        if second != self._second:
+            self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((t - second) * 1_000_000):06d}Z"
+
+
 class OpenAIChunks:
     """OpenAI chat chunks built from translated engine events (template and completion modes)."""
 

@@ -302,6 +302,7 @@ async def _lines(gw: Gateway, lease: Lease, events: AsyncGenerator[list[Piece], 
     finish: str | None = None
     counts = Piece()
     text = state["text"]
+    clock = translate.Clock()
     head = (f'{{"model":{json.dumps(name)},"created_at":"').encode()
     key = b'","message":{"role":"assistant","content":' if chat else b'","response":'
     tail = b'},"done":false}\n' if chat else b',"done":false}\n'
@@ -320,7 +321,7 @@ async def _lines(gw: Gateway, lease: Lease, events: AsyncGenerator[list[Piece], 
                             setattr(counts, k, getattr(p, k))
             if lines:
                 first_at = first_at or time.monotonic()
-                prefix = head + translate.now_rfc3339().encode() + key
+                prefix = head + clock.now().encode() + key
                 yield b"".join(prefix + json.dumps(t, ensure_ascii=False).encode() + tail for t in lines)
     except UpstreamError as exc:
         err = await gw.upstream_error(lease, exc)
