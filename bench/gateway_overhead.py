@@ -24,10 +24,8 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from relay_client import Result, run_streams  # noqa: E402
+from serve import cpu_seconds, free_port, machine, wait_http, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 STUB = ROOT / "bench" / "stub_engine.py"
@@ -124,45 +123,6 @@ def tiny_gguf(path: Path, chat_template: str | None) -> Path:
     return path
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time of all threads of `pid`, in ns resolution from schedstat (/proc/PID/stat counts 10 ms ticks)."""
-    total = 0
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            total += int((task / "schedstat").read_text().split()[0])
-        return total / 1e9
-    except (OSError, ValueError, IndexError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(urlsplit_host(url), timeout=1) as s:
-                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if s.recv(64).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer in {timeout}s")
-
-
-def urlsplit_host(url: str) -> tuple[str, int]:
-    host, _, port = url.split("//", 1)[1].rpartition(":")
-    return host, int(port)
-
-
 class Bench:
     """The stub direct, and `llmctl serve` in front of its own stub engines; stopped at the end."""
 
@@ -198,7 +158,7 @@ class Bench:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.procs.append(proc)
         url = f"http://127.0.0.1:{port}"
-        wait_http(url, proc)
+        wait_http(url + "/health", proc)
         return url
 
     def gateway(self) -> str:
@@ -213,7 +173,7 @@ class Bench:
         self.procs.append(proc)
         self.gateway_pid = proc.pid
         url = f"http://127.0.0.1:{port}"
-        wait_http(url, proc)
+        wait_http(url + "/health", proc)
         for model in (CHAT_MODEL, BASE_MODEL):
             asyncio.run(run_streams(url, "/api/generate", {"model": model, "stream": False}, 1, 1))
         return url
@@ -321,30 +281,6 @@ def table(merged: list[dict[str, Any]], notes: dict[str, str]) -> str:
     return "\n".join(out)
 
 
-def write_section(path: Path, heading: str, body: str) -> None:
-    """Replace (or append) the `heading` section of docs/benchmarks.md; other sections stay as they are."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
-    new_lines = [heading, "", *body.rstrip("\n").splitlines()]
-    if start is None:
-        lines += ["", *new_lines]
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines[start:end] = new_lines + ([""] if end < len(lines) else [])
-    path.write_text("\n".join(lines) + "\n")
-
-
-def machine() -> str:
-    cpu = ""
-    try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                   if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, Python {platform.python_version()}"
-
-
 def run(args: argparse.Namespace, chosen: list[Api], streams: list[int], token_ms: float) -> list[dict[str, Any]]:
     """One gateway and one direct stub at this pacing; every (api, streams) phase `rounds` times."""
     home = Path(tempfile.mkdtemp(prefix="llmctl-relay-"))
@@ -403,7 +339,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({str(k): v for k, v in results.items()}, indent=2))
     if not args.no_write:
-        write_section(args.doc, "## Gateway relay capacity", body)
+        write_section(args.doc, "## Gateway relay capacity\n\n" + body)
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ class Conn:
             raise ConnectionError("the server closed the connection mid-answer")
         self.buf += data
 
-    async def request(self, head: bytes, payload: bytes, *, started: float) -> tuple[int, bytes, float | None]:
+    async def request(self, head: bytes, payload: bytes) -> tuple[int, bytes, float | None]:
         """Send one request; return (status, body, time of the first token or None).
 
         A kept-alive connection that the server closed before answering (llama-server drops idle ones) is
@@ -89,7 +89,7 @@ class Conn:
             if not reused or buf:
                 raise
             self.close()
-            return await self.request(head, payload, started=started)
+            return await self.request(head, payload)
         lines = bytes(buf[:end]).split(b"\r\n")
         del buf[:end + 4]
         status = int(lines[0].split(b" ", 2)[1])
@@ -151,7 +151,7 @@ async def run_streams(url: str, path: str, body: dict[str, Any], streams: int, r
                 res.requests += 1
                 start = time.perf_counter()
                 try:
-                    status, answer, first = await conn.request(head, payload, started=start)
+                    status, answer, first = await conn.request(head, payload)
                     if status != 200:
                         raise RuntimeError(f"HTTP {status}: {answer[:200]!r}")
                     n = count_tokens(answer, stream)

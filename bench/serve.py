@@ -253,10 +253,12 @@ def table(results: dict[tuple[str, int], Phase], streams: list[int], labels: dic
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace (or add) the `## Serving` section; every other section (e.g. `## Transfer`) stays as it is."""
+    """Replace (or add) the section whose heading is `section`'s first line (`## Serving`); every other section
+    (e.g. `## Transfer`) stays as it is."""
+    heading = section.split("\n", 1)[0].strip()
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == "## Serving"), None)
+    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
     if start is None:
         new = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
     else:

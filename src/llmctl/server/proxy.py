@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 # Piece, parse_piece and UpstreamError live in `sse` (the event level) and are named here too, where the
 # translators have always found them
-from llmctl.server.sse import Piece, UpstreamError, parse_piece, payloads  # noqa: F401
+from llmctl.server.sse import Piece, UpstreamError, parse_piece, payloads, split_complete  # noqa: F401
 
 T = TypeVar("T")
 
@@ -222,14 +222,9 @@ class UpstreamStream:
         pending = b""
         try:
             async for data in self.reads():
-                if pending:
-                    data = pending + data
-                end = data.rfind(b"\n\n") + 2
-                if end < 2:
-                    pending = data
-                    continue
-                pending = data[end:]
-                yield payloads(data[:end])
+                block, pending = split_complete(pending, data)
+                if block:
+                    yield payloads(block)
         finally:
             await self.aclose()
 
