@@ -136,6 +136,7 @@ class Bench:
         self.procs: list[subprocess.Popen[bytes]] = []
         wrapper = home / "llama-server"
         pin = f"taskset -c {self.stub_cpus} " if self.stub_cpus and shutil.which("taskset") else ""
+        pin += "chrt -f 1 " if args.realtime else ""
         wrapper.write_text(f"#!/bin/sh\nexec {pin}{sys.executable} {STUB} \"$@\"\n")
         wrapper.chmod(0o755)
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith(("LLMCTL_", "STUB_ENGINE_"))},
@@ -168,6 +169,8 @@ class Bench:
                "--keep-alive", "-1"]
         if self.gateway_cpus and shutil.which("taskset"):
             cmd = ["taskset", "-c", self.gateway_cpus, *cmd]
+        if self.args.realtime:
+            cmd = ["chrt", "-f", "1", *cmd]
         log = open(self.home / "serve.log", "wb")
         proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(proc)
@@ -291,6 +294,8 @@ def run(args: argparse.Namespace, chosen: list[Api], streams: list[int], token_m
         urls = {"stub": bench.stub(), "gateway": bench.gateway()}
         if bench.client_cpus:
             os.sched_setaffinity(0, bench.client_cpus)
+        if args.realtime:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
         rows: dict[tuple[str, int], list[Row]] = {}
         for _ in range(args.rounds):
             for api in chosen:
@@ -298,6 +303,7 @@ def run(args: argparse.Namespace, chosen: list[Api], streams: list[int], token_m
                     rows.setdefault((api.name, n), []).append(measure(bench, urls, api, n, args, token_ms))
     finally:
         os.sched_setaffinity(0, affinity)
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
         bench.close()
         shutil.rmtree(home, ignore_errors=True)
     return [merge(v) for v in rows.values()]
@@ -316,6 +322,9 @@ def main() -> None:
                     help="profile the gateway's CPU in each phase (bench/cpu_profile.py; .pstats: cProfile)")
     ap.add_argument("--perf", type=Path, help="`perf record` the gateway in each phase; reports in this folder")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--realtime", action="store_true",
+                    help="run the gateway, the stub and this client under SCHED_FIFO (chrt -f 1, root): other work "
+                         "on a shared machine cannot preempt them, so tok/s means something too")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = ap.parse_args()
@@ -329,7 +338,8 @@ def main() -> None:
     parts = [f"`bench/gateway_overhead.py` ({time.strftime('%Y-%m-%d')}): {machine()}; load average (1 min) "
              f"{load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end. {args.tokens} tokens per answer, "
              f"{args.rounds} rounds (medians), `serve --parallel {args.parallel}`; the gateway pinned to one core, "
-             f"the stub and the load generator to the others.", ""]
+             f"the stub and the load generator to the others"
+             + ("; all three under SCHED_FIFO (`--realtime`)." if args.realtime else "."), ""]
     for ms, merged in results.items():
         parts += [f"**{'As fast as the socket allows' if ms <= 0 else f'Paced: a decode step every {ms:g} ms'}**"
                   f" (`--pacing {ms:g}`):", "", table(merged, {}), ""]
