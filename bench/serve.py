@@ -347,15 +347,25 @@ def main() -> None:
 
         # raw and llmctl alternate (ABBA) so drift in a shared machine's load favours neither; the peer
         # runs last, on its own (after failing requests it may keep computing for a while)
-        for rnd in range(args.rounds):
-            for n in streams:
-                for t in (("raw", "llmctl") if rnd % 2 == 0 else ("llmctl", "raw")):
-                    measure(rnd, t, n)
-        ttft = asyncio.run(ttft_probe(urls, args.model, args.ttft_probes, targets.headers)) if args.ttft_probes else {}
-        if "peer" in labels:
-            for rnd in range(min(args.rounds, 2)):
+        done, ttft = 0, {}
+        try:
+            for rnd in range(args.rounds):
                 for n in streams:
-                    measure(rnd, "peer", n)
+                    for t in (("raw", "llmctl") if rnd % 2 == 0 else ("llmctl", "raw")):
+                        measure(rnd, t, n)
+                done = rnd + 1
+            if args.ttft_probes:
+                ttft = asyncio.run(ttft_probe(urls, args.model, args.ttft_probes, targets.headers))
+            if "peer" in labels:
+                for rnd in range(min(args.rounds, 2)):
+                    for n in streams:
+                        measure(rnd, "peer", n)
+        except KeyboardInterrupt:  # cut short (the GPU script's budget): report the complete rounds, if any
+            if done == 0:
+                raise
+            print(f"cut short: reporting the {done} complete rounds", file=sys.stderr, flush=True)
+            per = {k: v[:done] for k, v in per.items() if k[0] != "peer" and v[:done]}
+            args.rounds = done
         merged = {k: merge(v) for k, v in per.items()}
         for (t, n), phases in per.items():
             raws = per.get(("raw", n), [])

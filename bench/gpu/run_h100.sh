@@ -6,15 +6,17 @@
 #
 # Needs in the tree .gpu/llama.cpp and .whl/ (git-ignored; `bash bench/gpu/prepare.sh` makes both here):
 #   run(command="bash bench/gpu/run_h100.sh", carry=[".gpu", ".whl"])
-# Logs and results go to $OUT as they are written (run.log, serve-8b.*, serve-1b.*, ...), so a run cut short
-# keeps what it measured. Build and models go to $HOME/gpubuild and $HOME/gpumodels: a second call on the
-# still-warm machine skips them. Environment:
+# Logs and results go to $OUT as they are written (run.log, build.log, serve-8b.txt/.json, serve-1b.txt/.json:
+# 6 files, as the device returns at most 8), so a run cut short keeps what it measured. Build and models go to
+# $HOME/gpubuild and $HOME/gpumodels: a second call on the still-warm machine skips them. Environment:
 #   STEPS   steps to run (default "build model serve8b serve1b"; also: bench, test, auto, multi (2+ GPUs))
-#   ROUNDS  rounds per serving benchmark (default 10)   BUDGET  seconds before the call's limit (default 570)
+#   ROUNDS  rounds per serving benchmark (default 10)
+#   BUDGET  seconds the whole script may take (default 530: done inside 9 minutes; serving runs are cut short,
+#           with what they measured kept, rather than the call)
 #   GPU=0   the CPU-side rehearsal on a machine without a GPU: no CUDA build (the llama-server llmctl finds),
 #           tiny models of the same kinds, 2 rounds, few tokens; exercises every step but the build.
 set -euo pipefail
-T0=$(date +%s); BUDGET=${BUDGET:-570}; ROUNDS=${ROUNDS:-10}; GPU=${GPU:-1}
+T0=$(date +%s); BUDGET=${BUDGET:-530}; ROUNDS=${ROUNDS:-10}; GPU=${GPU:-1}
 STEPS=${STEPS:-"build model serve8b serve1b"}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd); cd "$ROOT"
 OUT=${OUT:-$ROOT/gpu-out}; mkdir -p "$OUT"
@@ -34,7 +36,7 @@ if [ "$GPU" = 1 ]; then
   fi
   export PYTHONPATH=$ROOT/src:/tmp/site${PYTHONPATH:+:$PYTHONPATH}
   export PATH=$B/bin:$PATH  # llmctl finds the CUDA llama-server on PATH, for raw and gateway alike
-  nvidia-smi --query-gpu=index,name,memory.total,memory.free,compute_cap,driver_version --format=csv | tee "$OUT/gpu.txt"
+  nvidia-smi --query-gpu=index,name,memory.total,memory.free,compute_cap,driver_version --format=csv
   nvcc --version | tail -1; cmake --version | head -1
   # the 8B: Llama-3-8B's shape; the "1B": Llama-3.2-1B's (2048 / 16 layers / 32 heads / 8 KV / 8192), both with
   # the 32k SPM vocabulary
@@ -75,7 +77,7 @@ if [ -n "$BUILD_PID" ]; then
   tail -3 "$OUT/build.log"
   [ -x "$B/bin/llama-server" ] || { say "no llama-server was built"; tail -40 "$OUT/build.log"; exit 1; }
 fi
-$PY -m llmctl runtime list 2>&1 | tee "$OUT/runtime-list.txt"
+$PY -m llmctl runtime list 2>&1
 say "left: $(left) s"
 
 if want bench && [ "$GPU" = 1 ] && [ "$(left)" -gt 240 ]; then
