@@ -4,7 +4,8 @@ One raw llama-server and one `llmctl serve` are started exactly as bench/serve.p
 `Targets`). Against each, in alternating order (ABBA, so a noisy neighbour hits both alike), the same load
 is measured twice:
 
-- bench/serve.py's client (httpx): N streams, `--requests` each, its fixed prompt, 96 tokens, ignore_eos;
+- bench/serve.py's client (bench/relay_client.py: raw sockets, one regex per answer): N streams, `--requests`
+  each, its fixed prompt, 96 tokens, ignore_eos;
 - llmctl bench's client and metrics (`llmctl.loadgen`): the identical requests (same prompt and body) at
   concurrency N, through `run_point` and `summarize`.
 
@@ -51,8 +52,6 @@ def paired_phase(serve: Any, url: str, model: str, streams: int, requests: int, 
     """Both clients at once against the same server, `streams` streams each (the server sees twice that):
     whatever the machine's load does during the phase, it does to both measurements alike. Which client's
     requests are started first alternates by round: the first to reach the server is prefilled first."""
-    import httpx
-
     from llmctl.loadgen.client import request_body
     from llmctl.loadgen.http import Pool, parse_endpoint
     from llmctl.loadgen.metrics import Slo, summarize
@@ -64,32 +63,22 @@ def paired_phase(serve: Any, url: str, model: str, streams: int, requests: int, 
     limits = Limits(600.0, 1 << 20)
 
     async def main() -> dict[str, dict]:
-        limits_h = httpx.Limits(max_connections=streams * 2, max_keepalive_connections=streams * 2, keepalive_expiry=5.0)
-        async with httpx.AsyncClient(timeout=httpx.Timeout(600, connect=10), limits=limits_h, trust_env=False) as client:
-            pool = Pool(parse_endpoint(url, api_key=_key(headers)))
-            try:  # each client warms up (not counted), as bench/serve.py's run_phase does
-                await serve.one_request(client, url, model, 8, serve.Phase("warm", 1), headers)
-                await run_point(pool, "/v1/completions", Point(concurrency=1), [Item(warm, 0, 8)], None, limits,
-                                lambda r: None)
-                phase = serve.Phase("serve.py", streams)
-
-                async def serve_side() -> None:
-                    async def worker() -> None:
-                        for _ in range(requests):
-                            await serve.one_request(client, url, model, max_tokens, phase, headers)
-
-                    t0 = time.perf_counter()
-                    await asyncio.gather(*(worker() for _ in range(streams)))
-                    phase.seconds = time.perf_counter() - t0
-
-                items = [Item(body, 0, max_tokens)] * (streams * requests)
-                ours = run_point(pool, "/v1/completions", Point(concurrency=streams), items, None, limits, lambda r: None)
-                if loadgen_first:
-                    run, _ = await asyncio.gather(ours, serve_side())
-                else:
-                    _, run = await asyncio.gather(serve_side(), ours)
-            finally:
-                await pool.close()
+        pool = Pool(parse_endpoint(url, api_key=_key(headers)))
+        try:  # each client warms up (not counted), as bench/serve.py's run_phase does
+            await serve.run_streams(url, "/v1/completions", serve._body(model, 8), 1, 1, headers=headers)
+            await run_point(pool, "/v1/completions", Point(concurrency=1), [Item(warm, 0, 8)], None, limits,
+                            lambda r: None)
+            serve_side = serve.run_streams(url, "/v1/completions", serve._body(model, max_tokens), streams, requests,
+                                           headers=headers)
+            items = [Item(body, 0, max_tokens)] * (streams * requests)
+            ours = run_point(pool, "/v1/completions", Point(concurrency=streams), items, None, limits, lambda r: None)
+            if loadgen_first:
+                run, res = await asyncio.gather(ours, serve_side)
+            else:
+                res, run = await asyncio.gather(serve_side, ours)
+        finally:
+            await pool.close()
+        phase = serve._phase("serve.py", res)
         s = summarize(run.records, run.duration, Slo())
         return {
             "serve.py": {"tok_s": phase.tok_s, "ttft_p50": statistics.median(phase.ttft) if phase.ttft else math.nan,
@@ -158,8 +147,8 @@ def client_ceiling(serve: Any, streams: int, requests: int, tokens: int, gap: fl
         out = {}
         cpu0, t0 = time.process_time(), time.perf_counter()
         phase = asyncio.run(serve.run_phase("fast", url, "m", streams, requests, tokens))
-        out["serve.py (httpx)"] = {"cpu_us_per_token": 1e6 * (time.process_time() - cpu0) / max(phase.tokens, 1),
-                                   "tok_s": phase.tokens / (time.perf_counter() - t0)}
+        out["serve.py (relay_client)"] = {"cpu_us_per_token": 1e6 * (time.process_time() - cpu0) / max(phase.tokens, 1),
+                                          "tok_s": phase.tokens / (time.perf_counter() - t0)}
         body = request_body("completions", "m", "hi", tokens, True, None)
 
         async def main() -> Any:
@@ -288,7 +277,7 @@ def report(args: Any, streams: list[int], results: dict, cli: dict, engine: str,
         "wall time. TTFT medians are per client over a few requests and also depend on whose request the server "
         f"prefills first; here llmctl bench's was lower in {lower} of {len(pairs)} phases, whichever client started "
         "first. That is the clients' own cost showing: a TTFT includes the client's time to write the request and to "
-        "parse the first event, and on a starved CPU the httpx client's larger cost per event (table below) becomes "
+        "parse the first event, and on a starved CPU the costlier client's time per event (table below) becomes "
         "milliseconds of scheduling delay. On a quiet machine the difference is the table's tens of microseconds.")
     cli_rows = ["| target | streams | requests | ISL / OSL (usage) | tok/s | TTFT p50 | TPOT p50 | ITL p50 | decode batch |",
                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]

@@ -22,10 +22,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 # a token: a non-empty content/text/response string (role-only and final events carry null or "")
-TOKEN = re.compile(rb'"(?:content|text|response)":"(?!")')
+TOKEN = re.compile(rb'"(?:content|text|response)": ?"(?!")')  # compact JSON, or json.dumps' default
 # the engine's own count in a stream's last events (OpenAI usage, Ollama eval_count): it also counts tokens
 # whose text is empty (a byte of an unfinished UTF-8 character, which a random-weight model emits)
-COUNT = re.compile(rb'"(?:completion_tokens|eval_count)":(\d+)')
+COUNT = re.compile(rb'"(?:completion_tokens|eval_count)": ?(\d+)')
 DONE = (b"data: [DONE]", b'"done":true', b'"stop":true')
 
 
