@@ -195,6 +195,32 @@ def test_oversized_bodies_are_413_and_change_nothing(sec_gw: RunningGateway, sec
     assert r.status_code == 201
 
 
+NON_FINITE = [  # Python's json takes these; JavaScript's JSON.stringify, Go and llama-server's parser do not
+    ("/v1/chat/completions", '{"model": "%s", "messages": [{"role": "user", "content": "hi"}], "top_p": NaN}',
+     "top_p"),
+    ("/v1/completions", '{"model": "%s", "prompt": "hi", "max_tokens": 1, "ignore_eos": NaN}', "ignore_eos"),
+    ("/api/generate", '{"model": "%s", "prompt": "hi", "options": {"top_p": -Infinity}}', "options.top_p"),
+    ("/api/chat", '{"model": "%s", "messages": [{"role": "user", "content": "hi", "x": [1, 1e999]}]}',
+     "messages[0].x[1]"),
+    ("/v1/responses", '{"model": "%s", "input": "hi", "temperature": Infinity}', "temperature"),
+    ("/v1/messages", '{"model": "%s", "max_tokens": 1, "top_p": NaN, "messages": [{"role": "user", "content": "hi"}]}',
+     "top_p"),
+    ("/api/create", '{"model": "nan", "from": "%s", "parameters": {"temperature": NaN}}', "parameters.temperature"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "where"), NON_FINITE)
+def test_nan_and_infinite_numbers_are_400_before_any_engine(sec_gw: RunningGateway, sec_home: Path, path: str,
+                                                           body: str, where: str) -> None:
+    """NaN compares false with every bound, so it slipped past the range checks and broke llama-server's JSON
+    parser: a 500 `engine error`. Now it is a 400 naming the field, before a model loads or anything is written."""
+    before, loaded = _state(sec_home), sec_gw.ps()
+    r = sec_gw.http.post(path, content=body % "gemma3:270m", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert f"{where} must be a finite number" in r.text
+    assert sec_gw.ps() == loaded and _state(sec_home) == before
+
+
 def _recv_all(sock: socket.socket, deadline: float) -> bytes:
     data = b""
     while time.monotonic() < deadline:

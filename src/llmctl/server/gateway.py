@@ -13,6 +13,7 @@ import asyncio
 import functools
 import json
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -95,15 +96,7 @@ class Gateway:
     # -- request helpers ----------------------------------------------------------------------------------
     async def read_json(self, request: Request) -> dict[str, Any]:
         raw = await request.body()
-        try:
-            data = json.loads(raw) if raw else None
-        except ValueError as exc:
-            raise GatewayError(400, f"request body is not valid JSON: {exc}") from None
-        except RecursionError:
-            raise GatewayError(400, "request body is not valid JSON: nested too deeply") from None
-        if not isinstance(data, dict):
-            raise GatewayError(400, "request body must be a JSON object")
-        return data
+        return parse_json_object(raw)
 
     def keep_alive(self, value: Any) -> float | None:
         try:
@@ -178,6 +171,53 @@ def template_limits(settings: Settings) -> Limits:
     lim = settings.limits
     return Limits(max_output=lim.template_max_output, max_iterations=lim.template_max_iterations,
                   max_width=lim.template_max_width, max_depth=lim.template_max_depth)
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object, or a 400. Only what JSON (RFC 8259) can say: Python's parser also takes
+    `NaN` and `Infinity`, and `1e999` becomes infinity; passed on, they slip past every range check (NaN
+    compares false) and break the engine's parser (a 500), so they are refused here, naming the field."""
+    odd: list[bool] = []
+
+    def constant(text: str) -> float:
+        odd.append(True)
+        return float(text)
+
+    def number(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            odd.append(True)
+        return value
+
+    try:
+        data = json.loads(raw, parse_constant=constant, parse_float=number) if raw else None
+    except ValueError as exc:
+        raise GatewayError(400, f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise GatewayError(400, "request body is not valid JSON: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise GatewayError(400, "request body must be a JSON object")
+    if odd:
+        try:
+            where = _non_finite(data, "") or "a number"
+        except RecursionError:
+            where = "a number"
+        field = where.split(".", 1)[0].split("[", 1)[0]
+        raise GatewayError(400, f"{where} must be a finite number (JSON has no NaN or Infinity)",
+                           param=field if field in data else None)
+    return data
+
+
+def _non_finite(value: Any, path: str) -> str:
+    """Where in `value` the first NaN or infinity is (`options.top_p`, `messages[2].x`), "" if nowhere."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "value"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite(item, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else key)
+        if found:
+            return found
+    return ""
 
 
 def gateway_of(request: Request) -> "Gateway":
