@@ -235,8 +235,11 @@ def test_console_files_and_endpoints_keep_the_gateway_rules(gw: RunningGateway) 
     assert [{k: m[k] for k in ("name", "reference", "id", "digest", "size", "modified")} for m in listed] == cli_list(gw)
     r = http.post("/api/llmctl/transfers", json={"kind": "fetch", "model": "x"})
     assert r.status_code == 400 and "kind" in r.json()["error"]
-    r = http.post("/api/llmctl/transfers", json={"kind": "pull", "model": "Bad Name!"})
-    assert r.status_code == 400
+    for bad in ("Bad Name!", "hf.co/", "hf.co/a b/c", "hf.co/../../x", "huggingface.co/org"):  # never a job
+        for kind in ("pull", "push"):
+            r = http.post("/api/llmctl/transfers", json={"kind": kind, "model": bad})
+            assert r.status_code == 400 and r.json()["error"], (kind, bad, r.text)
+    assert not http.get("/api/llmctl/transfers").json()["transfers"]
     r = http.post("/api/llmctl/transfers", json={"kind": "pull", "model": "library/llama3"})  # offline: a job that fails
     assert r.status_code == 202
     job = r.json()["transfer"]["id"]

@@ -49,6 +49,17 @@ def space_rule(settings: Settings) -> SpaceRule:
     return SpaceRule(reserve=settings.limits.disk_reserve, max_blob=settings.limits.max_blob_size)
 
 
+def check_name(settings: Settings, name: str) -> None:
+    """Raise InvalidReference for a name no pull can take (`hf.co/`, `hf.co/a b/c`, `Bad//Name`), with no I/O:
+    the gateway's console refuses such a job up front instead of starting one that fails a moment later."""
+    if is_hf_name(name):
+        from llmctl.sources import hf
+
+        hf.parse_name(name)
+    else:
+        parse_name(settings, name)
+
+
 def check_online(settings: Settings, registry: str) -> None:
     if settings.offline and not is_loopback(registry):
         raise OfflineError(f"cannot reach {registry}: LLMCTL_OFFLINE is set",

@@ -97,14 +97,13 @@ async def start_transfer(request: Request) -> Response:
 
 
 def _check_name(gw: Gateway, name: str) -> None:
-    """A name that could never be pulled is a 400 now, not a job that fails a moment later."""
+    """A name that could never be pulled or pushed (Hugging Face's included) is a 400 now, not a job that
+    fails a moment later."""
+    from llmctl.api.pull import check_name
     from llmctl.errors import LlmctlError
-    from llmctl.names import is_hf_name, parse_name
 
-    if is_hf_name(name):
-        return
     try:
-        parse_name(gw.settings, name)
+        check_name(gw.settings, name)
     except LlmctlError as exc:
         raise GatewayError(400, str(exc), param="model") from None
 
