@@ -90,6 +90,14 @@ def test_no_gateway_is_one_clear_error(tmp_path) -> None:
                             "(start one with `llmctl serve`)\n")
 
 
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_a_port_out_of_range_is_a_usage_error(tmp_path, port: str) -> None:
+    """Not `unexpected OverflowError: bind(): port must be 0-65535` and exit 1."""
+    r = subprocess.run([sys.executable, "-m", "llmctl", "serve", "--port", port], env=gateway_env(tmp_path / "home"),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--port" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
 def test_busy_port_and_missing_runtime_are_one_line(gateway_factory, gateway_store, tmp_path) -> None:
     gw = gateway_factory()
     home = make_home(tmp_path / "second", gateway_store)

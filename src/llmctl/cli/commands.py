@@ -80,7 +80,7 @@ COMMANDS: tuple[Command, ...] = (
     # -- local runtime ---------------------------------------------------------------------------------
     Command("run", "llmctl.cli.run:run", "Run a model: answer PROMPT, or chat interactively."),
     Command("serve", "llmctl.cli.serve:serve",
-            "Serve stored models over the OpenAI and Ollama HTTP APIs until Ctrl-C."),
+            "Serve stored models over the OpenAI, Anthropic and Ollama HTTP APIs, with a web console, until Ctrl-C."),
     Command("ps", "llmctl.cli.ps:ps",
             "List models loaded in the gateway: NAME, ID, SIZE, PROCESSOR, UNTIL, PORT."),
     Command("load", "llmctl.cli.load:load",

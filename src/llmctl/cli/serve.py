@@ -13,7 +13,7 @@ from llmctl.cli.options import Gpus, SplitMode, TensorSplit, with_gpus
 def serve(
     ctx: typer.Context,
     host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default: from LLMCTL_HOST, else 127.0.0.1)."),
-    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port (default: from LLMCTL_HOST, else 11434); 0 picks a free one."),
+    port: Optional[int] = typer.Option(None, "--port", "-p", min=0, max=65535, help="Port (default: from LLMCTL_HOST, else 11434); 0 picks a free one."),
     parallel: int = typer.Option(4, "--parallel", "-np", min=1, help="Slots per engine: concurrent requests per model."),
     keep_alive: str = typer.Option("5m", "--keep-alive", help="How long an idle model stays loaded: 5m, 1h, 30s, 0, -1 (forever)."),
     max_loaded: int = typer.Option(3, "--max-loaded", min=1, help="Models loaded at once; the least recently used idle one goes first."),
@@ -25,11 +25,12 @@ def serve(
     split_mode: SplitMode = None,
     tensor_split: TensorSplit = None,
 ) -> None:
-    """Serve stored models over the OpenAI and Ollama HTTP APIs until Ctrl-C.
+    """Serve stored models over the OpenAI, Anthropic and Ollama HTTP APIs, with a web console, until Ctrl-C.
 
     Models load on their first request (one llama-server per model, --parallel slots with continuous
     batching), stay loaded for --keep-alive after their last request, and the least recently used one is
-    unloaded beyond --max-loaded. Logs: $LLMCTL_HOME/logs (see `llmctl logs`).
+    unloaded beyond --max-loaded. A browser opening the address gets the web console (/ui). Logs:
+    $LLMCTL_HOME/logs (see `llmctl logs`).
 
     Examples:
 

@@ -1,4 +1,4 @@
-"""`llmctl serve`: the HTTP front door, OpenAI and Ollama APIs in front of llama-server engines.
+"""`llmctl serve`: the HTTP front door, OpenAI, Anthropic and Ollama APIs in front of llama-server engines.
 
 Like `cli/`, the server takes requests in and calls the core (`llmctl.api`, `llmctl.runtime`); nothing in
 the core imports it. `app.create_app(settings, options)` builds the FastAPI app, `gateway.Gateway` is what its
