@@ -216,11 +216,33 @@ def test_responses_request_becomes_an_openai_chat() -> None:
     ({"max_output_tokens": 0}, "max_output_tokens"),
     ({"temperature": 3}, "temperature"),
     ({"text": {"format": {"type": "yaml"}}}, "text.format"),
+    ({"text": {"format": "json"}}, "text.format"),
 ])
 def test_bad_responses_requests_are_a_400(change: dict[str, Any], where: str) -> None:
     with pytest.raises(GatewayError) as exc:
         responses.parse({"model": "m", "input": "hi", **change})
     assert exc.value.status == 400 and where in exc.value.message
+
+
+@pytest.mark.parametrize("change, where", [  # these were a 500 (AttributeError, TypeError) on both routes
+    ({"text": True}, "text must be an object"),
+    ({"text": "json"}, "text must be an object"),
+    ({"text": [{"type": "text"}]}, "text must be an object"),
+    ({"input": [{"type": "reasoning", "content": 5}]}, "reasoning"),
+    ({"input": [{"type": "reasoning", "summary": "thought"}]}, "reasoning"),
+])
+@pytest.mark.parametrize("count_only", [False, True])
+def test_odd_shapes_of_text_and_reasoning_are_a_400(change: dict[str, Any], where: str, count_only: bool) -> None:
+    with pytest.raises(GatewayError) as exc:
+        responses.parse({"model": "m", "input": "hi", **change}, count_only=count_only)
+    assert exc.value.status == 400 and where in exc.value.message
+
+
+def test_a_text_format_is_echoed_as_sent() -> None:
+    schema = {"type": "json_schema", "name": "w", "schema": {"type": "object"}}
+    assert responses.parse({"model": "m", "input": "hi", "text": {"format": schema}}).echo["text"] == {"format": schema}
+    for text in (None, {}, {"format": {"type": "text"}}):
+        assert responses.parse({"model": "m", "input": "hi", "text": text}).echo["text"] == {"format": {"type": "text"}}
 
 
 def test_response_stream_is_what_the_openai_sdk_reads() -> None:

@@ -69,12 +69,13 @@ def parse(body: dict[str, Any], *, count_only: bool = False) -> ResponsesRequest
     fmt = _text_format(body.get("text"))
     if fmt is not None and not count_only:
         chat["response_format"] = fmt
+    fmt_echo = body["text"].get("format") if fmt is not None else {"type": "text"}
     echo = {
         "instructions": instructions or None, "tools": [_echo_tool(t) for t in tools], "tool_choice": choice,
         "temperature": body.get("temperature", 1.0), "top_p": body.get("top_p", 1.0),
         "max_output_tokens": body.get("max_output_tokens"),
         "parallel_tool_calls": body.get("parallel_tool_calls", True) is not False,
-        "text": {"format": (body.get("text") or {}).get("format") or {"type": "text"}},
+        "text": {"format": fmt_echo},
         "metadata": body.get("metadata") or {}, "truncation": body.get("truncation") or "disabled",
         "reasoning": {"effort": None, "summary": None}, "user": body.get("user"),
     }
@@ -125,8 +126,10 @@ def _input(value: Any) -> list[dict[str, Any]]:
         elif kind == "function_call_output":
             out.append(_output(item, where, names))
         elif kind == "reasoning":
-            reasoning += "".join(str(p.get("text") or "") for p in item.get("content") or item.get("summary") or []
-                                 if isinstance(p, dict))
+            parts = item.get("content") or item.get("summary") or []
+            if not isinstance(parts, list):
+                raise _bad(f"{where}: a reasoning item's content and summary are lists of parts", where)
+            reasoning += "".join(str(p.get("text") or "") for p in parts if isinstance(p, dict))
         elif kind == "item_reference":
             raise _bad(f"{where}: item_reference is not supported: llmctl serve is stateless; send the item itself",
                        where)
@@ -216,7 +219,9 @@ def _text_format(text: Any) -> dict[str, Any] | None:
     """`text.format` as llama-server's `response_format`."""
     if text is None:
         return None
-    fmt = text.get("format") if isinstance(text, dict) else None
+    if not isinstance(text, dict):
+        raise _bad('text must be an object such as {"format": {"type": "text"}}', "text")
+    fmt = text.get("format")
     kind = fmt.get("type") if isinstance(fmt, dict) else None
     if fmt is None or kind == "text":
         return None
