@@ -113,6 +113,8 @@ def test_anthropic_request_becomes_an_openai_chat() -> None:
     ({"tools": [{"name": "f"}], "tool_choice": {"type": "tool", "name": "g"}}, "not in tools"),
     ({"tools": [{"name": "f"}], "tool_choice": {"type": "sometimes"}}, "tool_choice"),
     ({"stop_sequences": "END"}, "stop_sequences"),
+    ({"tools": [{"name": "f"}], "tool_choice": {"type": ["tool"]}}, "tool_choice"),  # was a 500: unhashable
+    ({"messages": [{"role": ["user"], "content": "hi"}]}, "messages[0]"),
 ])
 def test_bad_anthropic_requests_are_a_400(change: dict[str, Any], where: str) -> None:
     body = {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}], **change}
@@ -230,6 +232,8 @@ def test_bad_responses_requests_are_a_400(change: dict[str, Any], where: str) ->
     ({"text": [{"type": "text"}]}, "text must be an object"),
     ({"input": [{"type": "reasoning", "content": 5}]}, "reasoning"),
     ({"input": [{"type": "reasoning", "summary": "thought"}]}, "reasoning"),
+    ({"input": [{"role": ["user"], "content": "hi"}]}, "role"),
+    ({"input": [{"type": "message", "role": {"r": 1}, "content": "hi"}]}, "role"),
 ])
 @pytest.mark.parametrize("count_only", [False, True])
 def test_odd_shapes_of_text_and_reasoning_are_a_400(change: dict[str, Any], where: str, count_only: bool) -> None:

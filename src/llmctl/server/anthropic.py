@@ -198,7 +198,7 @@ def _tool_choice(choice: Any) -> tuple[str, str | None, bool | None]:
     """`tool_choice` as (llama-server's choice, the one tool named, parallel calls allowed)."""
     if choice is None:
         return "auto", None, None
-    if not isinstance(choice, dict) or choice.get("type") not in _CHOICES:
+    if not isinstance(choice, dict) or not isinstance(choice.get("type"), str) or choice["type"] not in _CHOICES:
         raise _bad('tool_choice: {"type": "auto" | "any" | "tool" | "none"} is required', "tool_choice")
     only = choice.get("name") if choice["type"] == "tool" else None
     if choice["type"] == "tool" and (not isinstance(only, str) or not only):

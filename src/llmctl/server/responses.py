@@ -142,7 +142,8 @@ _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "develop
 
 
 def _message(item: dict[str, Any], where: str) -> dict[str, Any]:
-    role = _ROLES.get(item.get("role"))  # type: ignore[arg-type]
+    given = item.get("role")
+    role = _ROLES.get(given) if isinstance(given, str) else None  # a list or an object is no role (nor hashable)
     if role is None:
         raise _bad(f'{where}.role must be "user", "assistant", "system" or "developer"', f"{where}.role")
     return {"role": role, "content": _text(item.get("content"), f"{where}.content")}
