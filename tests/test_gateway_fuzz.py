@@ -1,8 +1,8 @@
 """HTTP fuzzing of a real `llmctl serve` with hypothesis: 2,000 generated requests, no 5xx, no traceback.
 
-The requests follow the routes' shapes (the OpenAI and Ollama bodies with their field names) with values
-from anywhere in JSON, plus raw bodies that are not JSON, odd content types, unknown paths and methods.
-Most must be 4xx; well-formed generation requests reach the real engine with a 1-token limit so they answer
+The requests follow the routes' shapes (the OpenAI, Responses, Anthropic Messages, Ollama and console bodies
+with their field names; Anthropic's blocks and the Responses API's items) with values from anywhere in JSON,
+plus raw bodies that are not JSON, odd content types, unknown paths and methods. Most must be 4xx; well-formed generation requests reach the real engine with a 1-token limit so they answer
 fast. The only 5xx accepted are the explicit ones for this setup: 503 for a registry LLMCTL_OFFLINE forbids
 (a name outside the local registry) or a full queue. Store-changing routes run on the gateway's own store,
 whose default registry is a real local docker-registry.
@@ -42,6 +42,25 @@ OPTIONS = st.one_of(st.dictionaries(st.sampled_from(["temperature", "top_p", "to
 KEEP_ALIVE = st.one_of(st.sampled_from(["5m", "-1", "0", "NaN", "1e300", "inf", "1h30m", "99999999999h", "x"]),
                        SCALARS)
 COMMON = {"model": NAMES, "stream": st.one_of(st.booleans(), SCALARS), "keep_alive": KEEP_ALIVE}
+# Anthropic's blocks and the Responses API's items, with fields from anywhere in JSON
+BLOCK = st.builds(lambda kind, rest: {"type": kind, **rest},
+                  st.sampled_from(["text", "tool_use", "tool_result", "thinking", "image", "input_text", "output_text",
+                                   "message", "function_call", "function_call_output", "reasoning", "item_reference"]),
+                  st.dictionaries(st.sampled_from(["text", "id", "name", "input", "content", "tool_use_id", "role",
+                                                   "call_id", "arguments", "output", "summary", "thinking"]),
+                                  JSON, max_size=3))
+TURNS = st.one_of(st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", "developer"]),
+                                                  "content": st.one_of(st.text(max_size=20), st.lists(BLOCK, max_size=2),
+                                                                       JSON)}), max_size=3),
+                  st.lists(BLOCK, max_size=3), JSON)
+TOOLS = st.one_of(st.lists(st.one_of(st.just({"type": "function", "name": "f", "parameters": {"type": "object"}}),
+                                     st.just({"name": "f", "input_schema": {"type": "object"}}), JSON), max_size=2), JSON)
+RESPONSES = {"model": NAMES, "input": st.one_of(st.text(max_size=30), TURNS), "instructions": JSON,
+             "max_output_tokens": SCALARS, "temperature": SCALARS, "top_p": SCALARS, "stream": SCALARS, "tools": TOOLS,
+             "tool_choice": JSON, "text": JSON, "store": SCALARS, "previous_response_id": SCALARS}
+MESSAGES_API = {"model": NAMES, "messages": TURNS, "system": st.one_of(JSON, st.lists(BLOCK, max_size=2)),
+                "max_tokens": SCALARS, "stop_sequences": JSON, "temperature": SCALARS, "top_p": SCALARS,
+                "top_k": SCALARS, "stream": SCALARS, "tools": TOOLS, "tool_choice": JSON}
 
 # route -> (method, optional body fields); each field is present or not, with a strategy for its value
 ROUTES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -69,9 +88,15 @@ ROUTES: dict[str, tuple[str, dict[str, Any]]] = {
                                  "max_tokens": SCALARS, "temperature": SCALARS, "stop": JSON, "stream": SCALARS,
                                  "seed": SCALARS}),
     "/v1/embeddings": ("POST", {"model": NAMES, "input": st.one_of(st.text(max_size=20), JSON)}),
+    "/v1/responses": ("POST", RESPONSES), "/v1/responses/input_tokens": ("POST", RESPONSES),
+    "/v1/messages": ("POST", MESSAGES_API), "/v1/messages/count_tokens": ("POST", MESSAGES_API),
+    "/api/llmctl/transfers": ("POST", {"kind": st.one_of(st.sampled_from(["pull", "push"]), SCALARS), "model": NAMES,
+                                       "insecure": SCALARS}),
 }
-GETS = ["/", "/health", "/metrics", "/api/version", "/api/tags", "/api/ps", "/v1/models"]
-GENERATION = {"/api/generate", "/api/chat", "/v1/chat/completions", "/v1/completions"}
+GETS = ["/", "/health", "/metrics", "/api/version", "/api/tags", "/api/ps", "/v1/models", "/api/llmctl/models",
+        "/api/llmctl/stats", "/api/llmctl/transfers", "/ui/", "/ui/auth.json"]
+GENERATION = {"/api/generate", "/api/chat", "/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages"}
+LIMIT_FIELD = {"/v1/responses": "max_output_tokens", "/v1/messages": "max_tokens"}  # else max_tokens + num_predict
 
 
 @st.composite
@@ -81,8 +106,11 @@ def shaped(draw: Any) -> tuple[str, str, dict[str, str], bytes]:
     method, fields = ROUTES[path]
     body = {k: draw(v) for k, v in fields.items() if draw(st.booleans())}
     if path in GENERATION and body.get("model") == MODEL:  # a real answer: one token, so it comes back fast
-        body.update(max_tokens=1, options={**(body["options"] if isinstance(body.get("options"), dict) else {}),
-                                           "num_predict": 1})
+        if path in LIMIT_FIELD:
+            body[LIMIT_FIELD[path]] = 1
+        else:
+            body.update(max_tokens=1, options={**(body["options"] if isinstance(body.get("options"), dict) else {}),
+                                               "num_predict": 1})
     return method, path, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
 
@@ -153,3 +181,29 @@ def test_two_thousand_generated_requests_get_no_5xx_and_no_traceback(fuzz_gw: Ru
     assert 2 in codes and 4 in codes  # both answers and refusals were exercised
     log = fuzz_gw.stderr()
     assert "Traceback" not in log and "unhandled error" not in log, log[-3000:]
+
+
+ONCE_500 = [  # shapes that were a 500 before (the first three from the engine's JSON parser)
+    ("/v1/embeddings", {"model": MODEL, "input": [None]}),
+    ("/v1/embeddings", {"model": MODEL, "input": ["a", 1]}),
+    ("/v1/chat/completions", b'{"model": "gemma3:270m", "messages": [{"role": "user", "content": "hi"}], "top_p": NaN}'),
+    ("/v1/responses", {"model": MODEL, "input": "hi", "text": True}),
+    ("/v1/responses/input_tokens", {"model": MODEL, "input": [{"type": "reasoning", "content": 5}]}),
+    ("/v1/responses", {"model": MODEL, "input": [{"role": ["user"], "content": "hi"}]}),
+    ("/v1/messages", {"model": MODEL, "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}],
+                      "tools": [{"name": "f", "input_schema": {"type": "object"}}], "tool_choice": {"type": ["any"]}}),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), ONCE_500)
+def test_shapes_that_were_a_500_are_a_400(fuzz_gw: RunningGateway, path: str, body: Any) -> None:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    r = fuzz_gw.http.post(path, content=content, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+
+
+def test_embeddings_take_openais_token_id_shapes(fuzz_gw: RunningGateway) -> None:
+    """The shapes the embeddings check lets through are the ones the engine answers."""
+    for inp, vectors in (("red apple", 1), (["red", "blue"], 2), ([2, 3, 4], 1), ([[2, 3], [4, 5]], 2)):
+        r = fuzz_gw.http.post("/v1/embeddings", json={"model": MODEL, "input": inp})
+        assert r.status_code == 200 and len(r.json()["data"]) == vectors, (inp, r.text)

@@ -88,12 +88,25 @@ async def completions(request: Request) -> Response:
     return await relay(gw, request, lease, "/v1/completions", name, endpoint, upstream, stream, started)
 
 
+def _tokens(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(t, int) and not isinstance(t, bool)
+                                                           for t in value)
+
+
+def _embedding_input(value: Any) -> bool:
+    """OpenAI's shapes of `input`, checked here: llama-server answers anything else (`[null]`) with a 500."""
+    if isinstance(value, str) or _tokens(value):
+        return True
+    return isinstance(value, list) and bool(value) and (all(isinstance(v, str) for v in value)
+                                                        or all(_tokens(v) for v in value))
+
+
 @router.post("/v1/embeddings")
 async def embeddings(request: Request) -> Response:
     started, gw, body, name = await begin_model_request(request)
-    inp = body.get("input")
-    if not (isinstance(inp, str) or (isinstance(inp, list) and inp)):
-        raise GatewayError(400, "input must be a string or a non-empty list", param="input")
+    if not _embedding_input(body.get("input")):
+        raise GatewayError(400, "input must be a string, a non-empty list of strings, a list of token ids or a "
+                                "list of such lists", param="input")
     lease = await gw.lease(name, mode=EMBED)
     return await relay(gw, request, lease, "/v1/embeddings", name, "/v1/embeddings", dict(body), False, started)
 
