@@ -98,6 +98,15 @@ def test_a_port_out_of_range_is_a_usage_error(tmp_path, port: str) -> None:
     assert r.returncode == 2 and "--port" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("key", ["", "  "])
+def test_an_empty_api_key_is_a_usage_error(tmp_path, key: str) -> None:
+    """`serve --api-key "$KEY"` with KEY unset must not start a gateway that takes any request."""
+    r = subprocess.run([sys.executable, "-m", "llmctl", "serve", "--port", "0", "--api-key", key],
+                       env=gateway_env(tmp_path / "home"), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr == "llmctl: error: --api-key is empty: give the key, or leave the option " \
+                                             "out to serve without one\n", r.stderr
+
+
 def test_busy_port_and_missing_runtime_are_one_line(gateway_factory, gateway_store, tmp_path) -> None:
     gw = gateway_factory()
     home = make_home(tmp_path / "second", gateway_store)

@@ -41,18 +41,21 @@ def serve(
       curl localhost:11434/v1/chat/completions -d '{"model":"gemma3:270m","messages":[{"role":"user","content":"Hi"}]}'
     """
     from llmctl.api.gateway import GatewayState
-    from llmctl.errors import EngineError
+    from llmctl.errors import EngineError, UsageError
     from llmctl.names import parse_host
     from llmctl.runtime.engine import find_engine, processor_note
     from llmctl.runtime.scheduler import parse_keep_alive
     from llmctl.server.daemon import serve as run_gateway
     from llmctl.server.gateway import GatewayOptions
 
+    if api_key is not None and not api_key.strip():
+        # `--api-key "$KEY"` with KEY unset would otherwise serve with no key at all, silently
+        raise UsageError("--api-key is empty: give the key, or leave the option out to serve without one")
     settings = with_gpus(ctx.obj, gpus, split_mode, tensor_split)  # reaches the scheduler's engines
     default = parse_host(settings.host)
     options = GatewayOptions(
         host=host or default.host, port=default.port if port is None else port, parallel=parallel,
-        keep_alive=parse_keep_alive(keep_alive, 300.0), max_loaded=max_loaded, api_key=api_key or None,
+        keep_alive=parse_keep_alive(keep_alive, 300.0), max_loaded=max_loaded, api_key=api_key,
         ctx_size=ctx_size, threads=threads, gpu_layers=gpu_layers,
     )
 
