@@ -239,6 +239,8 @@ def test_console_files_and_endpoints_keep_the_gateway_rules(gw: RunningGateway) 
         for kind in ("pull", "push"):
             r = http.post("/api/llmctl/transfers", json={"kind": kind, "model": bad})
             assert r.status_code == 400 and r.json()["error"], (kind, bad, r.text)
+    r = http.post("/api/llmctl/transfers", json={"kind": "push", "model": "localhost:5000/not/stored:v1"})
+    assert r.status_code == 404 and "not found" in r.json()["error"], r.text  # as /api/push: no job
     assert not http.get("/api/llmctl/transfers").json()["transfers"]
     r = http.post("/api/llmctl/transfers", json={"kind": "pull", "model": "library/llama3"})  # offline: a job that fails
     assert r.status_code == 202

@@ -16,6 +16,7 @@ from llmctl.api.models import open_store
 from llmctl.api.pull import check_online
 from llmctl.errors import NotFound
 from llmctl.names import parse_name, short
+from llmctl.oci.descriptor import Descriptor
 from llmctl.oci.layout import Store
 from llmctl.oci.reference import Reference
 from llmctl.oci.registry import RetryPolicy, connect
@@ -81,6 +82,22 @@ def mount_sources(store: Store, target: Reference) -> dict[str, list[str]]:
     return out
 
 
+def check_stored(settings: Settings, name: str) -> None:
+    """Raise NotFound unless `name` is a stored model (the bundled default counts): the gateway's console
+    refuses a push of nothing up front, as `/api/push` answers it, instead of starting a job that fails."""
+    _stored(settings, open_store(settings), parse_name(settings, name))
+
+
+def _stored(settings: Settings, store: Store, ref: Reference) -> Descriptor:
+    try:
+        return store.resolve(ref)
+    except NotFound:
+        from llmctl.api.models import get_model
+
+        get_model(settings, ref)  # installs the bundled default on first use, else NotFound with a hint
+        return store.resolve(ref)
+
+
 def push(
     settings: Settings,
     name: str,
@@ -99,13 +116,7 @@ def push(
     ref = parse_name(settings, name)
     check_online(settings, ref.registry)
     store = open_store(settings)
-    try:
-        desc = store.resolve(ref)
-    except NotFound:
-        from llmctl.api.models import get_model
-
-        get_model(settings, ref)  # installs the bundled default on first use, else NotFound with a hint
-        desc = store.resolve(ref)
+    desc = _stored(settings, store, ref)
     tracker = Tracker(progress, "pushing")
     with connect(settings, ref.registry, insecure=insecure, ca_cert=ca_cert, retry=retry) as client:
         stats = push_artifact(client, store, ref, desc, tracker, concurrency=concurrency,

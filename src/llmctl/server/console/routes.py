@@ -79,6 +79,10 @@ async def start_transfer(request: Request) -> Response:
     name = name_of(body)
     insecure = translate.flag(body, "insecure", False)
     _check_name(gw, name)
+    if kind == "push":
+        from llmctl.api.push import check_stored
+
+        await asyncio.to_thread(check_stored, gw.settings, name)  # NotFound: a 404, as /api/push answers
     if insecure:
         check_insecure(gw.settings, name)  # as /api/pull: only registries the operator allowed
     request.state.model = name  # only a valid name may become a metrics label
