@@ -11,6 +11,9 @@
 # $HOME/gpubuild and $HOME/gpumodels: a second call on the still-warm machine skips them. Environment:
 #   STEPS   steps to run (default "build model serve8b serve1b"; also: bench, test, auto, multi (2+ GPUs))
 #   ROUNDS  rounds per serving benchmark (default 10)
+#   STREAMS8 (default 1,4,16,64), REQUESTS8 (1), REQUESTS1 (2): the 8B's stream counts, and requests per stream
+#           per round for the 8B and the 1B (more requests make a round longer, so the engine's first-batch
+#           TTFT, which swings 0.2-0.6 s between rounds for raw and llmctl alike, weighs less in its tok/s)
 #   BUDGET  seconds the whole script may take (default 530: done inside 9 minutes; serving runs are cut short,
 #           with what they measured kept, rather than the call)
 #   GPU=0   the CPU-side rehearsal on a machine without a GPU: no CUDA build (the llama-server llmctl finds),
@@ -92,8 +95,8 @@ serve() {  # serve NAME GGUF MODEL STREAMS [extra serve.py args]: bench/serve.py
   timeout -s TERM "$limit" $PY bench/serve.py "${SERVE[@]}" --gguf "$gguf" --model "$model" --no-peer \
     --streams "$streams" --no-write --json "$OUT/$name.json" "$@" 2>&1 | tee "$OUT/$name.txt" || say "$name ended early"
 }
-want serve8b && serve serve-8b "$M/l8b-q4km.gguf" random-llama-8b:q4_k_m 1,4,16,64 --requests 1
-want serve1b && serve serve-1b "$M/l1b-q4km.gguf" random-llama-1b:q4_k_m 64 --requests 2
+want serve8b && serve serve-8b "$M/l8b-q4km.gguf" random-llama-8b:q4_k_m "${STREAMS8:-1,4,16,64}" --requests "${REQUESTS8:-1}"
+want serve1b && serve serve-1b "$M/l1b-q4km.gguf" random-llama-1b:q4_k_m 64 --requests "${REQUESTS1:-2}"
 
 if want test && [ "$GPU" = 1 ] && [ "$(left)" -gt 40 ]; then
   say "pytest tests/test_gpu.py -m gpu"
