@@ -18,6 +18,11 @@ Pacing (`STUB_ENGINE_TOKEN_MS`, default 0):
   the gateway meets about one event per read, as it does in front of a real engine.
 
 With `LLAMA_API_KEY` set, requests without `Authorization: Bearer <key>` get 401, as llama-server does.
+
+With `STUB_ENGINE_ARRIVALS=1` the stub notes, for every generation request, when it had read it whole
+(`time.monotonic()`: CLOCK_MONOTONIC, the same clock in every process of the machine) and the tag
+`admit-N` its body carries; `GET /stub/arrivals` answers `[[tag, time], ...]` and forgets them. That is
+`bench/admission.py`'s view of when a request reached the engine.
 Only the standard library (uvloop if importable): it runs under any python3 on the GPU machine too.
 """
 
@@ -27,6 +32,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import string
 import sys
 import time
@@ -42,6 +48,7 @@ STREAM_HEAD = (b"HTTP/1.1 200 OK\r\nServer: llama.cpp\r\nAccess-Control-Allow-Or
 JSON_HEAD = b"HTTP/1.1 %d %s\r\nServer: llama.cpp\r\nAccess-Control-Allow-Origin: \r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: %d\r\n"
 DEFAULT_TOKENS = 64
 MAX_TOKENS = 100_000
+TAG = re.compile(rb"admit-(\d+)")
 
 
 def _dumps(obj: Any) -> str:
@@ -168,9 +175,10 @@ def _embeddings(body: dict[str, Any], alias: str) -> bytes:
 class Engine:
     """The HTTP side: keep-alive HTTP/1.1, one task per connection, an optional shared decode step."""
 
-    def __init__(self, alias: str, token_ms: float, api_key: str | None) -> None:
+    def __init__(self, alias: str, token_ms: float, api_key: str | None, arrivals: bool = False) -> None:
         self.alias = alias
         self.token_ms = token_ms
+        self.arrivals: list[tuple[int, float]] | None = [] if arrivals else None
         self.auth = f"Bearer {api_key}".encode() if api_key else None
         self.active: set[asyncio.Queue[None]] = set()
         self.ticker: asyncio.Task[None] | None = None
@@ -186,6 +194,9 @@ class Engine:
                 method, path = (lines[0].split(" ") + ["", ""])[:2]
                 headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
                 raw = await reader.readexactly(int(headers.get("content-length") or 0))
+                if self.arrivals is not None and method == "POST":
+                    tag = TAG.search(raw)
+                    self.arrivals.append((int(tag.group(1)) if tag else -1, time.monotonic()))
                 close = headers.get("connection", "").lower() == "close"
                 keep = await self.respond(method, path.split("?")[0], headers, raw, writer, close)
                 if close or not keep:
@@ -204,6 +215,10 @@ class Engine:
                       writer: asyncio.StreamWriter, close: bool) -> bool:
         if method == "GET" and path == "/health":
             self._json(writer, 200, b'{"status":"ok"}', close)
+            return True
+        if method == "GET" and path == "/stub/arrivals" and self.arrivals is not None:
+            self._json(writer, 200, json.dumps(self.arrivals).encode(), close)
+            self.arrivals.clear()
             return True
         if self.auth is not None and headers.get("authorization", "").encode() != self.auth:
             self._json(writer, 401, b'{"error":{"code":401,"message":"Invalid API Key","type":"authentication_error"}}',
@@ -276,7 +291,7 @@ def parse_args(argv: list[str]) -> dict[str, str]:
 
 async def serve(args: dict[str, str]) -> None:
     engine = Engine(args["alias"], float(os.environ.get("STUB_ENGINE_TOKEN_MS") or 0),
-                    os.environ.get("LLAMA_API_KEY") or None)
+                    os.environ.get("LLAMA_API_KEY") or None, os.environ.get("STUB_ENGINE_ARRIVALS") == "1")
     server = await asyncio.start_server(engine.handle, args["host"], int(args["port"]), limit=1 << 20, backlog=1024)
     print(f"main: server is listening on http://{args['host']}:{args['port']} (stub engine, model {args.get('model')})",
           flush=True)
