@@ -245,7 +245,7 @@ def stop_profiles(args: argparse.Namespace, pid: int, perf: subprocess.Popen[byt
             time.sleep(0.05)
         time.sleep(0.2)
         if args.profile.exists():
-            args.profile.rename(args.profile.with_name(f"{args.profile.stem}-{name}.txt"))
+            args.profile.rename(args.profile.with_name(f"{args.profile.stem}-{name}{args.profile.suffix}"))
     if perf is not None:
         perf.send_signal(signal.SIGINT)
         perf.wait(timeout=60)

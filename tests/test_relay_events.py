@@ -185,3 +185,135 @@ def test_clock_stamps_like_now_rfc3339() -> None:
         before, stamp, after = now_rfc3339(), clock.now(), now_rfc3339()
         assert len(stamp) == len(before) and stamp.endswith("Z") and before <= stamp <= after
         assert datetime.fromisoformat(stamp.replace("Z", "+00:00")).tzinfo is not None
+
+
+async def _keepalive_server(raw: bytes, *, close_idle: bool = False):
+    """Answers every request on a connection with the captured `raw` (kept alive unless it says
+    `Connection: close`); counts connections. `close_idle`: closes each connection after one answer without
+    saying so, as an engine does to an idle kept-alive connection."""
+    seen = {"connections": 0, "requests": 0, "open": 0}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen["connections"] += 1
+        seen["open"] += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+                await reader.readexactly(length)
+                seen["requests"] += 1
+                writer.write(raw)
+                await writer.drain()
+                if close_idle or b"connection: close" in head.lower():
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+        seen["open"] -= 1
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/chat/completions", seen
+
+
+async def _until(condition, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.005)
+
+
+def _kept_alive(raw: bytes) -> bytes:
+    """A capture as llama-server answers a request that did not ask `Connection: close`."""
+    return raw.replace(b"Connection: close\r\n", b"")
+
+
+def _pooled_requests(raw: bytes, n: int, *, close_idle: bool = False, read: bool = True) -> tuple[list[bytes], dict, int]:
+    from llmctl.server.enginepool import EnginePool
+
+    async def main() -> tuple[list[bytes], dict, int]:
+        server, url, seen = await _keepalive_server(raw, close_idle=close_idle)
+        pool = EnginePool(max_idle=4)
+        bodies = []
+        async with server:
+            for _ in range(n):
+                stream = await open_stream(url, {"stream": True}, pool=pool)
+                if read:
+                    bodies.append(b"".join([r async for r in stream.reads()]))
+                await stream.aclose()
+                if close_idle:  # the server's close has reached the pooled socket
+                    await _until(lambda: stream._sock.closed)
+            pool.close()
+            await _until(lambda: seen["open"] == 0)
+        del seen["open"]
+        return bodies, seen, pool.reused
+
+    return asyncio.run(main())
+
+
+def test_a_stream_read_to_its_end_leaves_its_connection_to_the_next() -> None:
+    raw = _kept_alive((DATA / CAPTURES[0]).read_bytes())
+    bodies, seen, reused = _pooled_requests(raw, 3)
+    assert bodies == [_body(raw)] * 3
+    assert seen == {"connections": 1, "requests": 3} and reused == 2
+
+
+def test_a_stream_not_read_to_its_end_closes_its_connection() -> None:
+    """A client that left mid-answer: the engine must see the socket close (it frees the slot), never reuse."""
+    raw = _kept_alive((DATA / CAPTURES[0]).read_bytes())
+    _, seen, reused = _pooled_requests(raw, 3, read=False)
+    assert seen["connections"] == 3 and reused == 0
+
+
+def test_a_connection_the_engine_closed_is_not_reused() -> None:
+    raw = _kept_alive((DATA / CAPTURES[0]).read_bytes())
+    bodies, seen, _ = _pooled_requests(raw, 3, close_idle=True)
+    assert bodies == [_body(raw)] * 3 and seen == {"connections": 3, "requests": 3}
+
+
+def test_connection_close_from_the_engine_is_honoured() -> None:
+    raw = (DATA / CAPTURES[0]).read_bytes()
+    assert b"Connection: close\r\n" in raw
+    bodies, seen, reused = _pooled_requests(raw, 2)
+    assert bodies == [_body(raw)] * 2 and reused == 0
+
+
+def test_a_request_on_a_connection_closed_under_it_goes_again_on_a_fresh_one() -> None:
+    """The engine closes a kept-alive connection just as the gateway sends on it: sent once more, not an error."""
+    from llmctl.server.enginepool import EnginePool
+
+    raw = _kept_alive((DATA / CAPTURES[0]).read_bytes())
+
+    async def main() -> tuple[list[bytes], dict, int]:
+        seen = {"connections": 0, "open": 0}
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen["connections"] += 1
+            seen["open"] += 1
+            try:
+                for answered in (True, False):  # the second request on a connection: dropped unanswered
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    await reader.readexactly(int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0]))
+                    if answered:
+                        writer.write(raw)
+                        await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            writer.close()
+            seen["open"] -= 1
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/chat/completions"
+        pool = EnginePool(max_idle=4)
+        bodies = []
+        async with server:
+            for _ in range(2):
+                stream = await open_stream(url, {"stream": True}, pool=pool)
+                bodies.append(await stream.read_all())
+                await stream.aclose()
+            pool.close()
+            await _until(lambda: seen["open"] == 0)
+        return bodies, seen, pool.reused
+
+    bodies, seen, reused = asyncio.run(main())
+    assert bodies == [_body(raw)] * 2
+    assert seen["connections"] == 2 and reused == 1  # the second went out on the kept one, then on a fresh one

@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Callable, TypeVar
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,6 +29,7 @@ from llmctl.runtime.gotemplate import Limits
 from llmctl.runtime.prompt import TEMPLATE
 from llmctl.runtime.scheduler import GENERATE, Lease, Runner, Scheduler, SchedulerConfig, parse_keep_alive
 from llmctl.server import errors, translate
+from llmctl.server.enginepool import EnginePool
 from llmctl.server.errors import GatewayError
 from llmctl.server.metrics import Metrics
 from llmctl.server.proxy import UpstreamError, UpstreamStream, make_client, open_stream
@@ -74,6 +76,7 @@ class Gateway:
                                    engine=engine, on_event=self._on_event)
         self.metrics = Metrics(self._loaded_rows)
         self.client = make_client()
+        self.engine_conns = EnginePool(max_idle=options.parallel)  # streamed requests' kept-alive connections
         self.started_at = time.time()
         self.upstream_names: dict[str, bytes] = {}
         self.template_limits = template_limits(settings)
@@ -89,6 +92,7 @@ class Gateway:
             self.metrics.loads.labels(runner.name).inc()
             self.metrics.load_seconds.labels(runner.name).observe(runner.load_seconds)
         elif event == "unloaded":
+            self.engine_conns.drop(urlsplit(runner.base_url).netloc)
             self.metrics.unloads.labels(runner.name, reason or "").inc()
             if reason == "crashed":
                 self.metrics.crashes.labels(runner.name).inc()
@@ -151,7 +155,8 @@ class Gateway:
         return the error Response (in the client's `dialect`) to send instead."""
         self.metrics.in_flight.inc()
         try:
-            return await open_stream(lease.runner.base_url + endpoint, body, lease.runner.auth_headers)
+            return await open_stream(lease.runner.base_url + endpoint, body, lease.runner.auth_headers,
+                                     pool=self.engine_conns)
         except UpstreamError as exc:
             err = await self.upstream_error(lease, exc)
             self.end(lease, route, name, err.status, "engine" if err.status >= 500 else "client")
@@ -163,6 +168,7 @@ class Gateway:
     async def close(self) -> None:
         await self.scheduler.close()
         await self.client.aclose()
+        self.engine_conns.close()
         self._renderer.shutdown(wait=False, cancel_futures=True)
 
 

@@ -25,6 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from llmctl.server.enginepool import EnginePool
+
 # Piece, parse_piece and UpstreamError live in `sse` (the event level) and are named here too, where the
 # translators have always found them
 from llmctl.server.sse import Piece, UpstreamError, parse_piece, payloads, split_complete  # noqa: F401
@@ -163,17 +165,29 @@ class UpstreamStream:
 
     httpx costs ~150 µs of CPU per streamed event here (measured on the 2-core CI machine), and on
     such a machine every cycle the gateway burns is a cycle llama-server does not get. This reader does
-    the little HTTP/1.1 a loopback llama-server needs (status line, headers, chunked body) on a fresh
-    connection per stream with `Connection: close`, so no pooled connection can be stale either.
+    the little HTTP/1.1 a loopback llama-server needs (status line, headers, chunked body). With a `pool`
+    (`enginepool.EnginePool`), a response read to its last chunk gives its connection back for the next
+    request; any other end closes it (and so frees the engine's slot).
     """
 
-    def __init__(self, sock: _EngineSocket, chunked: bool) -> None:
+    def __init__(self, sock: _EngineSocket, chunked: bool, pool: EnginePool | None = None, base: str = "") -> None:
         self._sock = sock
         self._chunked = chunked
+        self._pool = pool
+        self._base = base
+        self._complete = False  # the body's last chunk and its CRLF were read, nothing after them
+        self._closed = False
 
     async def aclose(self) -> None:
-        """Close the connection; llama-server notices at its next write and frees the slot."""
-        self._sock.close()
+        """Close the connection (llama-server notices at its next write and frees the slot), or, when the
+        answer was read to its end and a pool keeps connections, hand it back. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._complete and self._pool is not None and not self._sock.buf:
+            self._pool.give(self._base, self._sock)
+        else:
+            self._sock.close()
 
     async def reads(self) -> AsyncIterator[bytes]:
         """The body as it arrives: per socket read, the payload bytes of the chunks it completed (never empty).
@@ -195,6 +209,9 @@ class UpstreamStream:
                 while (eol := buf.find(b"\r\n", pos)) >= 0:
                     size = _chunk_size(buf, pos, eol)
                     if size == 0:
+                        if buf[eol + 2:eol + 4] == b"\r\n":  # no trailers: the connection may serve again
+                            del buf[:eol + 4]
+                            self._complete = True
                         if out:
                             yield b"".join(out)
                         return
@@ -243,29 +260,55 @@ def _chunk_size(buf: bytearray, start: int, eol: int) -> int:
         raise UpstreamError("the engine sent a malformed chunked body") from None
 
 
-async def open_stream(url: str, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> UpstreamStream:
+async def open_stream(url: str, body: Mapping[str, Any], headers: Mapping[str, str] | None = None,
+                      pool: EnginePool | None = None) -> UpstreamStream:
     """POST `body` to an engine (with its `headers`: the engine's key) and wait for the response head; errors
-    before the first byte raise here."""
+    before the first byte raise here. With a `pool`, on a kept-alive connection when one is idle (sent once
+    more on a fresh one if the engine had closed it), else on a fresh one that may be kept afterwards."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     payload = json.dumps(body, ensure_ascii=False).encode()
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-    head = (f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
-            f"Accept: text/event-stream\r\n{extra}Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
-            ).encode()
+    close = "" if pool is not None else "Connection: close\r\n"
+    request = (f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
+               f"Accept: text/event-stream\r\n{extra}Content-Length: {len(payload)}\r\n{close}\r\n").encode() + payload
+    sock = pool.take(parts.netloc) if pool is not None else None
+    if sock is not None:
+        try:
+            return await _exchange(sock, request, pool, parts.netloc)
+        except _Stale:
+            pass  # the engine had closed it: once more on a fresh connection
     sock = _EngineSocket()
     try:
         await asyncio.get_running_loop().create_connection(lambda: sock, host, port)
     except OSError as exc:
         raise UpstreamError(f"cannot connect to the engine: {exc.strerror or exc}") from None
     try:
+        return await _exchange(sock, request, pool, parts.netloc)
+    except _Stale:
+        raise UpstreamError("the engine closed the connection without answering") from None
+
+
+class _Stale(Exception):
+    """The connection closed before a byte of the answer came: the engine never took the request."""
+
+
+async def _exchange(sock: _EngineSocket, request: bytes, pool: EnginePool | None, base: str) -> UpstreamStream:
+    """Send `request` on `sock` and read the response head; the connection is closed on any failure."""
+    try:
         assert sock.transport is not None
-        sock.transport.write(head + payload)
+        sock.transport.write(request)
         buf = sock.buf
         while (end := buf.find(b"\r\n\r\n")) < 0:
             if len(buf) > 1 << 16:
                 raise UpstreamError("the engine sent an oversized response head")
-            if not await sock.more():
+            try:
+                more = await sock.more()
+            except UpstreamError:
+                more = False
+            if not more:
+                if not buf:
+                    raise _Stale()
                 raise UpstreamError("the engine closed the connection without answering")
         lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
         del buf[:end + 4]
@@ -274,7 +317,9 @@ async def open_stream(url: str, body: Mapping[str, Any], headers: Mapping[str, s
         except (IndexError, ValueError):
             raise UpstreamError(f"the engine sent a malformed status line: {lines[0][:80]!r}") from None
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-        stream = UpstreamStream(sock, "chunked" in headers.get("transfer-encoding", "").lower())
+        keep = pool is not None and headers.get("connection", "").lower() != "close"
+        stream = UpstreamStream(sock, "chunked" in headers.get("transfer-encoding", "").lower(),
+                                pool if keep else None, base)
         if status != 200:
             raw = await stream.read_all()
             raise _error_from(status, raw)
