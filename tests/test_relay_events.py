@@ -317,3 +317,24 @@ def test_a_request_on_a_connection_closed_under_it_goes_again_on_a_fresh_one() -
     bodies, seen, reused = asyncio.run(main())
     assert bodies == [_body(raw)] * 2
     assert seen["connections"] == 2 and reused == 1  # the second went out on the kept one, then on a fresh one
+
+
+def test_idle_connections_are_closed_after_a_while() -> None:
+    """A kept connection holds one of llama-server's HTTP threads: it is closed once idle for IDLE_SECONDS."""
+    from llmctl.server import enginepool
+
+    raw = _kept_alive((DATA / CAPTURES[0]).read_bytes())
+
+    async def main() -> int:
+        server, url, seen = await _keepalive_server(raw)
+        pool = enginepool.EnginePool(max_idle=4)
+        async with server:
+            stream = await open_stream(url, {"stream": True}, pool=pool)
+            await stream.read_all()
+            await stream.aclose()
+            assert seen["open"] == 1
+            await _until(lambda: seen["open"] == 0, timeout=enginepool.IDLE_SECONDS * 5)
+            assert pool.take(url.split("/")[2]) is None
+        return seen["connections"]
+
+    assert asyncio.run(main()) == 1

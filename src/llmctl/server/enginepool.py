@@ -10,7 +10,10 @@ Bounded and conservative, because llama-server's HTTP library holds one worker t
 - at most `max_idle` idle connections per engine (the gateway's `--parallel`): never more open connections
   than requests were in flight at once;
 - an idle connection is used again only within `IDLE_SECONDS` (llama-server drops idle ones after 5 s), and
-  never if the engine closed it meanwhile or sent bytes nobody asked for;
+  never if the engine closed it meanwhile or sent bytes nobody asked for; a timer closes it once that has
+  passed, so an idle connection holds an engine thread for at most `IDLE_SECONDS` after a burst. (llama-server
+  has `-np` + 2 HTTP threads: the kept connections, never more than `-np`, leave it two for the pooled
+  non-streamed requests, `/health` and `/metrics`, as before; more of those at once wait at most that long);
 - a stream that ends any other way (client gone, engine error, an answer not read to its end) closes its
   connection, so cancelling a request still frees the engine's slot at once;
 - `drop(base)` closes an engine's idle connections when it is unloaded; `close()` all of them.
@@ -20,6 +23,7 @@ A request on a reused connection that the engine closed before answering is sent
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from typing import Any, Protocol
@@ -41,6 +45,7 @@ class EnginePool:
         self.max_idle = max(0, max_idle)
         self._idle: dict[str, deque[tuple[float, Any]]] = {}
         self.reused = 0  # requests sent on a kept-alive connection (tests and benchmarks read it)
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def take(self, base: str) -> Any | None:
         """A live idle connection to `base`, or None (the caller opens one)."""
@@ -65,11 +70,28 @@ class EnginePool:
             sock.close()
             return
         idle.append((now, sock))
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(IDLE_SECONDS, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close what has been idle too long; again later while anything is kept."""
+        self._sweeper = None
+        now = time.monotonic()
+        for base, idle in list(self._idle.items()):
+            while idle and now - idle[0][0] >= IDLE_SECONDS:
+                idle.popleft()[1].close()
+            if not idle:
+                del self._idle[base]
+        if self._idle:
+            self._sweeper = asyncio.get_running_loop().call_later(IDLE_SECONDS / 2, self._sweep)
 
     def drop(self, base: str) -> None:
         for _, sock in self._idle.pop(base, ()):
             sock.close()
 
     def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for base in list(self._idle):
             self.drop(base)
