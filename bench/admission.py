@@ -266,7 +266,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     if not args.no_write:
-        write_section(args.doc, f"{TITLE}\n\n{body}\n", TITLE)
+        write_section(args.doc, f"{TITLE}\n\n{body}\n")
 
 
 if __name__ == "__main__":
