@@ -11,9 +11,10 @@ Bounded and conservative, because llama-server's HTTP library holds one worker t
   than requests were in flight at once;
 - an idle connection is used again only within `IDLE_SECONDS` (llama-server drops idle ones after 5 s), and
   never if the engine closed it meanwhile or sent bytes nobody asked for; a timer closes it once that has
-  passed, so an idle connection holds an engine thread for at most `IDLE_SECONDS` after a burst. (llama-server
-  has `-np` + 2 HTTP threads: the kept connections, never more than `-np`, leave it two for the pooled
-  non-streamed requests, `/health` and `/metrics`, as before; more of those at once wait at most that long);
+  passed, so an idle connection holds an engine thread for at most `IDLE_SECONDS` after a burst. (The pinned
+  llama-server keeps `max(-np + 4, cores - 1)` HTTP threads and starts up to 1,024 more on demand
+  (tools/server/server-http.cpp), so kept connections never make other requests wait for a thread; an older
+  build with a fixed pool of `-np` + 2 would still have two left for non-streamed requests and probes);
 - a stream that ends any other way (client gone, engine error, an answer not read to its end) closes its
   connection, so cancelling a request still frees the engine's slot at once;
 - `drop(base)` closes an engine's idle connections when it is unloaded; `close()` all of them.
