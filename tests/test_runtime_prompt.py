@@ -15,16 +15,9 @@ import pytest
 
 from llmctl.errors import InvalidInput
 from llmctl.runtime import gotemplate
-from llmctl.runtime.prompt import (
-    COMPLETION_STOPS,
-    build_completion,
-    completion_prompt,
-    load_params,
-    parse_event,
-    prompt_mode,
-    render_template,
-    sampling_params,
-)
+from llmctl.runtime.events import parse_event
+from llmctl.runtime.params import load_params, sampling_params
+from llmctl.runtime.prompt import COMPLETION_STOPS, build_completion, completion_prompt, prompt_mode, render_template
 
 # -- Ollama's TestTemplate: three conversations, rendered by named templates ---------------------------------
 CASES = {

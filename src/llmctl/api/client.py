@@ -23,7 +23,7 @@ from llmctl.errors import AuthError, EngineError, InvalidInput, LlmctlError, Not
 from llmctl.settings import Settings
 
 if TYPE_CHECKING:  # the prompt layer (12 ms) only matters once `run` streams an answer
-    from llmctl.runtime.prompt import Delta
+    from llmctl.runtime.events import Delta
 
 PROBE_TIMEOUT = 0.3  # `run` asks before every start: a missing gateway must cost next to nothing
 CONNECT_TIMEOUT = 3.0
@@ -173,7 +173,7 @@ def message_of(text: str) -> str:
 
 
 def _delta(line: str, url: str) -> Delta:
-    from llmctl.runtime.prompt import Delta
+    from llmctl.runtime.events import Delta
 
     obj = json.loads(line)
     if "error" in obj:

@@ -3,7 +3,7 @@
 The model runs in a worker process (`python -m llmctl.runtime.inproc`), not in ours: a native crash (the
 AMX SIGILL above all) then becomes a clear error instead of killing the CLI. The worker speaks JSON lines:
 one config line (model, context, LoRA, chat template), then one request per line; it answers with
-llama-server `/completion`-shaped events so `prompt.parse_event` reads both engines alike.
+llama-server `/completion`-shaped events so `events.parse_event` reads both engines alike.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any, Iterator
 
 from llmctl.errors import EngineError
 from llmctl.runtime import cpu
-from llmctl.runtime.prompt import JINJA, CompletionRequest, Delta, parse_event
+from llmctl.runtime.events import Delta, parse_event
+from llmctl.runtime.prompt import JINJA, CompletionRequest
 
 _SAMPLING_ARGS = {  # llama-server field -> llama-cpp-python argument
     "temperature": "temperature", "top_k": "top_k", "top_p": "top_p", "min_p": "min_p", "typical_p": "typical_p",

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from llmctl.runtime.engine import Engine
-from llmctl.runtime.prompt import JINJA, load_params
+from llmctl.runtime.params import load_params
+from llmctl.runtime.prompt import JINJA
 from llmctl.settings import Settings
 
 DEFAULT_CTX = 4096

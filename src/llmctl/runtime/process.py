@@ -31,7 +31,8 @@ from llmctl.errors import Conflict, EngineError, LlmctlError
 from llmctl.runtime import cpu
 from llmctl.runtime.engine import Engine, find_engine
 from llmctl.runtime.launch import EngineOptions, build_command, context_size, place
-from llmctl.runtime.prompt import CompletionRequest, Delta, parse_event, prompt_mode
+from llmctl.runtime.events import Delta, parse_event
+from llmctl.runtime.prompt import CompletionRequest, prompt_mode
 from llmctl.runtime.splits import engine_weights
 from llmctl.settings import Settings
 
