@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # imported for real inside the command: `llmctl --help` stays
     from llmctl.plan.perf_measured import MeasuredFactory
     from llmctl.plan.profiles import GpuProfile, ModelProfile
     from llmctl.plan.render_common import RenderOptions
+    from llmctl.plan.types import Workload
     from llmctl.settings import Settings
 
 
@@ -92,8 +93,7 @@ def plan(
     from llmctl.api.plan import resolve_model
     from llmctl.plan import load_gpu, solve
     from llmctl.plan.render_common import RenderOptions
-    from llmctl.plan.types import PlanRequest, Workload
-    from llmctl.plan.units import parse_duration
+    from llmctl.plan.types import PlanRequest
 
     settings = ctx.obj
     _check_flags(fmt, nodes=nodes, max_nodes=max_nodes, output=output, dtype=dtype, weights_mode=weights_mode,
@@ -104,36 +104,29 @@ def plan(
     profile = resolved.profile
     weights = parse_source(settings, model_source, resolved) if model_source else resolved.weights
     perf_model = _measured_speeds(profiles, profile, model, gpu_profile) if profiles else None
-    workload = Workload(
-        isl=isl,
-        osl=osl,
-        rate=rate,
-        ttft_slo=parse_duration(ttft_slo, what="--ttft-slo") if ttft_slo else None,
-        tpot_slo=parse_duration(tpot_slo, what="--tpot-slo") if tpot_slo else None,
-    )
     request = PlanRequest(
-        model=profile,
-        gpu=gpu_profile,
-        gpus_per_node=gpus_per_node or gpu_profile.default_gpus_per_node,
-        workload=workload,
-        nodes=nodes,
-        max_nodes=max_nodes or 8,
-        dtype=dtype,
-        disaggregate=disaggregate,
-        engine=engine,
-        kv_connector=kv_connector,
-        tp=tp,
-        pp=pp,
-        executor=executor,
-        prefill_tp=prefill_tp,
-        decode_tp=decode_tp,
-        perf_model=perf_model,
+        model=profile, gpu=gpu_profile, gpus_per_node=gpus_per_node or gpu_profile.default_gpus_per_node,
+        workload=_workload(isl, osl, rate, ttft_slo, tpot_slo), nodes=nodes, max_nodes=max_nodes or 8,
+        dtype=dtype, disaggregate=disaggregate, engine=engine, kv_connector=kv_connector, tp=tp, pp=pp,
+        executor=executor, prefill_tp=prefill_tp, decode_tp=decode_tp, perf_model=perf_model,
     )
     result = solve(request)
     opts = RenderOptions(image=image, router_image=router_image, name=name, namespace=namespace, weights=weights,
                          weights_mode=weights_mode, weights_volume=weights_volume, pull_secret=pull_secret,
                          init_image=init_image, hf_token_secret=hf_token_secret)
     _show(settings, result, fmt, opts, output, resolved.notes if model_source is None else ())
+
+
+def _workload(isl: int, osl: int, rate: float | None, ttft_slo: str | None, tpot_slo: str | None) -> "Workload":
+    """The traffic to size for; the SLOs as seconds (`500ms`, `0.5s`)."""
+    from llmctl.plan.types import Workload
+    from llmctl.plan.units import parse_duration
+
+    return Workload(
+        isl=isl, osl=osl, rate=rate,
+        ttft_slo=parse_duration(ttft_slo, what="--ttft-slo") if ttft_slo else None,
+        tpot_slo=parse_duration(tpot_slo, what="--tpot-slo") if tpot_slo else None,
+    )
 
 
 def _check_flags(fmt: str, *, nodes: int | None, max_nodes: int | None, output: str | None, dtype: str | None,
