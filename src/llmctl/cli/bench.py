@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
+
+if TYPE_CHECKING:  # imported for real inside the command: `llmctl --help` stays fast
+    from pathlib import Path
+
+    from llmctl.api.bench import BenchSpec
 
 
 def bench(
@@ -53,8 +58,6 @@ def bench(
 
       llmctl bench http://gpu-node:8000 --tp 2 --gpu h100-80gb --prefill-isl 512,2048,8192 -o tp2.json
     """
-    from pathlib import Path
-
     from llmctl.api import bench as api
     from llmctl.cli import render
 
@@ -72,25 +75,10 @@ def bench(
         deployment=api.Deployment(tp=tp, pp=pp, gpu=_gpu(gpu), label=label),
     )
     api.check(spec)
-    out_path = Path(output) if output else None
-    plot_path = Path(plot) if plot else None
-    for p in (out_path, plot_path):
-        if p is not None and not p.expanduser().parent.is_dir():
-            from llmctl.errors import InvalidInput
-
-            raise InvalidInput(f"no such directory: {p.expanduser().parent}")
+    out_path, plot_path = _output_path(output), _output_path(plot)
     with StepProgress(quiet=quiet or json_) as progress:
         result = api.bench(settings, spec, progress)
-
-    import json
-
-    if out_path is not None:
-        api.write_file(out_path, json.dumps(result, indent=2) + "\n")
-    if plot_path is not None:
-        from llmctl.loadgen.svg import render as svg
-
-        title = f"{result['endpoint']['model']} at {result['endpoint']['url']}: latency vs throughput"
-        api.write_file(plot_path, svg(title, api.curve(result), upper=f"p{max(spec.percentiles):g}"))
+    _write_files(result, spec, out_path, plot_path)
     if json_:
         render.print_json(result)
         return
@@ -99,6 +87,34 @@ def bench(
         if p is not None:
             render.stderr.print(f"wrote {p}")
 
+
+def _output_path(name: Optional[str]) -> "Path | None":
+    """`--output`/`--plot` as a Path, refused before the run (minutes of it) if its directory does not exist."""
+    if name is None:
+        return None
+    from pathlib import Path
+
+    from llmctl.errors import InvalidInput
+
+    path = Path(name)
+    if not path.expanduser().parent.is_dir():
+        raise InvalidInput(f"no such directory: {path.expanduser().parent}")
+    return path
+
+
+def _write_files(result: dict[str, Any], spec: "BenchSpec", out_path: "Path | None", plot_path: "Path | None") -> None:
+    """The result JSON (`--output`) and the latency-throughput curve (`--plot`), each written atomically."""
+    import json
+
+    from llmctl.api import bench as api
+
+    if out_path is not None:
+        api.write_file(out_path, json.dumps(result, indent=2) + "\n")
+    if plot_path is not None:
+        from llmctl.loadgen.svg import render as svg
+
+        title = f"{result['endpoint']['model']} at {result['endpoint']['url']}: latency vs throughput"
+        api.write_file(plot_path, svg(title, api.curve(result), upper=f"p{max(spec.percentiles):g}"))
 
 def _split_args(args: list[str], goodput: list[str]) -> tuple[Optional[str], list[str]]:
     """The URL, and the goodput pairs: `--goodput ttft:500 tpot:50` (vLLM's form) leaves `tpot:50` among the
