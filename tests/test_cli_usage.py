@@ -93,6 +93,32 @@ def test_usage_error_wording(home: Path, capsys: pytest.CaptureFixture[str], arg
     assert (exited.value.code, capsys.readouterr().err) == (USAGE_EXIT, line)
 
 
+# A list or duration flag llmctl parses itself follows typer's rule for its own number options (`--isl abc` is
+# a usage error, `--isl 0` is InvalidInput): a value that does not parse is exit 2, one that parses but is out
+# of range is exit 4. Port 9 (discard) is never contacted: every one is refused before a request.
+@pytest.mark.parametrize("argv, code, words", [
+    (["bench", "http://127.0.0.1:9", "--concurrency", "abc"], USAGE_EXIT, "--concurrency: 'abc' is not a number"),
+    (["bench", "http://127.0.0.1:9", "-c", "1.5"], USAGE_EXIT, "--concurrency: whole numbers only"),
+    (["bench", "http://127.0.0.1:9", "-c", ","], USAGE_EXIT, "--concurrency: give at least one value"),
+    (["bench", "http://127.0.0.1:9", "-r", "1,x"], USAGE_EXIT, "--request-rate: 'x' is not a number"),
+    (["bench", "http://127.0.0.1:9", "--percentiles", "p99"], USAGE_EXIT, "--percentiles: 'p99' is not a number"),
+    (["bench", "http://127.0.0.1:9", "--goodput", "ttft:fast"], USAGE_EXIT, "'fast' is not a number of milliseconds"),
+    (["bench", "http://127.0.0.1:9", "--goodput", "ttft"], USAGE_EXIT, "is not KEY:MILLISECONDS"),
+    (["plan", "llama3.1:8b", "--ttft-slo", "fast"], USAGE_EXIT, "--ttft-slo 'fast' is not a duration"),
+    (["bench", "http://127.0.0.1:9", "-c", "0"], 4, "each value must be a positive number"),
+    (["bench", "http://127.0.0.1:9", "--goodput", "ttft:-1"], 4, "non-negative"),
+    (["bench", "http://127.0.0.1:9", "--percentiles", "100"], 4, "between 0 and 100"),
+    (["plan", "llama3.1:8b", "--ttft-slo", "0ms"], 4, "must be positive"),
+])
+def test_a_value_that_does_not_parse_is_a_usage_error(home: Path, capsys: pytest.CaptureFixture[str],
+                                                       argv: list[str], code: int, words: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == code, err
+    assert err.count("\n") == 1 and err.startswith("llmctl: error: ") and words in err, err
+
+
 def test_typed_text_cannot_drive_the_terminal(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["list", "--x\x1b[2J\x07"])

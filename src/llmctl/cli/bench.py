@@ -142,12 +142,12 @@ def _lengths(isl: int, osl: int, ratio: float) -> Any:
 def _levels(text: Optional[str], what: str, *, allow_inf: bool = False, integer: bool = False) -> list[float]:
     if text is None:
         return []
-    from llmctl.errors import InvalidInput
+    from llmctl.errors import UsageError
     from llmctl.loadgen.workload import parse_levels
 
     values = parse_levels(text, what, allow_inf=allow_inf)
-    if integer and any(v != int(v) for v in values):
-        raise InvalidInput(f"{what}: whole numbers only")
+    if integer and any(v != int(v) for v in values):  # `-c 1.5` does not parse, as typer's `--isl 1.5`
+        raise UsageError(f"{what}: whole numbers only")
     return values
 
 

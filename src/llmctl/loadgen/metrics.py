@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llmctl.errors import InvalidInput
+from llmctl.errors import InvalidInput, UsageError
 from llmctl.loadgen.client import Record
 
 PERCENTILES: tuple[float, ...] = (50, 90, 95, 99)
@@ -74,17 +74,22 @@ class Slo:
 
 
 def parse_goodput(pairs: Sequence[str]) -> Slo:
-    """vLLM's `--goodput ttft:500 tpot:50` (milliseconds); also accepts one comma-separated string."""
+    """vLLM's `--goodput ttft:500 tpot:50` (milliseconds); also accepts one comma-separated string.
+
+    A pair that does not parse (no `:`, a value that is not a number) is a UsageError, as typer's own
+    `--isl abc` is; an unknown metric or a negative or infinite value is InvalidInput.
+    """
     values: dict[str, float] = {}
     for pair in (p for item in pairs for p in item.replace(",", " ").split()):
         name, sep, value = pair.partition(":")
         name = name.strip().lower()
         if not sep or name not in GOODPUT_METRICS:
-            raise InvalidInput(f"--goodput: {pair!r} is not KEY:MILLISECONDS with KEY one of {', '.join(GOODPUT_METRICS)}")
+            error = InvalidInput if sep else UsageError
+            raise error(f"--goodput: {pair!r} is not KEY:MILLISECONDS with KEY one of {', '.join(GOODPUT_METRICS)}")
         try:
             ms = float(value)
         except ValueError as exc:
-            raise InvalidInput(f"--goodput: {value!r} is not a number of milliseconds") from exc
+            raise UsageError(f"--goodput: {value!r} is not a number of milliseconds") from exc
         if not ms >= 0 or math.isinf(ms):
             raise InvalidInput(f"--goodput: {name} must be a non-negative number of milliseconds")
         values[name] = ms / 1000

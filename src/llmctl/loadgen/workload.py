@@ -15,7 +15,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from llmctl.errors import InvalidInput
+from llmctl.errors import InvalidInput, UsageError
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,11 @@ def arrival_offsets(n: int, rate: float, burstiness: float, rng: random.Random) 
 
 
 def parse_levels(text: str, what: str, *, allow_inf: bool = False) -> list[float]:
-    """`1,4,16` (or `1,2,inf` for rates) -> sorted, de-duplicated positive numbers."""
+    """`1,4,16` (or `1,2,inf` for rates) -> sorted, de-duplicated positive numbers.
+
+    A list that does not parse (`abc`, nothing in it) is a UsageError, as typer's own `--isl abc` is; numbers
+    that parse but are not allowed (0, negative, inf where it means nothing) are InvalidInput.
+    """
     out: list[float] = []
     for part in text.split(","):
         part = part.strip().lower()
@@ -72,10 +76,10 @@ def parse_levels(text: str, what: str, *, allow_inf: bool = False) -> list[float
         try:
             value = float("inf") if allow_inf and part in ("inf", "infinity") else float(part)
         except ValueError as exc:
-            raise InvalidInput(f"{what}: {part!r} is not a number") from exc
+            raise UsageError(f"{what}: {part!r} is not a number") from exc
         if not value > 0 or math.isnan(value) or (math.isinf(value) and not allow_inf):
             raise InvalidInput(f"{what}: each value must be a positive number, got {part!r}")
         out.append(value)
     if not out:
-        raise InvalidInput(f"{what}: give at least one value")
+        raise UsageError(f"{what}: give at least one value")
     return sorted(set(out))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 
-from llmctl.errors import InvalidInput
+from llmctl.errors import InvalidInput, UsageError
 
 GB = 1_000_000_000
 GiB = 1 << 30
@@ -20,10 +20,11 @@ _SCALE = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
 
 def parse_duration(text: str, *, what: str = "duration", default_unit: str = "ms") -> float:
-    """`500ms`, `0.5s`, `2s` or a bare number (in `default_unit`) → seconds; a clear error otherwise."""
+    """`500ms`, `0.5s`, `2s` or a bare number (in `default_unit`) → seconds. Text that is no duration is a
+    UsageError (a flag value that does not parse, as typer's own `--rate abc`); zero is InvalidInput."""
     m = _DURATION.match(text or "")
     if not m:
-        raise InvalidInput(f"{what} {text!r} is not a duration", hint="write it like 500ms or 2s")
+        raise UsageError(f"{what} {text!r} is not a duration", hint="write it like 500ms or 2s")
     value = float(m.group(1))
     unit = (m.group(2) or default_unit).lower()
     seconds = value * _SCALE[unit]
