@@ -85,6 +85,41 @@ def test_errors_are_llmctl_errors(tmp_path):
     assert isinstance(res.exception, PlanError) and "compose describes one host" in str(res.exception)
 
 
+@pytest.mark.parametrize("args, message", [
+    (("--tp", "0"), "--tp must be at least 1"),  # was ZeroDivisionError
+    (("--tp", "-1"), "--tp must be at least 1"),
+    (("--disaggregate", "on", "--rate", "2", "--prefill-tp", "0"), "--prefill-tp must be at least 1"),
+    (("--rate", "nan"), "--rate must be a positive number"),  # was ValueError: cannot convert NaN
+    (("--rate", "inf"), "--rate must be a positive number"),  # was OverflowError
+    (("--gpus-per-node", "0"), "--gpus-per-node must be at least 1"),  # was the profile's 8, silently
+    (("--ttft-slo", "1" + "0" * 400 + "ms"), "finite duration"),  # was an infinite SLO
+    (("--max-nodes", "100000"), "LLMCTL_PLAN_MAX_GPUS"),  # was a search that ran for minutes
+    (("--gpus-per-node", "100000"), "LLMCTL_PLAN_MAX_GPUS"),
+])
+def test_out_of_range_flags_are_invalid_input(tmp_path, args, message):
+    from llmctl.errors import InvalidInput
+
+    res = run(tmp_path, "deepseek-v3", "--format", "json", *args)
+    assert isinstance(res.exception, InvalidInput) and message in str(res.exception), res.exception
+
+
+def test_gpu_budget_is_a_setting(tmp_path):
+    assert Settings.from_env({"LLMCTL_PLAN_MAX_GPUS": "16"}).plan_max_gpus == 16
+    assert Settings.from_env({}).plan_max_gpus == 2048
+    app = typer.Typer(pretty_exceptions_enable=False)
+
+    @app.callback()
+    def _root(ctx: typer.Context) -> None:
+        ctx.obj = Settings.from_env({"LLMCTL_HOME": str(tmp_path / "home"), "LLMCTL_PLAN_MAX_GPUS": "16"})
+
+    app.command("plan")(plan)
+    app.command("noop", hidden=True)(lambda: None)
+    ok = CliRunner().invoke(app, ["plan", "llama3.1:405b", "--max-nodes", "2", "--format", "json"])
+    assert ok.exit_code == 0 and json.loads(ok.output)["gpus"] == 16
+    res = CliRunner().invoke(app, ["plan", "llama3.1:405b", "--max-nodes", "3"])
+    assert "24 GPUs, more than a plan weighs (16" in str(res.exception)
+
+
 def test_real_entry_point_prints_one_line_and_exit_code(tmp_path, monkeypatch, capsys):
     """Through llmctl.cli.app.main when the whole CLI imports in this checkout."""
     try:

@@ -124,3 +124,46 @@ def test_profile_from_gguf_moe_and_per_layer_arrays():
     assert abs(p.params().total / 30.5e9 - 1) < 0.01
     with pytest.raises(InvalidInput):
         profile_from_gguf({"llama.block_count": 1}, None)
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"num_hidden_layers": -3}, "num_hidden_layers"),
+    ({"num_hidden_layers": 10**12, "model_type": "gemma2", "sliding_window": 4}, "num_hidden_layers"),  # no walk
+    ({"hidden_size": "big"}, "hidden_size"),
+    ({"max_position_embeddings": float("inf")}, "max_position_embeddings"),
+    ({"max_position_embeddings": 1.5}, "max_position_embeddings"),
+    ({"vocab_size": [1]}, "vocab_size"),
+    ({"intermediate_size": -1}, "intermediate_size"),
+    ({"sliding_window": -5, "layer_types": ["sliding_attention"] * 32}, "sliding_window"),
+    ({"num_local_experts": 8, "num_experts_per_tok": 9}, "experts per token"),
+    ({"num_local_experts": 8, "num_experts_per_tok": 0}, "experts per token"),
+    ({"quantization_config": "fp8"}, "quantization_config"),
+])
+def test_hostile_config_json_is_one_clear_error(change, field):
+    """config.json comes from registries and Hub repositories llmctl does not control: a value no arithmetic should
+    run on is InvalidModel (exit 4) naming the field, never a crash (complex numbers, OverflowError) or a plan
+    with negative parameters."""
+    from llmctl.errors import InvalidModel
+
+    config = {**find_catalog("llama3.1:8b").config, **change}
+    with pytest.raises(InvalidModel, match=field) as exc:
+        profile_from_config(config, name="hostile", serve_id="hostile", source="local")
+    assert len(str(exc.value)) < 300  # a 300-digit count is cut, not printed
+
+
+def test_architectures_as_a_bare_string_is_read_whole():
+    config = {**find_catalog("llama3.1:8b").config, "architectures": "LlamaForCausalLM"}
+    assert profile_from_config(config, name="x", serve_id="x", source="local").architecture == "LlamaForCausalLM"
+
+
+def test_hostile_gguf_metadata_is_one_clear_error():
+    from llmctl.errors import InvalidModel
+
+    kv = {"general.architecture": "llama", "llama.block_count": 2, "llama.embedding_length": 64,
+          "llama.attention.head_count": 4}
+    with pytest.raises(InvalidModel, match="feed_forward_length"):
+        profile_from_gguf({**kv, "llama.feed_forward_length": "wide"}, None)
+    with pytest.raises(InvalidModel, match="block_count"):
+        profile_from_gguf({**kv, "llama.block_count": 2**40, "general.architecture": "gemma2",
+                           "gemma2.block_count": 2**40, "gemma2.embedding_length": 64,
+                           "gemma2.attention.head_count": 4, "gemma2.attention.sliding_window": 8}, None)

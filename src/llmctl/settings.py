@@ -125,6 +125,9 @@ class Settings:
     # (LLMCTL_PLAN_CONFIG_MAX_BYTES; the weights are never fetched)
     plan_kubectl: bool = True
     plan_config_max_bytes: int = 256 * 1024 * 1024
+    # the most GPUs a plan may weigh (--gpus-per-node x --nodes/--max-nodes; LLMCTL_PLAN_MAX_GPUS): the shape
+    # search grows faster than linearly with the node budget, so a typo like --max-nodes 100000 is refused, not a hang
+    plan_max_gpus: int = 2048
     # GPUs for the engines this process starts (LLMCTL_GPUS, LLMCTL_SPLIT_MODE, LLMCTL_TENSOR_SPLIT; the
     # `run`/`serve` flags --gpus, --split-mode, --tensor-split replace them). Kept as text: llmctl.runtime.gpu
     # checks them where a command begins, so a bad value is one line there and never breaks other commands.
@@ -202,6 +205,7 @@ class Settings:
             hf_hub_offline=env.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"),
             plan_kubectl=env.get("LLMCTL_PLAN_KUBECTL", "1").strip().lower() not in ("0", "false", "no", "off"),
             plan_config_max_bytes=_positive_int(env.get("LLMCTL_PLAN_CONFIG_MAX_BYTES"), 256 * 1024 * 1024),
+            plan_max_gpus=_positive_int(env.get("LLMCTL_PLAN_MAX_GPUS"), 2048),
             gpus=env.get("LLMCTL_GPUS") or None,
             split_mode=env.get("LLMCTL_SPLIT_MODE") or None,
             tensor_split=env.get("LLMCTL_TENSOR_SPLIT") or None,

@@ -100,12 +100,15 @@ def plan(
                  weights_volume=weights_volume)
 
     gpu_profile = load_gpu(gpu)
+    if gpus_per_node is None:
+        gpus_per_node = gpu_profile.default_gpus_per_node
+    _check_gpu_budget(settings, gpus_per_node, nodes or max_nodes or 8)
     resolved = resolve_model(settings, model)
     profile = resolved.profile
     weights = parse_source(settings, model_source, resolved) if model_source else resolved.weights
     perf_model = _measured_speeds(profiles, profile, model, gpu_profile) if profiles else None
     request = PlanRequest(
-        model=profile, gpu=gpu_profile, gpus_per_node=gpus_per_node or gpu_profile.default_gpus_per_node,
+        model=profile, gpu=gpu_profile, gpus_per_node=gpus_per_node,
         workload=_workload(isl, osl, rate, ttft_slo, tpot_slo), nodes=nodes, max_nodes=max_nodes or 8,
         dtype=dtype, disaggregate=disaggregate, engine=engine, kv_connector=kv_connector, tp=tp, pp=pp,
         executor=executor, prefill_tp=prefill_tp, decode_tp=decode_tp, perf_model=perf_model,
@@ -147,6 +150,16 @@ def _check_flags(fmt: str, *, nodes: int | None, max_nodes: int | None, output: 
         raise UsageError("--weights must be init-container or image-volume")
     if weights_volume != "emptydir" and not (weights_volume.startswith("pvc:") and len(weights_volume) > 4):
         raise UsageError("--weights-volume must be emptydir or pvc:CLAIM")
+
+
+def _check_gpu_budget(settings: "Settings", gpus_per_node: int, nodes: int) -> None:
+    """At most LLMCTL_PLAN_MAX_GPUS GPUs: the shape search grows faster than the node budget (a typo would hang)."""
+    from llmctl.errors import InvalidInput
+
+    if gpus_per_node >= 1 and nodes >= 1 and gpus_per_node * nodes > settings.plan_max_gpus:
+        raise InvalidInput(
+            f"{nodes} node(s) x {gpus_per_node} GPUs is {gpus_per_node * nodes:,} GPUs, more than a plan weighs "
+            f"({settings.plan_max_gpus:,}, LLMCTL_PLAN_MAX_GPUS)", hint="lower --nodes/--max-nodes or --gpus-per-node")
 
 
 def _show(settings: "Settings", result: "Plan", fmt: str, opts: "RenderOptions", output: str | None,

@@ -7,10 +7,11 @@ parameter count does. Only architectures the formulas model are accepted (the GG
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from llmctl.errors import InvalidInput, PlanError
-from llmctl.plan.profiles import ModelProfile
+from llmctl.errors import InvalidInput, InvalidModel, PlanError
+from llmctl.plan.profiles import MAX_LAYERS, ModelProfile
 
 SUPPORTED = {"llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "deepseek2", "gemma2", "gemma3",
              "gpt-oss", "phi3", "granite", "olmo", "olmo2", "glm4moe"}
@@ -40,6 +41,8 @@ def profile_from_gguf(kv: dict[str, object], parameter_count: int | None) -> Mod
     arch = _architecture(kv)
     keys = _Keys(kv, arch)
     layers, hidden, heads = keys.shape()
+    if not 1 <= layers <= MAX_LAYERS:  # before _sliding walks them
+        raise InvalidModel(f"GGUF metadata {arch}.block_count {str(layers)[:20]} is not from 1 to {MAX_LAYERS}")
     ffn = keys.integer("feed_forward_length", 4 * hidden)
     window = keys.integer("attention.sliding_window", 0)
     kinds = _sliding(arch, layers, window)
@@ -83,8 +86,13 @@ class _Keys:
         self.kv, self.arch = kv, arch
 
     def get(self, key: str, default: Any = None) -> Any:
+        """The key's value (a number: GGUF types are the file's word, and a string or NaN there is refused)."""
         value = _gguf_scalar(self.kv.get(f"{self.arch}.{key}"))
-        return default if value is None else value
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InvalidModel(f"GGUF metadata {self.arch}.{key} {str(value)[:20]!r} is not a number")
+        return value
 
     def integer(self, key: str, default: int) -> int:
         """The key as an integer; `default` when it is missing or 0."""

@@ -8,11 +8,12 @@ the 3-matrix formula counts, an encoder-decoder has two stacks.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
-from llmctl.errors import InvalidInput, PlanError
-from llmctl.plan.profiles import ModelProfile
+from llmctl.errors import InvalidInput, InvalidModel, PlanError
+from llmctl.plan.profiles import MAX_LAYERS, ModelProfile
 from llmctl.plan.quant import quant_from_config
 
 SUPPORTED = {
@@ -53,11 +54,15 @@ LAYER_KINDS = {"full_attention": "full", "sliding_attention": "sliding"}
 
 
 def _int(config: Mapping[str, Any], *keys: str, default: int | None = None) -> int | None:
+    """The first of `keys` that holds a nonzero whole number; `default` when none does. A value that is not a
+    number at all ("big", 1.5, 1e400) is refused naming the key: it would otherwise crash or size nonsense."""
     for key in keys:
         value = config.get(key)
-        if isinstance(value, bool):
+        if value is None or isinstance(value, bool):
             continue
-        if isinstance(value, (int, float)) and value:
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
+            raise InvalidModel(f"config.json: {key} {str(value)[:20]!r} is not a whole number; cannot size a plan for it")
+        if value:
             return int(value)
     return default
 
@@ -83,7 +88,9 @@ def vision_params(config: Mapping[str, Any]) -> int:
 
 def check_architecture(cfg: Mapping[str, Any], name: str) -> str:
     """The architecture name, or a PlanError saying why llmctl cannot size it."""
-    arch = str((cfg.get("architectures") or [cfg.get("model_type") or "unknown"])[0])
+    archs = cfg.get("architectures")
+    archs = [archs] if isinstance(archs, str) else archs if isinstance(archs, list) else None
+    arch = str((archs or [cfg.get("model_type") or "unknown"])[0])
     if cfg.get("is_encoder_decoder"):
         raise PlanError(f"{name}: {arch} is an encoder-decoder model; llmctl plan sizes decoder-only models")
     if arch in UNSUPPORTED:
@@ -155,13 +162,16 @@ def profile_from_config(
     """A Hugging Face `config.json` → ModelProfile. Pure; raises InvalidInput naming the missing field, or
     PlanError for an architecture llmctl cannot size."""
     cfg = _merge_text_config(config)
-    missing = [k for k in ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size") if not cfg.get(k)]
+    required = {k: _int(cfg, k) for k in ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size")}
+    missing = [k for k, v in required.items() if not v]
     if missing:
         raise InvalidInput(f"{name}: config.json lacks {', '.join(missing)}; cannot size a plan for it")
+    if "quantization_config" in config and not isinstance(config["quantization_config"], (Mapping, type(None))):
+        raise InvalidModel(f"{name}: config.json's quantization_config is not an object")
     arch = check_architecture(cfg, name)
-    heads = int(cfg["num_attention_heads"])
-    hidden = int(cfg["hidden_size"])
-    layers = int(cfg["num_hidden_layers"])
+    layers, hidden, heads, vocab = (int(v or 0) for v in required.values())
+    if not 1 <= layers <= MAX_LAYERS:  # before layer_attention walks them
+        raise InvalidModel(f"{name}: num_hidden_layers {str(layers)[:20]} is not from 1 to {MAX_LAYERS}")
     inter = _int(cfg, "intermediate_size", "ffn_dim", default=4 * hidden) or 4 * hidden
     kinds, window = layer_attention(cfg, layers, name)
     return ModelProfile(
@@ -175,7 +185,7 @@ def profile_from_config(
         num_kv_heads=_int(cfg, "num_key_value_heads", "num_kv_heads", default=heads) or heads,
         head_dim=_int(cfg, "head_dim", default=hidden // heads) or hidden // heads,
         intermediate_size=inter,
-        vocab_size=int(cfg["vocab_size"]),
+        vocab_size=vocab,
         max_position_embeddings=_int(cfg, "max_position_embeddings", "max_sequence_length", default=4096) or 4096,
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", str(cfg.get("model_type", "")).startswith("gemma"))),
         quant=quant_from_config(config if "quantization_config" in config else cfg),

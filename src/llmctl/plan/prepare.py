@@ -8,6 +8,7 @@ sliding-window layers as full attention, so the aggregated and disaggregated sha
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from llmctl.errors import InvalidInput
@@ -39,15 +40,17 @@ def _check(req: PlanRequest) -> None:
         raise InvalidInput(f"--dtype must be one of {', '.join(DTYPES)}")
     if w.isl < 1 or w.osl < 1:
         raise InvalidInput("--isl and --osl must be at least 1 token")
-    if w.rate is not None and w.rate <= 0:
-        raise InvalidInput("--rate must be positive")
+    if w.rate is not None and not (0 < w.rate < math.inf):  # NaN compares false both ways
+        raise InvalidInput("--rate must be a positive number of requests per second")
     if req.gpus_per_node < 1:
         raise InvalidInput("--gpus-per-node must be at least 1")
     if req.nodes is not None and req.nodes < 1 or req.max_nodes < 1:
         raise InvalidInput("--nodes and --max-nodes must be at least 1")
     if req.pp is not None and req.pp < 1:
         raise InvalidInput("--pp must be at least 1")
-    for tp in (req.tp, req.prefill_tp, req.decode_tp):
+    for flag, tp in (("--tp", req.tp), ("--prefill-tp", req.prefill_tp), ("--decode-tp", req.decode_tp)):
+        if tp is not None and tp < 1:
+            raise InvalidInput(f"{flag} must be at least 1")
         if tp is not None:
             shapes.check_tp(req.model, tp, req.gpus_per_node)
     pools = [f for f, v in (("--prefill-tp", req.prefill_tp), ("--decode-tp", req.decode_tp)) if v is not None]

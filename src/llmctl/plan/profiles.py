@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+from llmctl.errors import InvalidModel
 from llmctl.plan.quant import NONE, Quant
 
 DTYPE_BYTES: dict[str, int] = {"bf16": 2, "fp8": 1}
@@ -34,6 +35,27 @@ class ParamCounts:
     router: int = 0  # MoE gates, kept in 16-bit
     expert_each: int = 0  # one routed expert of one layer (3 x hidden x moe_intermediate)
     input_embedding: int = 0  # the embedding table alone (a lookup in decode, not a read)
+
+
+MAX_LAYERS = 4096
+"""The most decoder layers a profile may have (the largest published models have ~130): a config.json from a
+hostile Hub repository or registry may say anything, and layers are walked one by one."""
+MAX_WIDTH = 1 << 24
+"""The most any width, head count, vocabulary or expert count may be (16M; real ones stay below 300k)."""
+MAX_CONTEXT = 1 << 32
+"""The most tokens of context a profile may claim (4G; the longest published contexts are 10M)."""
+
+_POSITIVE = ("num_layers", "hidden_size", "num_attention_heads", "num_kv_heads", "head_dim", "intermediate_size",
+             "vocab_size", "max_position_embeddings")
+_NON_NEGATIVE = ("num_experts", "experts_per_token", "moe_intermediate_size", "shared_expert_intermediate_size",
+                 "dense_layers", "kv_lora_rank", "q_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim",
+                 "sliding_window", "vision_params")
+
+
+def _short(value: object) -> str:
+    """A value for an error line: a 300-digit layer count is cut, not printed whole."""
+    text = repr(value)
+    return text if len(text) <= 24 else text[:20] + "..."
 
 
 @dataclass(frozen=True)
@@ -72,6 +94,21 @@ class ModelProfile:
     vision_params: int = 0  # a vision tower served alongside (multimodal checkpoints), kept 16-bit
     parameter_count_override: int | None = None  # a count the source states (GGUF), preferred when given
     aliases: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        """Refuse a shape no arithmetic should run on (a zero, a negative, a layer count that would take hours):
+        config.json and GGUF metadata come from registries and Hub repositories llmctl does not control."""
+        for name in _POSITIVE + _NON_NEGATIVE:
+            value = getattr(self, name)
+            low = 1 if name in _POSITIVE else 0
+            high = MAX_LAYERS if name == "num_layers" else MAX_CONTEXT if name == "max_position_embeddings" \
+                else MAX_WIDTH * MAX_WIDTH if name == "vision_params" else MAX_WIDTH
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise InvalidModel(f"{self.name}: {name} {_short(value)} is not an integer from {low} to {high:,}; "
+                                   "cannot size a plan for it")
+        if self.num_experts and not 1 <= self.experts_per_token <= self.num_experts:
+            raise InvalidModel(f"{self.name}: {self.experts_per_token} experts per token of {self.num_experts} "
+                               "routed experts; cannot size a plan for it")
 
     @property
     def is_moe(self) -> bool:

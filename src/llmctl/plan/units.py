@@ -28,8 +28,8 @@ def parse_duration(text: str, *, what: str = "duration", default_unit: str = "ms
     value = float(m.group(1))
     unit = (m.group(2) or default_unit).lower()
     seconds = value * _SCALE[unit]
-    if seconds <= 0:
-        raise InvalidInput(f"{what} must be positive, got {text!r}")
+    if not 0 < seconds < math.inf:  # 400 digits of milliseconds overflow to infinity
+        raise InvalidInput(f"{what} must be a positive, finite duration, got {text!r}")
     return seconds
 
 
