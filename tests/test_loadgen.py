@@ -270,3 +270,25 @@ def test_plot_is_svg_with_every_point() -> None:
     circles = root.findall(".//{http://www.w3.org/2000/svg}circle")
     assert len(circles) == 5  # None values are not drawn
     assert 'model "&lt;x&gt;" &amp; co' in doc and "p95" in doc
+
+
+def test_prompt_budget_is_checked_before_anything_is_sent(tmp_path):
+    """Every prompt is prepared before the first request: a typo (--isl 1e8, -n 1e8) is refused up front (exit 4)
+    instead of filling memory. Port 9 (discard) would fail the connection, so an InvalidInput proves no request."""
+    from llmctl.api.bench import BenchSpec, bench
+    from llmctl.settings import Settings
+
+    settings = Settings.from_env({"LLMCTL_HOME": str(tmp_path), "LLMCTL_BENCH_MAX_PROMPT_TOKENS": "100000"})
+    assert Settings.from_env({}).bench_max_prompt_tokens == 1 << 25
+    url = "http://127.0.0.1:9"
+    for spec, total in [
+        (BenchSpec(url, lengths=Lengths(100_000_000, 4), concurrency=(1,), requests=1), "100,000,000"),
+        (BenchSpec(url, lengths=Lengths(16, 4), concurrency=(1,), requests=100_000_000), "1,600,000,000"),
+        # the longest prompt of each point (1,500) x its default requests (16, 16, 64)
+        (BenchSpec(url, lengths=Lengths(1000, 4, 0.5), concurrency=(1, 4, 16)), "144,000"),
+        (BenchSpec(url, lengths=Lengths(10, 4), concurrency=(1,), requests=1, prefill_isl=(60_000,),
+                   prefill_requests=2), "120,010"),
+    ]:
+        with pytest.raises(InvalidInput, match="LLMCTL_BENCH_MAX_PROMPT_TOKENS") as exc:
+            bench(settings, spec)
+        assert f"up to {total} tokens" in str(exc.value)

@@ -150,6 +150,9 @@ class Settings:
     # event it accepts from an endpoint (LLMCTL_BENCH_MAX_EVENT_BYTES)
     bench_timeout: float = 600.0
     bench_max_event_bytes: int = 1024 * 1024
+    # the most prompt tokens one `llmctl bench` run prepares, summed over its points (LLMCTL_BENCH_MAX_PROMPT_TOKENS;
+    # ~7 bytes of text each, held twice: the text and the request body)
+    bench_max_prompt_tokens: int = 1 << 25
 
     @property
     def store_dir(self) -> Path:
@@ -216,6 +219,7 @@ class Settings:
             problems=problems,
             bench_timeout=_positive(env.get("LLMCTL_BENCH_TIMEOUT"), 600.0),
             bench_max_event_bytes=_positive_int(env.get("LLMCTL_BENCH_MAX_EVENT_BYTES"), 1024 * 1024),
+            bench_max_prompt_tokens=_positive_int(env.get("LLMCTL_BENCH_MAX_PROMPT_TOKENS"), 1 << 25),
         )
 
 

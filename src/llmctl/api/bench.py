@@ -117,9 +117,21 @@ def check(spec: BenchSpec) -> None:
         raise InvalidInput("--extra-body must not set stream, model, prompt or messages")
 
 
+def _check_prompt_budget(spec: BenchSpec, limit: int) -> None:
+    """Every prompt of the sweep is prepared before the first request (so preparing never delays a point):
+    bound their tokens, or a typo (--isl 1000000000, -n 100000000) fills memory before anything is sent."""
+    total = sum(spec.prefill_isl) * spec.prefill_requests + sum(
+        spec.requests_for(p) * spec.lengths.bounds(spec.lengths.isl)[1] for p in spec.points())
+    if total > limit:
+        raise InvalidInput(f"the sweep's prompts hold up to {total:,} tokens, prepared before the first request: "
+                           f"more than LLMCTL_BENCH_MAX_PROMPT_TOKENS ({limit:,})",
+                           hint="lower --isl, --requests or --prefill-isl, or sweep fewer points per run")
+
+
 def bench(settings: Settings, spec: BenchSpec, progress: Progress | None = None) -> dict[str, Any]:
     """Run the benchmark; the result document (see `llmctl.loadgen.result`)."""
     check(spec)
+    _check_prompt_budget(spec, settings.bench_max_prompt_tokens)
     endpoint = parse_endpoint(spec.url or gateway_url(settings), api_key=spec.api_key or settings.api_key)
     limits = Limits(settings.bench_timeout, settings.bench_max_event_bytes)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
