@@ -50,6 +50,27 @@ def test_folder_without_config_and_bad_sources(settings: Settings, tmp_path: Pat
             model_source(settings, bad)
 
 
+def test_hostile_config_and_index_files_are_clear_errors_or_ignored(home: Path, tmp_path: Path):
+    """A config.json nested past the JSON parser's stack (within the size bound) was an unexpected RecursionError;
+    a shard index whose total_size is 1e400, negative or nested that deep only loses the weights' size."""
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    (deep / "config.json").write_text('{"a":' + "[" * 200_000 + "]" * 200_000 + "}")
+    settings = Settings.from_env({"LLMCTL_HOME": str(home), "LLMCTL_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path)})
+    with pytest.raises(InvalidInput, match="nests too deeply"):
+        resolve_model(settings, str(deep))
+    config = dict(find_catalog("llama3.1:8b").config)
+    for i, (index, size) in enumerate((('{"metadata": {"total_size": 123}}', 123),
+                                       ('{"metadata": {"total_size": 1e400}}', 0),
+                                       ('{"metadata": {"total_size": -5}}', 0),
+                                       ("[" * 200_000 + "]" * 200_000, 0))):
+        repo = f"acme/odd-index-{i}"
+        _fake_hf_cache(tmp_path, repo, config)
+        snap = tmp_path / ("models--" + repo.replace("/", "--")) / "snapshots" / "abc123"
+        (snap / "model.safetensors.index.json").write_text(index)
+        assert resolve_model(settings, repo).weights.size_bytes == size, index[:40]
+
+
 def test_catalog_comes_first_and_llama_is_gated(settings: Settings):
     r = resolve_model(settings, "meta-llama/Llama-3.1-405B-Instruct")
     assert r.profile.source == "catalog" and r.profile.num_layers == 126

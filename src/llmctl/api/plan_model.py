@@ -120,9 +120,9 @@ def _index_size(path: Path | None) -> int:
     if path is None:
         return 0
     try:
-        return int(json.loads(path.read_bytes()).get("metadata", {}).get("total_size", 0))
-    except (OSError, ValueError, TypeError, AttributeError):
-        return 0
+        return max(0, int(json.loads(path.read_bytes()).get("metadata", {}).get("total_size", 0)))
+    except (OSError, ValueError, TypeError, AttributeError, OverflowError, RecursionError):
+        return 0  # a refinement from a file the repository controls: unreadable means unknown
 
 
 def from_hf(settings: Settings, repo_id: str, *, online: bool) -> ResolvedModel | None:

@@ -45,6 +45,8 @@ def load_config_json(data: bytes, what: str) -> dict[str, Any]:
         cfg = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{what}: config.json is not JSON ({exc})") from None
+    except RecursionError:  # a few hundred thousand nested brackets: within the size bound, past the parser's stack
+        raise InvalidInput(f"{what}: config.json nests too deeply to be a model config") from None
     if not isinstance(cfg, dict):
         raise InvalidInput(f"{what}: config.json is not a JSON object")
     return cfg
