@@ -103,6 +103,15 @@ def test_out_of_range_flags_are_invalid_input(tmp_path, args, message):
     assert isinstance(res.exception, InvalidInput) and message in str(res.exception), res.exception
 
 
+def test_a_profile_nested_past_the_parser_is_invalid_input(tmp_path):
+    from llmctl.errors import InvalidInput
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    res = run(tmp_path, "llama3.1:8b", "--profile", str(deep))
+    assert isinstance(res.exception, InvalidInput) and "nests too deeply" in str(res.exception), res.exception
+
+
 def test_gpu_budget_is_a_setting(tmp_path):
     assert Settings.from_env({"LLMCTL_PLAN_MAX_GPUS": "16"}).plan_max_gpus == 16
     assert Settings.from_env({}).plan_max_gpus == 2048

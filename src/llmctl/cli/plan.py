@@ -245,6 +245,8 @@ def _read_profiles(paths: list[str]):  # type: ignore[no-untyped-def]
             docs.append((path.name, json.loads(path.read_text(encoding="utf-8"))))
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"{p} is not JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidInput(f"{p} nests too deeply to be an `llmctl bench` result") from None
     return from_results(docs)
 
 
