@@ -146,6 +146,19 @@ async def handler(path: str, w: asyncio.StreamWriter) -> bool:
     if path == "/big/v1/completions":
         w.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: " + b"x" * 300_000)
         return False
+    if path == "/deep/v1/completions":  # an event nested past the JSON parser's stack (within the event limit)
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: " + b"[" * 40_000 + b"]" * 40_000
+                + b"\n\n")
+        return False
+    if path == "/choices/v1/completions":  # choices as an object, a delta as a string
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: {\"choices\": {\"a\": 1}}\n\n"
+                + b"data: {\"choices\": [{\"delta\": \"x\"}]}\n\n"
+                + b"data: {\"choices\": [{\"text\": \"x\"}]}\n\ndata: [DONE]\n\n")
+        return False
+    if path == "/deeperror/v1/completions":
+        body = b"[" * 30_000 + b"]" * 30_000  # under the 64 KiB an error body may hold
+        w.write(b"HTTP/1.1 400 Bad\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        return True
     if path == "/headers/v1/completions":
         w.write(b"HTTP/1.1 200 OK\r\nX-Pad: " + b"p" * 100_000 + b"\r\n\r\n")
         return False
@@ -187,6 +200,11 @@ def test_stream_framings_and_failures() -> None:
     assert "over 100000 bytes" in (run_client("/big")[0].error or "")
     assert "headers over" in (run_client("/headers")[0].error or "")
     assert run_client("/flood")[0].error == f"the stream sent over {chunk_limit(5)} text chunks"
+    # a hostile endpoint fails its request, never the benchmark (they were RecursionError and KeyError)
+    assert "nests too deeply" in (run_client("/deep")[0].error or "")
+    rec = run_client("/choices")[0]
+    assert rec.ok and rec.osl == 1
+    assert (run_client("/deeperror")[0].error or "").startswith("HTTP 400: [[[")
 
 
 # -- metrics ------------------------------------------------------------------------------------------------

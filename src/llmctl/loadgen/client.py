@@ -92,7 +92,9 @@ def request_body(api: str, model: str, prompt: str, max_tokens: int, ignore_eos:
 def _text_of(choice: dict[str, Any]) -> str:
     if "text" in choice:
         return choice.get("text") or ""
-    delta = choice.get("delta") or {}
+    delta = choice.get("delta")
+    if not isinstance(delta, dict):  # a hostile or broken endpoint: no text, never an AttributeError
+        return ""
     return delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning") or ""
 
 
@@ -130,6 +132,8 @@ async def stream(pool: Pool, path: str, body: bytes, rec: Record, *, timeout: fl
         rec.error = f"no complete answer in {timeout:g}s"
     except (OSError, EOFError, ProtocolError, EventTooLarge, asyncio.IncompleteReadError, ValueError) as exc:
         rec.error = f"{type(exc).__name__}: {exc}"[:300]
+    except RecursionError:  # an event nested past the JSON parser's stack: the endpoint's fault, this request's
+        rec.error = "an event nests too deeply to be JSON the client reads"
     if rec.error is None and rec.first is None:
         rec.error = NO_TEXT
     if rec.error is None and rec.osl is None:
@@ -144,7 +148,7 @@ def _event(rec: Record, data: Any, now: float) -> None:
         rec.error = f"stream error: {_error_message(json.dumps(data['error']))}"
         return
     choices = data.get("choices")
-    if choices and isinstance(choices[0], dict):
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         if _text_of(choices[0]):
             if rec.first is None:
                 rec.first = now
@@ -165,6 +169,6 @@ def _error_message(text: str) -> str:
         err = data.get("error", data) if isinstance(data, dict) else data
         msg = err.get("message") if isinstance(err, dict) else err
         text = str(msg if msg is not None else data)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     return " ".join(text.split())[:200]

@@ -41,7 +41,7 @@ async def _post_json(pool: Pool, path: str, body: dict[str, Any]) -> Any:
             raise TokenizerUnavailable(f"{path}: HTTP {resp.status}")
     try:
         return json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise TokenizerUnavailable(f"{path}: not JSON") from exc
 
 

@@ -46,7 +46,7 @@ async def first_model(pool: Pool) -> str:
     try:
         data = json.loads(body)
         return str(data["data"][0]["id"])
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
         raise EndpointFailed("GET /v1/models lists no model; pass --model NAME") from exc
 
 
