@@ -71,6 +71,20 @@ def test_hostile_config_and_index_files_are_clear_errors_or_ignored(home: Path, 
         assert resolve_model(settings, repo).weights.size_bytes == size, index[:40]
 
 
+def test_hub_unreachable_is_offline_not_a_missing_config():
+    """huggingface_hub raises LocalEntryNotFoundError (a subclass of EntryNotFoundError) when it cannot reach the
+    Hub and has nothing cached; plan said 'has no config.json on Hugging Face (GGUF-only repository?)', exit 3.
+    (Run against a closed port, the real client takes ~24 s of its own retries to raise it: too slow for CI,
+    so the mapping is checked on the exception it raises.)"""
+    from huggingface_hub import errors as hf_errors
+
+    from llmctl.api.plan_model import _hub_error
+
+    err = _hub_error(hf_errors.LocalEntryNotFoundError("cannot find the requested files"), "acme/tiny")
+    assert isinstance(err, OfflineError) and "cannot reach Hugging Face for acme/tiny's config.json" in str(err)
+    assert isinstance(_hub_error(hf_errors.EntryNotFoundError("404"), "acme/tiny"), NotFound)
+
+
 def test_catalog_comes_first_and_llama_is_gated(settings: Settings):
     r = resolve_model(settings, "meta-llama/Llama-3.1-405B-Instruct")
     assert r.profile.source == "catalog" and r.profile.num_layers == 126

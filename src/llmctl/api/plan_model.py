@@ -73,6 +73,10 @@ def _hub_error(exc: Exception, repo_id: str) -> LlmctlError:
         return AuthError(f"{repo_id} is gated on Hugging Face", hint="accept its terms on huggingface.co, set HF_TOKEN")
     if isinstance(exc, hf_errors.RepositoryNotFoundError):
         return NotFound(f"{repo_id}: no such model on Hugging Face", hint="check the id; a private one needs HF_TOKEN")
+    if isinstance(exc, hf_errors.LocalEntryNotFoundError):  # an EntryNotFoundError too: test it first
+        return OfflineError(f"cannot reach Hugging Face for {repo_id}'s config.json, and it is not in the local cache",
+                            hint=f"check the network (or HF_ENDPOINT), or run `huggingface-cli download {repo_id} "
+                            "config.json` where the Hub is reachable")
     if isinstance(exc, hf_errors.EntryNotFoundError):
         return NotFound(f"{repo_id} has no config.json on Hugging Face", hint="is it a GGUF-only repository?")
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
