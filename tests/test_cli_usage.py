@@ -108,7 +108,7 @@ def test_usage_error_wording(home: Path, capsys: pytest.CaptureFixture[str], arg
     (["bench", "http://127.0.0.1:9", "-c", "0"], 4, "each value must be a positive number"),
     (["bench", "http://127.0.0.1:9", "--goodput", "ttft:-1"], 4, "non-negative"),
     (["bench", "http://127.0.0.1:9", "--percentiles", "100"], 4, "between 0 and 100"),
-    (["plan", "llama3.1:8b", "--ttft-slo", "0ms"], 4, "must be positive"),
+    (["plan", "llama3.1:8b", "--ttft-slo", "0ms"], 4, "must be a positive, finite duration"),
 ])
 def test_a_value_that_does_not_parse_is_a_usage_error(home: Path, capsys: pytest.CaptureFixture[str],
                                                        argv: list[str], code: int, words: str) -> None:
