@@ -9,7 +9,9 @@ Workload kinds (how the reference was measured, and so how it is predicted):
 - saturation: every prompt sent at once (`--request-rate inf`): the engine runs at its largest batch (KV
   memory at the benchmark's mean context, or max-num-seqs); throughput is the instance's capacity;
 - prefill / decode: one disaggregated pool measured alone (LMSYS): prefill tokens per second per node, or
-  decode tokens per second per node at a fixed batch and KV length.
+  decode tokens per second per node at a fixed batch and KV length;
+- disaggregated: prefill and decode pools together at a measured request rate (llm-d's P/D guide): each pool's
+  operating point from the solver's own pool functions (`pools.eval_decode`, `operate_decode`, `eval_prefill`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ METRICS = {
     "total_tok_s": "total tok/s",
     "prefill_tok_s_per_node": "prefill tok/s/node",
     "decode_tok_s_per_node": "decode tok/s/node",
+    "e2e_ms": "E2E ms",
 }
 
 
@@ -53,9 +56,9 @@ class Reference:
     model: ModelProfile
     gpu: str
     gpus_per_node: int
-    shape: Shape
+    shape: Shape  # the prefill pool's shape for a disaggregated reference
     instances: int
-    kind: str  # concurrency | saturation | prefill | decode
+    kind: str  # concurrency | saturation | prefill | decode | disaggregated
     isl: float
     osl: float
     published: dict[str, float]
@@ -63,6 +66,9 @@ class Reference:
     prompts: int = 0
     batch_per_gpu: int = 0
     max_model_len: int = 0
+    rate: float = 0.0  # requests/s the benchmark achieved (disaggregated)
+    decode_shape: Shape | None = None  # disaggregated: the decode pool
+    decode_instances: int = 0
     calibrates: tuple[str, ...] = ()  # data/plan/perf constants this row was used to set
     features: frozenset[str] = frozenset()  # tuned kernels the deployment enabled (deepgemm, deepep, ...)
     shape_note: str = ""  # why llmctl's own choice differs, when it does
@@ -71,7 +77,8 @@ class Reference:
 
     @property
     def gpus(self) -> int:
-        return self.shape.gpus * self.instances
+        decode = self.decode_shape.gpus * self.decode_instances if self.decode_shape else 0
+        return self.shape.gpus * self.instances + decode
 
     @property
     def nodes(self) -> int:
@@ -104,17 +111,23 @@ def _model(doc: dict[str, Any]) -> ModelProfile:
     return profile
 
 
+def _shape(s: dict[str, Any]) -> Shape:
+    return Shape(int(s.get("tp", 1)), int(s.get("pp", 1)), int(s.get("dp", 1)), bool(s.get("ep", False)))
+
+
 def _reference(doc: dict[str, Any]) -> Reference:
-    s, w = doc["shape"], doc["workload"]
+    s, w, dec = doc["shape"], doc["workload"], doc.get("decode") or {}
     return Reference(
         key=doc["key"], title=doc["title"], source=doc["source"], engine=doc["engine"],
         engine_version=str(doc["engine_version"]), model=_model(doc), gpu=doc["gpu"],
         gpus_per_node=int(doc.get("gpus_per_node", 8)),
-        shape=Shape(int(s.get("tp", 1)), int(s.get("pp", 1)), int(s.get("dp", 1)), bool(s.get("ep", False))),
+        shape=_shape(s),
         instances=int(doc.get("instances", 1)), kind=w["kind"], isl=float(w["isl"]), osl=float(w.get("osl", 1)),
         published={k: float(v) for k, v in doc["published"].items()},
         concurrency=int(w.get("concurrency", 0)), prompts=int(w.get("prompts", 0)),
         batch_per_gpu=int(w.get("batch_per_gpu", 0)), max_model_len=int(w.get("max_model_len", 0)),
+        rate=float(w.get("rate", 0)), decode_shape=_shape(dec["shape"]) if dec else None,
+        decode_instances=int(dec.get("instances", 0)),
         calibrates=tuple(doc.get("calibrates", ())), shape_note=str(doc.get("shape_note", "")),
         miss_note=str(doc.get("miss_note", "")),
         features=frozenset(doc.get("features", ())),
@@ -132,7 +145,7 @@ def _context(ref: Reference) -> pools.Context:
     wdtype = ref.model.native_dtype
     inputs = PerfInputs(ref.model, load_gpu(ref.gpu), ref.gpus_per_node, wdtype, "bf16", ref.engine,
                         features=ref.features)
-    w = Workload(isl=max(1, round(ref.isl)), osl=max(1, round(ref.osl)))
+    w = Workload(isl=max(1, round(ref.isl)), osl=max(1, round(ref.osl)), rate=ref.rate or None)
     return pools.Context(Roofline(inputs), w)
 
 
@@ -169,6 +182,26 @@ def _saturated(ref: Reference, ctx: pools.Context) -> dict[str, float]:
             "total_tok_s": op.rate * (ref.isl + ref.osl) * ref.instances}
 
 
+def _disaggregated(ref: Reference, ctx: pools.Context) -> dict[str, float]:
+    """Both pools at the measured rate, split evenly over each pool's instances, through the solver's own pool
+    functions: decode batch by Little's law, TTFT = prefill + M/D/1 wait + KV hand-off + first decode step.
+    Unlike `operate_prefill`, the prefill load is not capped at the planner's MAX_UTILIZATION (the solver sizes
+    pools to stay below it; a reference's pool is given): a load at or past the modelled capacity is an infinite
+    TTFT, and the table says so."""
+    assert ref.decode_shape is not None
+    m, gpu, max_len = ref.model, ctx.gpu, ref.max_model_len or ref.model.max_position_embeddings
+
+    def mem(shape: Shape) -> memory.MemoryBreakdown:
+        return memory.memory_breakdown(m, gpu, shape, m.native_dtype, "bf16", max_len)
+
+    dec_ev = pools.eval_decode(ctx, ref.decode_shape, mem(ref.decode_shape))
+    dec = pools.operate_decode(ctx, dec_ev, ref.rate / ref.decode_instances)
+    pre_ev = pools.eval_prefill(ctx, ref.shape, mem(ref.shape), dec_ev)
+    rho = ref.rate / ref.instances * pre_ev.prefill.service
+    pre = pools._prefill_point(pre_ev.prefill, rho, pre_ev.kv_transfer + dec.tpot)
+    return {"ttft_ms": pre.ttft * 1e3, "tpot_ms": dec.tpot * 1e3, "e2e_ms": (pre.ttft + (ref.osl - 1) * dec.tpot) * 1e3}
+
+
 def predict(ref: Reference) -> dict[str, float]:
     ctx = _context(ref)
     if ref.kind == "concurrency":
@@ -183,6 +216,8 @@ def predict(ref: Reference) -> dict[str, float]:
         batch = ref.batch_per_gpu * ref.shape.gpus
         step = ctx.perf.decode_step(ref.shape, batch, ref.isl)
         out = {"decode_tok_s_per_node": batch / step.time / nodes, "tpot_ms": step.time * 1e3}
+    elif ref.kind == "disaggregated":
+        out = _disaggregated(ref, ctx)
     else:
         raise LlmctlError(f"reference {ref.key}: unknown workload kind {ref.kind!r}")
     return {k: v for k, v in out.items() if k in ref.published}
@@ -190,22 +225,30 @@ def predict(ref: Reference) -> dict[str, float]:
 
 def planned_shape(ref: Reference) -> str:
     """What `llmctl plan` chooses for the reference's model, GPUs and load (its measured request rate)."""
-    rate = None
+    rate = ref.rate or None
     if "output_tok_s" in ref.published:
         rate = ref.published["output_tok_s"] / ref.osl
     elif "total_tok_s" in ref.published:
         rate = ref.published["total_tok_s"] / (ref.isl + ref.osl)
     if ref.kind in ("prefill", "decode"):
         return "one pool alone (see note)"
+    pd = ref.kind == "disaggregated"
     req = PlanRequest(model=ref.model, gpu=load_gpu(ref.gpu), gpus_per_node=ref.gpus_per_node,
                       workload=Workload(isl=max(1, round(ref.isl)), osl=max(1, round(ref.osl)), rate=rate),
-                      max_nodes=ref.nodes, engine=ref.engine, disaggregate="off")
+                      max_nodes=ref.nodes, engine=ref.engine, disaggregate="on" if pd else "off")
     try:
         plan = solve(req)
     except LlmctlError as exc:
         return f"no plan: {exc}"
+    if pd:
+        pre, dec = plan.role("prefill"), plan.role("decode")
+        return _pools(pre.shape, pre.instances, dec.shape, dec.instances)
     r = plan.roles[0]
     return f"{r.instances} x {r.shape}" if r.instances > 1 else str(r.shape)
+
+
+def _pools(pre: Shape, pre_n: int, dec: Shape, dec_n: int) -> str:
+    return f"prefill {pre_n} x {pre} + decode {dec_n} x {dec}"
 
 
 def rows() -> list[Row]:
@@ -218,10 +261,14 @@ def rows() -> list[Row]:
 
 
 def _fmt(v: float) -> str:
+    if math.isinf(v):
+        return "∞"
     return f"{v:,.0f}" if v >= 100 else f"{v:,.1f}" if v >= 10 else f"{v:,.2f}"
 
 
 def reference_shape(ref: Reference) -> str:
+    if ref.decode_shape is not None:
+        return _pools(ref.shape, ref.instances, ref.decode_shape, ref.decode_instances)
     return f"{ref.instances} x {ref.shape}" if ref.instances > 1 else str(ref.shape)
 
 
@@ -231,6 +278,8 @@ def _inputs(ref: Reference) -> str:
         return f"{gpus}; {ref.isl:g}-token prompts; prefill pool alone"
     if ref.kind == "decode":
         return f"{gpus}; {ref.batch_per_gpu} seqs/GPU at {ref.isl:g} tokens of KV; decode pool alone"
+    if ref.kind == "disaggregated":
+        return f"{gpus}; ISL {ref.isl:g} / OSL {ref.osl:g}; {ref.rate:g} req/s"
     load = f"concurrency {ref.concurrency}" if ref.kind == "concurrency" else f"{ref.prompts} prompts at once"
     return f"{gpus}; ISL {ref.isl:g} / OSL {ref.osl:g}; {load}"
 
@@ -249,9 +298,10 @@ def table_markdown(rs: list[Row] | None = None) -> str:
                  f"{reference_shape(ref)} / {same}"]
         for j, k in enumerate(ref.published):
             mark = "" if abs(r.errors[k]) <= TARGET else " ✗"
+            err = "∞" if math.isinf(r.errors[k]) else f"{r.errors[k]:+.0%}"
             cells = first if j == 0 else [""] * len(first)
             lines.append("| " + " | ".join(cells + [METRICS[k], _fmt(ref.published[k]), _fmt(r.predicted[k]),
-                                                    f"{r.errors[k]:+.0%}{mark}"]) + " |")
+                                                    err + mark]) + " |")
     return head + "\n".join(lines) + "\n"
 
 
