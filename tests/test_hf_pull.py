@@ -305,3 +305,24 @@ def test_offline_refuses_remote_hub(home: Path) -> None:
     settings = Settings.from_env({"LLMCTL_HOME": str(home), "LLMCTL_OFFLINE": "1"})
     with pytest.raises(OfflineError):
         pull(settings, "hf.co/org/anything")
+
+
+def test_hub_errors_are_mapped_on_huggingface_hubs_own_classes() -> None:
+    """LocalEntryNotFoundError (nothing cached, Hub unreachable) is an EntryNotFoundError too: it must be tested
+    first, or an unreachable Hub reads as 'a file is gone from Hugging Face' (NotFound)."""
+    from huggingface_hub import errors as hf_errors
+
+    from llmctl.errors import OfflineError
+
+    local = hf_errors.LocalEntryNotFoundError("An error happened while trying to locate the file on the Hub")
+    assert isinstance(local, hf_errors.EntryNotFoundError)
+    assert isinstance(hf._hub_error(local, "org/x"), OfflineError)
+    assert isinstance(hf._hub_error(hf_errors.OfflineModeIsEnabled("offline mode is enabled"), "org/x"), OfflineError)
+    assert isinstance(hf._hub_error(hf_errors.EntryNotFoundError("gone"), "org/x"), NotFound)
+
+
+def test_cli_pull_hf_with_hf_hub_offline_is_one_line(cli, home: Path) -> None:
+    env = {"HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:1", "HF_HOME": str(home.parent / "hf-home")}
+    r = cli("pull", "hf.co/org/Uncached-GGUF", env=env)
+    assert r.code == 11, r.stderr
+    assert r.stderr.count("\n") == 1 and "HF_HUB_OFFLINE" in r.stderr and "Traceback" not in r.stderr

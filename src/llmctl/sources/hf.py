@@ -157,10 +157,13 @@ def _hub_error(exc: Exception, repo_id: str) -> Exception:
     if isinstance(exc, (hf_errors.RepositoryNotFoundError, hf_errors.RevisionNotFoundError)):
         return NotFound(f"model hf.co/{repo_id} not found on Hugging Face",
                         hint="check the name; a private repository needs HF_TOKEN")
+    if isinstance(exc, hf_errors.LocalEntryNotFoundError):  # an EntryNotFoundError too: test it first
+        return OfflineError(f"cannot reach Hugging Face for hf.co/{repo_id}, and the file is not in the local cache",
+                            hint="check the network (or HF_ENDPOINT) and pull again")
+    if isinstance(exc, hf_errors.OfflineModeIsEnabled):
+        return OfflineError(f"cannot reach Hugging Face for hf.co/{repo_id}: HF_HUB_OFFLINE is set")
     if isinstance(exc, hf_errors.EntryNotFoundError):
         return NotFound(f"a file of hf.co/{repo_id} is gone from Hugging Face: {exc}")
-    if isinstance(exc, hf_errors.LocalEntryNotFoundError):
-        return OfflineError(f"cannot reach Hugging Face for hf.co/{repo_id} and nothing is cached")
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status in (401, 403):
         return AuthError(f"Hugging Face refused access to hf.co/{repo_id} ({status})", hint="set HF_TOKEN")
@@ -222,6 +225,8 @@ def pull(settings: Settings, store: Store, name: str, *, progress: Progress | No
     host = urlparse(endpoint).netloc
     if settings.offline and not is_loopback(host):
         raise OfflineError(f"cannot reach Hugging Face for hf.co/{hf.repo_id}: LLMCTL_OFFLINE is set")
+    if settings.hf_hub_offline:  # listing a repository needs the Hub: huggingface_hub would refuse it anyway
+        raise OfflineError(f"cannot reach Hugging Face for hf.co/{hf.repo_id}: HF_HUB_OFFLINE is set")
 
     from huggingface_hub import HfApi
     from huggingface_hub.hf_api import RepoFile
