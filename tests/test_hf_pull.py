@@ -44,6 +44,7 @@ class StandInHub:
         self.repos: dict[str, HfRepo] = {}
         self.port = free_port()
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Authorization)
+        self.busy: list[tuple[str, int, dict]] = []  # (path part, status, headers): answered once each, first
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -77,6 +78,11 @@ class StandInHub:
                 path = unquote(url.path)
                 auth = self.headers.get("Authorization")
                 owner.requests.append((self.command, path, auth))
+                busy = next((b for b in owner.busy if b[0] in path), None)
+                if busy is not None:
+                    owner.busy.remove(busy)
+                    return self.reply(busy[1], b'{"error":"busy"}', {"Content-Type": "application/json", **busy[2]},
+                                      head)
                 if path.startswith("/api/models/"):
                     rest = path[len("/api/models/"):]
                     org, name, *tail = rest.split("/")
@@ -326,3 +332,45 @@ def test_cli_pull_hf_with_hf_hub_offline_is_one_line(cli, home: Path) -> None:
     r = cli("pull", "hf.co/org/Uncached-GGUF", env=env)
     assert r.code == 11, r.stderr
     assert r.stderr.count("\n") == 1 and "HF_HUB_OFFLINE" in r.stderr and "Traceback" not in r.stderr
+
+
+def _one_line(stderr: str) -> bool:
+    return stderr.count("\n") == 1 and "Retrying" not in stderr and "Traceback" not in stderr
+
+
+def test_unreachable_hub_is_one_line_after_a_bounded_quiet_retry(cli, home: Path) -> None:
+    """huggingface_hub alone prints 'Retrying in Ns' twice per try and waits ~23 s; llmctl's client retries
+    quietly for LLMCTL_HF_RETRY_SECONDS. Port 1 on loopback refuses connections."""
+    env = {"HF_ENDPOINT": "http://127.0.0.1:1", "HF_HOME": str(home.parent / "hf-home"), "LLMCTL_HF_RETRY_SECONDS": "1"}
+    r = cli("pull", "hf.co/org/Uncached-GGUF", env=env)
+    assert r.code == 11 and _one_line(r.stderr), r.stderr
+    assert "cannot reach Hugging Face for hf.co/org/Uncached-GGUF" in r.stderr and "Connection refused" in r.stderr
+    r = cli("plan", "org/Uncached", env=env)
+    assert r.code == 11 and _one_line(r.stderr), r.stderr
+    assert "cannot reach Hugging Face for org/Uncached's config.json" in r.stderr
+
+
+def test_transient_hub_failures_are_retried_quietly(hub: StandInHub, cli, home: Path) -> None:
+    hub.busy += [("/tree/", 503, {}), ("/resolve/", 502, {}), ("/tree/", 429, {"Retry-After": "0"})]
+    env = {"HF_ENDPOINT": hub.endpoint, "HF_HOME": str(home.parent / "hf-home")}
+    r = cli("pull", "hf.co/org/Split-GGUF:IQ4_XS", "--json", env=env)
+    assert r.code == 0, r.stderr
+    assert "Retrying" not in r.stderr and "thrown while requesting" not in r.stderr
+    assert not hub.busy  # each failure was answered, and retried past
+    assert json.loads(r.stdout)["reference"] == "hf.co/org/split-gguf:IQ4_XS"
+
+
+def test_a_hub_asking_to_wait_longer_than_the_retry_time_fails_at_once(hub: StandInHub, cli, home: Path) -> None:
+    """A 429 whose Retry-After is an hour is not waited (huggingface_hub would sleep it): RegistryError, one line."""
+    hub.busy.append(("/tree/", 429, {"Retry-After": "3600"}))
+    env = {"HF_ENDPOINT": hub.endpoint, "HF_HOME": str(home.parent / "hf-home")}
+    r = cli("pull", "hf.co/org/Split-GGUF:IQ4_XS", env=env, timeout=120)
+    assert r.code == 6 and _one_line(r.stderr), r.stderr
+    assert "Hugging Face is unavailable for hf.co/org/Split-GGUF" in r.stderr and "429" in r.stderr
+
+
+def test_hf_retry_seconds_setting() -> None:
+    assert Settings.from_env({}).hf_retry_seconds == 10.0
+    assert Settings.from_env({"LLMCTL_HF_RETRY_SECONDS": "0"}).hf_retry_seconds == 0.0  # never retried
+    for bad in ("-1", "soon", "inf", "nan"):
+        assert Settings.from_env({"LLMCTL_HF_RETRY_SECONDS": bad}).hf_retry_seconds == 10.0

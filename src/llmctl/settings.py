@@ -120,6 +120,10 @@ class Settings:
     hf_token: str | None = None
     hf_cache: Path | None = None
     hf_hub_offline: bool = False  # HF_HUB_OFFLINE=1: huggingface_hub's own switch; `plan` then reads the cache only
+    # how long one Hugging Face request that failed transiently (network error, timeout, 408/429/5xx) is retried,
+    # quietly, before the command fails (LLMCTL_HF_RETRY_SECONDS; 0: never retried). huggingface_hub's own
+    # retries (~23 s, two log lines each) are replaced by these (llmctl.sources.hf_http)
+    hf_retry_seconds: float = 10.0
     # `plan`: run kubectl's decoder on rendered Kubernetes YAML when kubectl exists (LLMCTL_PLAN_KUBECTL=0 skips);
     # the most bytes of a registry model's config archive `plan` fetches to read its config.json
     # (LLMCTL_PLAN_CONFIG_MAX_BYTES; the weights are never fetched)
@@ -206,6 +210,7 @@ class Settings:
             hf_cache=Path(env["HF_HUB_CACHE"]).expanduser() if env.get("HF_HUB_CACHE")
             else Path(env["HF_HOME"]).expanduser() / "hub" if env.get("HF_HOME") else None,
             hf_hub_offline=env.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"),
+            hf_retry_seconds=_non_negative(env.get("LLMCTL_HF_RETRY_SECONDS"), 10.0),
             plan_kubectl=env.get("LLMCTL_PLAN_KUBECTL", "1").strip().lower() not in ("0", "false", "no", "off"),
             plan_config_max_bytes=_positive_int(env.get("LLMCTL_PLAN_CONFIG_MAX_BYTES"), 256 * 1024 * 1024),
             plan_max_gpus=_positive_int(env.get("LLMCTL_PLAN_MAX_GPUS"), 2048),
@@ -235,3 +240,12 @@ def _positive(text: str | None, default: float) -> float:
     except ValueError:
         return default
     return value if 0 < value < float("inf") else default
+
+
+def _non_negative(text: str | None, default: float) -> float:
+    """A number of seconds, zero allowed; anything else keeps the default."""
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        return default
+    return value if 0 <= value < float("inf") else default

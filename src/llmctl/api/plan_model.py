@@ -69,6 +69,10 @@ def hub_allowed(settings: Settings) -> bool:
 def _hub_error(exc: Exception, repo_id: str) -> LlmctlError:
     from huggingface_hub import errors as hf_errors
 
+    from llmctl.sources.hf_http import HubUnavailable, hub_down
+
+    if isinstance(down := hub_down(exc), HubUnavailable):  # llmctl's retries ran out on a 429/5xx
+        return RegistryError(f"Hugging Face is unavailable for {repo_id}'s config.json: {down}")
     if isinstance(exc, hf_errors.GatedRepoError):
         return AuthError(f"{repo_id} is gated on Hugging Face", hint="accept its terms on huggingface.co, set HF_TOKEN")
     if isinstance(exc, hf_errors.RepositoryNotFoundError):
@@ -132,6 +136,10 @@ def _index_size(path: Path | None) -> int:
 def from_hf(settings: Settings, repo_id: str, *, online: bool) -> ResolvedModel | None:
     """config.json of a Hugging Face id: cached, or fetched alone (with the shard index) when online; None
     when neither has it. Pods download the model themselves (`hf:`)."""
+    if online:
+        from llmctl.sources.hf_http import use_hub_client
+
+        use_hub_client(settings.hf_retry_seconds)
     path = _hf_file(settings, repo_id, "config.json", online=online)
     if path is None:
         return None

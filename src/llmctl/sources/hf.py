@@ -152,6 +152,14 @@ def select_projector(files: list[RemoteFile]) -> RemoteFile | None:
 def _hub_error(exc: Exception, repo_id: str) -> Exception:
     from huggingface_hub import errors as hf_errors
 
+    from llmctl.sources.hf_http import HubUnavailable, hub_down
+
+    down = hub_down(exc)  # llmctl's own retries ran out (an OfflineModeIsEnabled: test it first)
+    if isinstance(down, HubUnavailable):
+        return RegistryError(f"Hugging Face is unavailable for hf.co/{repo_id}: {down}")
+    if down is not None:
+        return OfflineError(f"cannot reach Hugging Face for hf.co/{repo_id} ({down})",
+                            hint="check the network (or HF_ENDPOINT) and pull again")
     if isinstance(exc, hf_errors.GatedRepoError):
         return AuthError(f"hf.co/{repo_id} is gated", hint="accept its terms on huggingface.co and set HF_TOKEN")
     if isinstance(exc, (hf_errors.RepositoryNotFoundError, hf_errors.RevisionNotFoundError)):
@@ -231,6 +239,9 @@ def pull(settings: Settings, store: Store, name: str, *, progress: Progress | No
     from huggingface_hub import HfApi
     from huggingface_hub.hf_api import RepoFile
 
+    from llmctl.sources.hf_http import use_hub_client
+
+    use_hub_client(settings.hf_retry_seconds)
     api = HfApi(endpoint=endpoint, token=settings.hf_token)
     try:
         tree = [e for e in api.list_repo_tree(hf.repo_id, recursive=True) if isinstance(e, RepoFile)]
