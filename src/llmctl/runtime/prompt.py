@@ -24,8 +24,6 @@ from typing import Any, Iterable, Mapping
 from llmctl.errors import InvalidInput
 from llmctl.runtime import gotemplate
 from llmctl.runtime.params import sampling_params
-# server/ (translate, routes/create) still imports these from here; their home is runtime.params
-from llmctl.runtime.params import check_load_params, load_params  # noqa: F401
 
 JINJA, TEMPLATE, COMPLETION = "jinja", "template", "completion"
 PROMPT_MODES = (JINJA, TEMPLATE, COMPLETION)

@@ -140,7 +140,7 @@ def ollama_options(options: Any) -> dict[str, Any]:
     if not isinstance(options, dict):
         raise GatewayError(400, "options must be an object", param="options")
     check_sampling(options, where="options.")
-    from llmctl.runtime.prompt import check_load_params
+    from llmctl.runtime.params import check_load_params
 
     try:  # load-time options do not restart a running engine, but nonsense in them is still a 400
         check_load_params(options, where="options.")

@@ -150,7 +150,8 @@ def check_modelfile(settings: Settings, modelfile: Any) -> None:
     and a TEMPLATE that does not parse or breaks the render limits on a sample conversation (a bomb is a
     400 here, before it is stored, not a stalled gateway on the first chat)."""
     from llmctl.runtime import gotemplate
-    from llmctl.runtime.prompt import check_load_params, render_template
+    from llmctl.runtime.params import check_load_params
+    from llmctl.runtime.prompt import render_template
 
     try:
         check_load_params(modelfile.parameters, where="parameter ")
