@@ -132,3 +132,23 @@ def test_an_empty_folder_is_not_the_working_directory(cli, tmp_path: Path) -> No
         out = cli(*argv, cwd=tmp_path)
         assert out.code == USAGE_EXIT and "an empty path names no folder" in out.stderr, out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_path_in_the_way_is_a_one_line_conflict(home: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`plan -o FILE` was 'File exists' (exit 1); `bench -o DIR` failed after the whole run. Port 9 is never
+    contacted: bench refuses its paths before the first request."""
+    taken = tmp_path / "taken"
+    taken.write_text("mine\n")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for argv, words in (
+        (["plan", "llama3.1:8b", "-f", "json", "-o", str(taken)], f"--output {taken} is a file, not a directory"),
+        (["bench", "http://127.0.0.1:9", "-o", str(folder)], f"--output {folder} is a directory, not a file"),
+        (["bench", "http://127.0.0.1:9", "--plot", str(taken / "c.svg")], f"{taken} is a file, not a directory"),
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exited.value.code == 10 and err.count("\n") == 1 and words in err, err
+    assert taken.read_text() == "mine\n" and list(folder.iterdir()) == []

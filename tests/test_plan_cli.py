@@ -70,6 +70,26 @@ def test_output_dir_written_atomically_with_modes(tmp_path):
     assert res.exit_code == 0 and json.loads((out / "plan.json").read_text())["gpus"] == 1
 
 
+def test_output_in_the_way_is_a_conflict_and_nothing_is_written(tmp_path):
+    """`-o` names a directory: a file there (or above it) was 'File exists', exit 1; a directory where a plan
+    file goes was 'Is a directory' after the files before it were written."""
+    from llmctl.errors import Conflict
+
+    taken = tmp_path / "deploy.yaml"
+    taken.write_text("mine\n")
+    for out, named in ((taken, f"--output {taken} is a file"), (taken / "sub", f"{taken} is a file")):
+        res = run(tmp_path, "llama3.1:8b", "--format", "lws", "-o", str(out))
+        assert isinstance(res.exception, Conflict) and named in str(res.exception), res.output
+        assert "choose another path" in res.exception.hint
+    assert taken.read_text() == "mine\n"
+    out = tmp_path / "deploy"
+    (out / "router.sh").mkdir(parents=True)
+    res = run(tmp_path, "llama3.1:70b", "--rate", "10", "--ttft-slo", "500ms", "--tpot-slo", "50ms",
+              "--disaggregate", "on", "--format", "shell", "-o", str(out))
+    assert isinstance(res.exception, Conflict) and "router.sh is a directory" in str(res.exception)
+    assert sorted(p.name for p in out.iterdir()) == ["router.sh"]  # node-0.sh, node-1.sh were not written
+
+
 def test_errors_are_llmctl_errors(tmp_path):
     res = run(tmp_path, "llama3.1:405b", "--max-nodes", "1")
     assert isinstance(res.exception, PlanError) and "would fit" in str(res.exception)

@@ -75,7 +75,7 @@ def bench(
         deployment=api.Deployment(tp=tp, pp=pp, gpu=_gpu(gpu), label=label),
     )
     api.check(spec)
-    out_path, plot_path = _output_path(output), _output_path(plot)
+    out_path, plot_path = _output_path(output, "--output"), _output_path(plot, "--plot")
     with StepProgress(quiet=quiet or json_) as progress:
         result = api.bench(settings, spec, progress)
     _write_files(result, spec, out_path, plot_path)
@@ -88,17 +88,24 @@ def bench(
             render.stderr.print(f"wrote {p}")
 
 
-def _output_path(name: Optional[str]) -> "Path | None":
-    """`--output`/`--plot` as a Path, refused before the run (minutes of it) if its directory does not exist."""
+def _output_path(name: Optional[str], flag: str) -> "Path | None":
+    """`--output`/`--plot` as a Path, refused before the run (minutes of it) if its directory does not exist,
+    or if it is a directory itself (Conflict, as `export` into a folder that is not empty)."""
     if name is None:
         return None
     from pathlib import Path
 
-    from llmctl.errors import InvalidInput
+    from llmctl.errors import Conflict, InvalidInput
 
     path = Path(name)
-    if not path.expanduser().parent.is_dir():
-        raise InvalidInput(f"no such directory: {path.expanduser().parent}")
+    parent = path.expanduser().parent
+    if path.expanduser().is_dir():
+        raise Conflict(f"{flag} {name} is a directory, not a file", hint=f"name a file for {flag}, e.g. {name.rstrip('/')}/"
+                       + ("result.json" if flag == "--output" else "curve.svg"))
+    if parent.exists() and not parent.is_dir():
+        raise Conflict(f"{flag} {name}: {parent} is a file, not a directory", hint="choose another path")
+    if not parent.is_dir():
+        raise InvalidInput(f"no such directory: {parent}")
     return path
 
 

@@ -144,12 +144,31 @@ def _check_flags(fmt: str, *, nodes: int | None, max_nodes: int | None, output: 
         raise UsageError("pass --nodes or --max-nodes, not both")
     if output is not None and fmt == "explain":
         raise UsageError("--output writes files; use it with --format json or a file format")
+    if output is not None:
+        _check_output_dir(output)
     if dtype is not None and dtype not in ("bf16", "fp8"):
         raise InvalidInput("--dtype must be bf16 or fp8")
     if weights_mode not in ("init-container", "image-volume"):
         raise UsageError("--weights must be init-container or image-volume")
     if weights_volume != "emptydir" and not (weights_volume.startswith("pvc:") and len(weights_volume) > 4):
         raise UsageError("--weights-volume must be emptydir or pvc:CLAIM")
+
+
+def _check_output_dir(output: str) -> None:
+    """`--output` names a directory (made if missing): a file at that path or above it is a Conflict naming it,
+    refused before anything is read or solved."""
+    from pathlib import Path
+
+    from llmctl.errors import Conflict
+
+    path = Path(output).expanduser()
+    for p in (path, *path.parents):
+        if p.is_dir():
+            return
+        if p.exists() or p.is_symlink():
+            where = f"--output {output}" + ("" if p == path else f": {p}")
+            raise Conflict(f"{where} is a file, not a directory",
+                           hint="plan writes its files into a directory: choose another path for --output")
 
 
 def _check_gpu_budget(settings: "Settings", gpus_per_node: int, nodes: int) -> None:
@@ -257,9 +276,19 @@ def _write(directory: str, files: list) -> None:  # type: ignore[type-arg]
     from pathlib import Path
 
     from llmctl.cli import render
+    from llmctl.errors import Conflict
 
     out = Path(directory).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
+    _check_output_dir(directory)
+    taken = [out / f.path for f in files if (out / f.path).is_dir()]
+    if taken:  # checked for every file first: a refused plan writes none of them
+        raise Conflict(f"{taken[0]} is a directory; plan would write its {taken[0].name} there",
+                       hint="move it away, or choose another --output")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file appeared there since the check
+        _check_output_dir(directory)
+        raise
     for f in files:
         target = out / f.path
         fd, tmp = tempfile.mkstemp(prefix=f".{f.path}.", dir=out)
