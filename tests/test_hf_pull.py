@@ -374,3 +374,18 @@ def test_hf_retry_seconds_setting() -> None:
     assert Settings.from_env({"LLMCTL_HF_RETRY_SECONDS": "0"}).hf_retry_seconds == 0.0  # never retried
     for bad in ("-1", "soon", "inf", "nan"):
         assert Settings.from_env({"LLMCTL_HF_RETRY_SECONDS": bad}).hf_retry_seconds == 10.0
+
+
+def test_a_download_the_hub_refuses_is_the_hubs_error_not_a_disk_error(hub: StandInHub, home: Path) -> None:
+    """huggingface_hub's errors are OSErrors: a file gone (404) or a Hub still failing after the retry time
+    was 'cannot write ... into the Hugging Face cache' (exit 1)."""
+    from llmctl.errors import RegistryError
+
+    settings = _settings(home, hub, LLMCTL_HF_RETRY_SECONDS="0")
+    hub.busy.append(("/resolve/", 404, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": COMMIT}))
+    with pytest.raises(NotFound, match="is gone from Hugging Face"):
+        pull(settings, "hf.co/org/Split-GGUF:IQ4_XS")
+    hub.busy.append(("/resolve/", 503, {}))
+    with pytest.raises(RegistryError, match="Hugging Face is unavailable for hf.co/org/Split-GGUF.*503"):
+        pull(settings, "hf.co/org/Split-GGUF:IQ4_XS")
+    assert not hub.busy

@@ -259,12 +259,18 @@ def pull(settings: Settings, store: Store, name: str, *, progress: Progress | No
 
 def _downloader(settings: Settings, hf: HfName, endpoint: str, progress: Progress) -> Callable[[RemoteFile], Path]:
     """A function that brings one file of the repository into the Hugging Face cache and says where it is."""
+    from huggingface_hub import errors as hf_errors
     from huggingface_hub import hf_hub_download
+
+    # OSErrors all: the Hub's answers (404, 401, gated), an unreachable Hub and HF_HUB_OFFLINE, not the disk's
+    hub_errors = (hf_errors.HfHubHTTPError, hf_errors.EntryNotFoundError, hf_errors.OfflineModeIsEnabled)
 
     def download(remote: RemoteFile) -> Path:
         try:
             return Path(hf_hub_download(hf.repo_id, remote.path, endpoint=endpoint, token=settings.hf_token,
                                         cache_dir=settings.hf_cache, tqdm_class=_progress_class(progress)))
+        except hub_errors as exc:
+            raise _hub_error(exc, hf.repo_id) from None
         except OSError as exc:
             raise disk_error(exc, f"{remote.path} into the Hugging Face cache") from None
         except Exception as exc:
