@@ -301,28 +301,19 @@ async def _lines(gw: Gateway, lease: Lease, events: AsyncGenerator[list[Piece], 
     first_at = None
     finish: str | None = None
     counts = Piece()
-    text = state["text"]
     clock = translate.Clock()
-    head = (f'{{"model":{json.dumps(name)},"created_at":"').encode()
-    key = b'","message":{"role":"assistant","content":' if chat else b'","response":'
-    tail = b'},"done":false}\n' if chat else b',"done":false}\n'
+    head, key, tail = _token_line_parts(name, chat)
     try:
         async for batch in events:
-            lines = []
             for p in batch:
-                if p.text:
-                    text.append(p.text)
-                    lines.append(p.text)
-                if (p.finish or p.prompt_tokens is not None or p.completion_tokens is not None
-                        or p.prompt_ms is not None or p.predicted_ms is not None):
-                    finish = p.finish or finish
-                    for k in ("prompt_tokens", "completion_tokens", "prompt_ms", "predicted_ms"):
-                        if getattr(p, k) is not None:
-                            setattr(counts, k, getattr(p, k))
-            if lines:
+                _merge_counts(counts, p)
+                finish = p.finish or finish
+            texts = [p.text for p in batch if p.text]
+            if texts:
+                state["text"].extend(texts)
                 first_at = first_at or time.monotonic()
                 prefix = head + clock.now().encode() + key
-                yield b"".join(prefix + json.dumps(t, ensure_ascii=False).encode() + tail for t in lines)
+                yield b"".join(prefix + json.dumps(t, ensure_ascii=False).encode() + tail for t in texts)
     except UpstreamError as exc:
         err = await gw.upstream_error(lease, exc)
         state["kind"], state["error"] = "engine", err
@@ -333,14 +324,34 @@ async def _lines(gw: Gateway, lease: Lease, events: AsyncGenerator[list[Piece], 
     if finish is None:
         return
     state["tool_calls"] = calls.ollama() if calls is not None else []
-    if state["tool_calls"]:
-        # Ollama sends the calls whole, in a message of their own before the final one
+    if state["tool_calls"]:  # Ollama sends the calls whole, in a message of their own before the final one
         yield json.dumps({"model": name, "created_at": translate.now_rfc3339(), "message": {
             "role": "assistant", "content": "", "tool_calls": state["tool_calls"]}, "done": False},
             ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
     gw.metrics.observe_generation(
         name, ttft=None if first_at is None else first_at - started, prompt_tokens=counts.prompt_tokens,
         completion_tokens=counts.completion_tokens, generation_seconds=(counts.predicted_ms or 0) / 1000 or None)
+    state["final"] = _final(name, chat, finish, counts, lease, started)
+    yield json.dumps(state["final"], separators=(",", ":")).encode() + b"\n"
+
+
+def _token_line_parts(name: str, chat: bool) -> tuple[bytes, bytes, bytes]:
+    """A token line is head + created_at + key + the JSON text + tail: built from bytes, once per answer."""
+    head = (f'{{"model":{json.dumps(name)},"created_at":"').encode()
+    key = b'","message":{"role":"assistant","content":' if chat else b'","response":'
+    tail = b'},"done":false}\n' if chat else b',"done":false}\n'
+    return head, key, tail
+
+
+def _merge_counts(counts: Piece, p: Piece) -> None:
+    """The token counts and timings a piece carries (jinja mode sends them apart from the finish reason)."""
+    for k in ("prompt_tokens", "completion_tokens", "prompt_ms", "predicted_ms"):
+        if getattr(p, k) is not None:
+            setattr(counts, k, getattr(p, k))
+
+
+def _final(name: str, chat: bool, finish: str, counts: Piece, lease: Lease, started: float) -> dict[str, Any]:
+    """Ollama's last line: done, why, and the durations and counts (nanoseconds, as Ollama reports them)."""
     final: dict[str, Any] = {"model": name, "created_at": translate.now_rfc3339()}
     if chat:
         final["message"] = {"role": "assistant", "content": ""}
@@ -352,8 +363,7 @@ async def _lines(gw: Gateway, lease: Lease, events: AsyncGenerator[list[Piece], 
         prompt_eval_duration=_ns((counts.prompt_ms or 0) / 1000), eval_count=counts.completion_tokens or 0,
         eval_duration=_ns((counts.predicted_ms or 0) / 1000),
     )
-    state["final"] = final
-    yield json.dumps(final, separators=(",", ":")).encode() + b"\n"
+    return final
 
 
 async def _one_by_one(pieces: AsyncGenerator[Piece, None]) -> AsyncGenerator[list[Piece], None]:

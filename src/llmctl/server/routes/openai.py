@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any, AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, AsyncGenerator, AsyncIterator
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -23,7 +24,7 @@ from llmctl.server import answer, errors, sse, translate
 from llmctl.server.errors import GatewayError
 from llmctl.server.gateway import Gateway, begin_model_request, gateway_of
 from llmctl.server.proxy import (
-    SSE_HEADERS, ClientGone, EventStream, UpstreamError, UpstreamStream, parse_piece, post_json,
+    SSE_HEADERS, ClientGone, EventStream, Piece, UpstreamError, UpstreamStream, parse_piece, post_json,
     until_disconnect,
 )
 
@@ -189,6 +190,18 @@ async def _relay_events(gw: Gateway, lease: Lease, resp: UpstreamStream, name: s
         await resp.aclose()
 
 
+@dataclass
+class _Translated:
+    """What a translated chat stream has said so far: the answer for a non-streaming reply, how it ended,
+    and whether the engine failed part way ("engine", for the request's log line and metrics)."""
+
+    text: list[str] = field(default_factory=list)
+    finish: str | None = None
+    usage: tuple[int, int] = (0, 0)
+    kind: str | None = None
+    first_at: float | None = None
+
+
 async def _translated_chat(gw: Gateway, request: Request, lease: Lease, route: str, name: str, endpoint: str,
                            upstream: dict[str, Any], stream: bool, include_usage: bool, started: float) -> Response:
     """Template/completion-mode engines: their text events become OpenAI chat chunks (an empty answer is
@@ -198,51 +211,64 @@ async def _translated_chat(gw: Gateway, request: Request, lease: Lease, route: s
     resp = await gw.open_engine_stream(lease, route, name, endpoint, upstream, dialect=errors.OPENAI)
     if isinstance(resp, Response):
         return resp
-    state: dict[str, Any] = {"kind": None, "text": [], "finish": None, "usage": (0, 0)}
+    state = _Translated()
     events = answer.batches(resp, lease.runner.base_url + endpoint, answer.retry_body(endpoint, upstream),
                             answer.Outcome(), strip_leading=lease.runner.prompt_mode == COMPLETION,
                             headers=lease.runner.auth_headers)
-
-    async def chunks() -> AsyncIterator[bytes]:
-        first_at = None
-        text = state["text"]
-        try:
-            yield out.chunk({"role": "assistant", "content": ""})
-            async for batch in events:
-                lines = []
-                for p in batch:
-                    if p.text:
-                        if first_at is None:
-                            first_at = time.monotonic()
-                        text.append(p.text)
-                        lines.append(out.content_chunk(p.text))
-                    if p.finish:
-                        state["finish"] = p.finish
-                        state["usage"] = (p.prompt_tokens or 0, p.completion_tokens or 0)
-                        gw.metrics.observe_generation(
-                            name, ttft=None if first_at is None else first_at - started,
-                            prompt_tokens=p.prompt_tokens, completion_tokens=p.completion_tokens,
-                            generation_seconds=(p.predicted_ms or 0) / 1000 or None)
-                if lines:
-                    yield b"".join(lines)
-            yield out.chunk({}, state["finish"] or "stop")
-            if include_usage:
-                yield out.usage_chunk(*state["usage"])
-            yield b"data: [DONE]\n\n"
-        except UpstreamError as exc:
-            state["kind"] = "engine"
-            yield errors.stream_error_line(await gw.upstream_error(lease, exc), True)
-        finally:
-            await events.aclose()
-
+    chunks = _translated_chunks(gw, lease, name, out, events, state, include_usage, started)
     if stream:
         def on_close(cancelled: bool) -> None:
-            gw.end(lease, route, name, CLIENT_CLOSED if cancelled else 200, "cancelled" if cancelled else state["kind"])
+            gw.end(lease, route, name, CLIENT_CLOSED if cancelled else 200, "cancelled" if cancelled else state.kind)
 
-        return EventStream(chunks(), media_type="text/event-stream", on_close=on_close, headers=SSE_HEADERS)
+        return EventStream(chunks, media_type="text/event-stream", on_close=on_close, headers=SSE_HEADERS)
+    return await _collected_chat(gw, request, lease, route, name, out, chunks, state)
 
+
+async def _translated_chunks(gw: Gateway, lease: Lease, name: str, out: translate.OpenAIChunks,
+                             events: AsyncGenerator[list[Piece], None], state: _Translated, include_usage: bool,
+                             started: float) -> AsyncIterator[bytes]:
+    """The engine's pieces as OpenAI chat chunks (one write per batch), then the finish, usage and [DONE]
+    events; an engine failure part way is an error event, as OpenAI streams one."""
+    try:
+        yield out.chunk({"role": "assistant", "content": ""})
+        async for batch in events:
+            lines = [line for p in batch if (line := _take_piece(gw, name, out, state, p, started))]
+            if lines:
+                yield b"".join(lines)
+        yield out.chunk({}, state.finish or "stop")
+        if include_usage:
+            yield out.usage_chunk(*state.usage)
+        yield b"data: [DONE]\n\n"
+    except UpstreamError as exc:
+        state.kind = "engine"
+        yield errors.stream_error_line(await gw.upstream_error(lease, exc), True)
+    finally:
+        await events.aclose()
+
+
+def _take_piece(gw: Gateway, name: str, out: translate.OpenAIChunks, state: _Translated, p: Piece,
+                started: float) -> bytes:
+    """One engine piece: its text kept and made a content chunk (b"" for none); the last one's counts and
+    speed go to /metrics."""
+    if p.text:
+        if state.first_at is None:
+            state.first_at = time.monotonic()
+        state.text.append(p.text)
+    if p.finish:
+        state.finish = p.finish
+        state.usage = (p.prompt_tokens or 0, p.completion_tokens or 0)
+        gw.metrics.observe_generation(
+            name, ttft=None if state.first_at is None else state.first_at - started,
+            prompt_tokens=p.prompt_tokens, completion_tokens=p.completion_tokens,
+            generation_seconds=(p.predicted_ms or 0) / 1000 or None)
+    return out.content_chunk(p.text) if p.text else b""
+
+
+async def _collected_chat(gw: Gateway, request: Request, lease: Lease, route: str, name: str,
+                          out: translate.OpenAIChunks, chunks: AsyncIterator[bytes], state: _Translated) -> Response:
+    """A non-streaming reply: the chunks run to the end (or until the client leaves), then one completion."""
     async def collect() -> None:
-        async for _ in chunks():
+        async for _ in chunks:
             pass
 
     try:
@@ -250,12 +276,11 @@ async def _translated_chat(gw: Gateway, request: Request, lease: Lease, route: s
     except ClientGone:
         gw.end(lease, route, name, CLIENT_CLOSED, "cancelled")
         return Response(status_code=CLIENT_CLOSED)
-    if state["kind"]:
+    if state.kind:
         gw.end(lease, route, name, 502, "engine")
         return errors.response(GatewayError(502, "the engine failed during generation"), True)
     gw.end(lease, route, name, 200)
-    return JSONResponse(out.completion("".join(state["text"]), state["finish"], *state["usage"]))
-
+    return JSONResponse(out.completion("".join(state.text), state.finish, *state.usage))
 
 
 def _epoch(text: str) -> int:
