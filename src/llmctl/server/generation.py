@@ -43,6 +43,18 @@ class Translator(Protocol):
     def result(self) -> dict[str, Any]: ...
 
 
+async def prepare(gw: Gateway, name: str, chat: dict[str, Any]) -> tuple[Lease, EngineRequest]:
+    """Lease the model for `chat` and build its engine request, as /v1/chat/completions does; tools the model
+    cannot call are refused before the lease, and the lease goes back if the request cannot be built."""
+    await chatbridge.check_tools(gw, name, chat)
+    lease = await gw.lease(name)
+    try:
+        return lease, await gw.render(lease.runner, chatbridge.engine_request, chat)
+    except BaseException:
+        gw.scheduler.release(lease)
+        raise
+
+
 async def run(gw: Gateway, request: Request, lease: Lease, route: str, name: str, engine: EngineRequest,
               tr: Translator, *, stream: bool, started: float) -> Response:
     """Send `engine` to the leased engine and answer through `tr`; the lease is released however this ends."""

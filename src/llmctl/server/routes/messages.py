@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from llmctl.server import anthropic, chatbridge, errors, generation
+from llmctl.server import anthropic, errors, generation
 from llmctl.server.anthropic_stream import MessageStream
 from llmctl.server.gateway import begin_model_request
 
@@ -24,13 +24,7 @@ router = APIRouter()
 async def create(request: Request) -> Response:
     started, gw, body, name = await begin_model_request(request)
     req = anthropic.parse(body)
-    await chatbridge.check_tools(gw, name, req.chat)
-    lease = await gw.lease(name)
-    try:
-        engine = await gw.render(lease.runner, chatbridge.engine_request, req.chat)
-    except BaseException:
-        gw.scheduler.release(lease)
-        raise
+    lease, engine = await generation.prepare(gw, name, req.chat)
     tr = MessageStream(name, req.stop_sequences, stream=req.stream)
     return await generation.run(gw, request, lease, "/v1/messages", name, engine, tr, stream=req.stream,
                                 started=started)

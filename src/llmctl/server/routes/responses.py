@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from llmctl.server import chatbridge, errors, generation, responses
+from llmctl.server import errors, generation, responses
 from llmctl.server.gateway import begin_model_request
 from llmctl.server.responses_stream import ResponseStream
 
@@ -23,13 +23,7 @@ router = APIRouter()
 async def create(request: Request) -> Response:
     started, gw, body, name = await begin_model_request(request)
     req = responses.parse(body)
-    await chatbridge.check_tools(gw, name, req.chat)
-    lease = await gw.lease(name)
-    try:
-        engine = await gw.render(lease.runner, chatbridge.engine_request, req.chat)
-    except BaseException:
-        gw.scheduler.release(lease)
-        raise
+    lease, engine = await generation.prepare(gw, name, req.chat)
     tr = ResponseStream(name, req.echo, stream=req.stream)
     return await generation.run(gw, request, lease, "/v1/responses", name, engine, tr, stream=req.stream,
                                 started=started)
