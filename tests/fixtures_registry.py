@@ -44,6 +44,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class LocalServer:
+    """An HTTP stand-in on 127.0.0.1 answering with a handler class in daemon threads until `stop()`; the test
+    proxies and pages subclass it and call `serve` once their handler is built (port 0: any free one)."""
+
+    port: int
+    _server: ThreadingHTTPServer
+
+    def serve(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 def _need(tool: str) -> str:
     path = shutil.which(tool)
     if not path:
@@ -369,7 +391,7 @@ def make_gguf(path: Path, *, name: str = "tiny", seed: int = 0, tensor_kb: int =
 
 
 # -- a fault-injecting proxy ----------------------------------------------------------------------------
-class FaultProxy:
+class FaultProxy(LocalServer):
     """A small HTTP proxy in front of a registry, for faults a healthy registry never shows.
 
     It forwards every request (the registry builds its `Location` URLs from our Host header, so uploads come
@@ -468,17 +490,7 @@ class FaultProxy:
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _any
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.serve(Handler, self.port)
 
 
 @pytest.fixture()

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from fixtures_gateway import RunningGateway, metric_value, private_home, start_gateway
-from fixtures_registry import free_port
+from fixtures_registry import LocalServer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 PAGE = """<html><body>waiting<script>
@@ -40,11 +39,10 @@ PAGE = """<html><body>waiting<script>
 </script></body></html>"""
 
 
-class Pages:
+class Pages(LocalServer):
     """A web server for one page, reachable under any name Chromium maps to 127.0.0.1."""
 
     def __init__(self, html: str) -> None:
-        self.port = free_port()
         page = html.encode()
 
         class Handler(BaseHTTPRequestHandler):
@@ -58,12 +56,7 @@ class Pages:
                 self.end_headers()
                 self.wfile.write(page)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.serve(Handler)
 
 
 def chromium_dom(url: str) -> str:

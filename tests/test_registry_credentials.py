@@ -13,14 +13,13 @@ from __future__ import annotations
 import base64
 import http.client
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
-from fixtures_registry import PASSWORD, USER, RegistryServer, TokenServer, free_port
+from fixtures_registry import PASSWORD, USER, LocalServer, RegistryServer, TokenServer, free_port
 from llmctl.oci.registry import connect
 from llmctl.oci.registry.auth import Credentials, DockerConfig
 from llmctl.settings import Settings
@@ -28,7 +27,7 @@ from llmctl.settings import Settings
 BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
 
-class Forwarder:
+class Forwarder(LocalServer):
     """An HTTP server that forwards every request to `upstream` (host:port), with hooks to change the answer
     (`on_response(method, path, status, headers) -> (status, headers)`) or the request's headers
     (`add_headers`). `seen` records (method, path, Authorization header or None) of each request."""
@@ -77,17 +76,7 @@ class Forwarder:
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _any
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.serve(Handler, self.port)
 
 
 @pytest.fixture()

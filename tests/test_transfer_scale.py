@@ -18,13 +18,13 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
-from fixtures_registry import RegistryServer
+from fixtures_registry import LocalServer, RegistryServer
 from llmctl.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +55,7 @@ class Seen:
         return None
 
 
-class CountingProxy:
+class CountingProxy(LocalServer):
     """Forwards everything to the registry and records each request (method, path, Range, status) when it
     starts. Blob bodies (GET responses, PUT/PATCH uploads) can be rate-limited (`rate`, bytes/s per body),
     and with `gate=N` each blob transfer waits, up to 60 s, until N of them are in flight together: that
@@ -80,18 +80,7 @@ class CountingProxy:
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _any
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.serve(Handler)
 
     def mark(self) -> int:
         return len(self.seen)
