@@ -36,6 +36,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import write_section  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 LLMCTL = str(Path(PY).with_name("llmctl"))
@@ -205,17 +209,6 @@ def table(rows: list[Case], facts: dict[str, str], runs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace (or add) the `## CLI start-up` section; every other section stays as it is."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## CLI start-up\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
@@ -235,7 +228,7 @@ def main() -> None:
     out = table(rows, facts, args.runs)
     print(out)
     if args.write:
-        write_section(args.write, out)
+        write_section(args.write, out, "## CLI start-up")  # every other section stays as it is
 
 
 if __name__ == "__main__":
