@@ -249,13 +249,15 @@ def test_shards_push_and_pull_in_parallel_each_verified(registry: RegistryServer
 def test_pull_killed_mid_way_resumes_without_fetching_finished_blobs_again(
         registry: RegistryServer, proxy, tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    digests = shard_model(tmp_path, src, "shardy:1", shards=12, size_mib=3)
+    # shards of 3 MiB: a pull writes what it read each 1 MiB (pull.READ_SIZE), so a partial file shows bytes
+    # only once a blob is past its first MiB
+    digests = shard_model(tmp_path, src, "shardy:1", shards=12, size_mib=36)
     plain = proxy()
     name = f"{plain.host}/team/shardy:12"
     assert run_llmctl(src, "tag", "shardy:1", name).returncode == 0
     assert run_llmctl(src, "push", "-q", name).returncode == 0
 
-    plain.rate = 128 * 1024  # per blob body (2 s for each 256 KiB shard): the kill lands while blobs are on the wire
+    plain.rate = 1024 * 1024  # per blob body (3 s for each 3 MiB shard): the kill lands while blobs are on the wire
     mark = plain.mark()
     proc = start_llmctl(dst, "pull", "-q", name)
     wait_for(lambda: len(completed(dst, digests)) >= 4 and any(partials(dst).values()),
