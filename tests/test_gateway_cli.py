@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import openai
@@ -69,7 +71,7 @@ def test_follow_logs(gateway_factory) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "llmctl", "logs", "-f", "-n", "0"], env=gw.env,
                             stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.5)  # let it reach the end of the file
+        _wait_until_open(proc.pid, "serve.log")  # then it reads from the end of the file
         assert gw.cli("load", MODEL).returncode == 0
         deadline = time.monotonic() + 20
         seen = ""
@@ -79,6 +81,20 @@ def test_follow_logs(gateway_factory) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _wait_until_open(pid: int, name: str, timeout: float = 60) -> None:
+    """Poll until process `pid` holds a file called `name` open."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd).endswith("/" + name):
+                    return
+            except OSError:
+                pass
+        time.sleep(0.02)
+    pytest.fail(f"process {pid} never opened {name}")
 
 
 def test_no_gateway_is_one_clear_error(tmp_path) -> None:
