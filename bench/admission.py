@@ -40,7 +40,8 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gateway_overhead import CHAT_MODEL, Bench, start_profiles, stop_profiles  # noqa: E402
 from relay_client import Conn, count_tokens  # noqa: E402
-from serve import cpu_seconds, machine, write_section  # noqa: E402
+from common import write_section  # noqa: E402
+from serve import cpu_seconds, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TITLE = "## Gateway admission"

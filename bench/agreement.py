@@ -36,6 +36,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## llmctl bench"
+sys.path.insert(0, str(ROOT / "bench"))
+from common import write_section  # noqa: E402
 
 
 def load_serve() -> Any:
@@ -181,19 +183,6 @@ def cli_bench(url: str, model: str, streams: int, requests: int, max_tokens: int
                           "--extra-body", json.dumps({"temperature": 0.8, "seed": 42})],
                          capture_output=True, text=True, env=env, check=True)
     return json.loads(out.stdout)
-
-
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        rest = [""] + lines[end:] if end < len(lines) else []
-        new = "\n".join(lines[:start] + section.rstrip("\n").splitlines() + rest) + "\n"
-    path.write_text(new)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -291,7 +291,7 @@ def main() -> None:
     out = table(results, args.runs, (load_start, os.getloadavg()[0]))
     print(out)
     if args.write:
-        write_section(args.write, out, "## Big and many")
+        write_section(args.write, out)
 
 
 if __name__ == "__main__":

@@ -228,7 +228,7 @@ def main() -> None:
     out = table(rows, facts, args.runs)
     print(out)
     if args.write:
-        write_section(args.write, out, "## CLI start-up")  # every other section stays as it is
+        write_section(args.write, out)  # every other section stays as it is
 
 
 if __name__ == "__main__":

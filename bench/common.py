@@ -201,12 +201,16 @@ def request_span(entry: dict) -> tuple[float, float]:
     return end - go_duration(entry.get("http.response.duration", "0s")), end
 
 
-def write_section(path: Path, section: str, title: str = "## Transfer") -> None:
-    """Replace the section `title` of a markdown file with `section` (or append it)."""
+def write_section(path: Path, section: str) -> None:
+    """Replace the section of a markdown file whose heading is `section`'s first line (`## Transfer`) with
+    `section`, or append it; every other section stays as it is."""
+    section = section.rstrip("\n") + "\n"
+    title = section.split("\n", 1)[0].strip()
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(title)}[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
     else:
         text = text.rstrip() + "\n\n" + section
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

@@ -37,7 +37,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from relay_client import Result, run_streams  # noqa: E402
-from serve import cpu_seconds, free_port, machine, wait_http, write_section  # noqa: E402
+from common import free_port, write_section  # noqa: E402
+from serve import cpu_seconds, machine, wait_http  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 STUB = ROOT / "bench" / "stub_engine.py"

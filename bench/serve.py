@@ -25,7 +25,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
+from common import free_port, write_section  # noqa: E402
 from relay_client import run_streams  # noqa: E402
 PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
 
@@ -106,12 +106,6 @@ async def run_phase(target: str, url: str, model: str, streams: int, requests: i
 
 
 # -- targets ---------------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def cpu_seconds(pid: int) -> float:
     """CPU time of all threads of a process (Linux; ns resolution from schedstat, else 10 ms ticks), including
     the warm-up request of a phase."""
@@ -250,22 +244,6 @@ def table(results: dict[tuple[str, int], Phase], streams: list[int], labels: dic
             rows.append(f"| {labels[t]} | {n} | {p.ok}/{p.failed} | {tps} | {ratio} | {ms(pct(p.ttft, .5))} | "
                         f"{ms(pct(p.ttft, .95))} |")
     return "\n".join(rows)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace (or add) the section whose heading is `section`'s first line (`## Serving`); every other section
-    (e.g. `## Transfer`) stays as it is."""
-    heading = section.split("\n", 1)[0].strip()
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        new = "\n".join(lines[:start] + section.rstrip("\n").splitlines() + ([""] + lines[end:] if end < len(lines) else [])) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new)
 
 
 def machine() -> str:

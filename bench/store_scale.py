@@ -307,7 +307,7 @@ def main() -> None:
     out = table(rows, facts, args.runs)
     print(out)
     if args.write:
-        write_section(args.write, out, "## Store scale")
+        write_section(args.write, out)
 
 
 if __name__ == "__main__":
