@@ -67,24 +67,24 @@ def hub_allowed(settings: Settings) -> bool:
 
 
 def _hub_error(exc: Exception, repo_id: str) -> LlmctlError:
-    from huggingface_hub import errors as hf_errors
+    from llmctl.sources import hf_http as h
 
-    from llmctl.sources.hf_http import HubUnavailable, hub_down
-
-    if isinstance(down := hub_down(exc), HubUnavailable):  # llmctl's retries ran out on a 429/5xx
-        return RegistryError(f"Hugging Face is unavailable for {repo_id}'s config.json: {down}")
-    if isinstance(exc, hf_errors.GatedRepoError):
+    kind, detail = h.hub_failure(exc)
+    if kind == h.UNAVAILABLE:  # llmctl's retries ran out on a 429/5xx
+        return RegistryError(f"Hugging Face is unavailable for {repo_id}'s config.json: {detail}")
+    if kind == h.GATED:
         return AuthError(f"{repo_id} is gated on Hugging Face", hint="accept its terms on huggingface.co, set HF_TOKEN")
-    if isinstance(exc, hf_errors.RepositoryNotFoundError):
+    if kind == h.NO_REPO:
         return NotFound(f"{repo_id}: no such model on Hugging Face", hint="check the id; a private one needs HF_TOKEN")
-    if isinstance(exc, hf_errors.LocalEntryNotFoundError):  # an EntryNotFoundError too: test it first
+    if kind in (h.UNREACHABLE, h.NOT_CACHED, h.HUB_OFFLINE):
         return OfflineError(f"cannot reach Hugging Face for {repo_id}'s config.json, and it is not in the local cache",
                             hint=f"check the network (or HF_ENDPOINT), or run `huggingface-cli download {repo_id} "
                             "config.json` where the Hub is reachable")
-    if isinstance(exc, hf_errors.EntryNotFoundError):
+    if kind == h.NO_FILE:
         return NotFound(f"{repo_id} has no config.json on Hugging Face", hint="is it a GGUF-only repository?")
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return RegistryError(f"Hugging Face failed for {repo_id}: {first[:200]}")
+    if kind == h.REFUSED:
+        return AuthError(f"Hugging Face refused access to {repo_id} ({detail})", hint="set HF_TOKEN")
+    return RegistryError(f"Hugging Face failed for {repo_id}: {detail}")
 
 
 def _hf_file(settings: Settings, repo_id: str, filename: str, *, online: bool) -> Path | None:

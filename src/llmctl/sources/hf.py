@@ -150,33 +150,29 @@ def select_projector(files: list[RemoteFile]) -> RemoteFile | None:
 
 # -- the Hub ----------------------------------------------------------------------------------------------
 def _hub_error(exc: Exception, repo_id: str) -> Exception:
-    from huggingface_hub import errors as hf_errors
+    from llmctl.sources import hf_http as h
 
-    from llmctl.sources.hf_http import HubUnavailable, hub_down
-
-    down = hub_down(exc)  # llmctl's own retries ran out (an OfflineModeIsEnabled: test it first)
-    if isinstance(down, HubUnavailable):
-        return RegistryError(f"Hugging Face is unavailable for hf.co/{repo_id}: {down}")
-    if down is not None:
-        return OfflineError(f"cannot reach Hugging Face for hf.co/{repo_id} ({down})",
+    kind, detail = h.hub_failure(exc)
+    if kind == h.UNAVAILABLE:
+        return RegistryError(f"Hugging Face is unavailable for hf.co/{repo_id}: {detail}")
+    if kind == h.UNREACHABLE:
+        return OfflineError(f"cannot reach Hugging Face for hf.co/{repo_id} ({detail})",
                             hint="check the network (or HF_ENDPOINT) and pull again")
-    if isinstance(exc, hf_errors.GatedRepoError):
+    if kind == h.GATED:
         return AuthError(f"hf.co/{repo_id} is gated", hint="accept its terms on huggingface.co and set HF_TOKEN")
-    if isinstance(exc, (hf_errors.RepositoryNotFoundError, hf_errors.RevisionNotFoundError)):
+    if kind == h.NO_REPO:
         return NotFound(f"model hf.co/{repo_id} not found on Hugging Face",
                         hint="check the name; a private repository needs HF_TOKEN")
-    if isinstance(exc, hf_errors.LocalEntryNotFoundError):  # an EntryNotFoundError too: test it first
+    if kind == h.NOT_CACHED:
         return OfflineError(f"cannot reach Hugging Face for hf.co/{repo_id}, and the file is not in the local cache",
                             hint="check the network (or HF_ENDPOINT) and pull again")
-    if isinstance(exc, hf_errors.OfflineModeIsEnabled):
+    if kind == h.HUB_OFFLINE:
         return OfflineError(f"cannot reach Hugging Face for hf.co/{repo_id}: HF_HUB_OFFLINE is set")
-    if isinstance(exc, hf_errors.EntryNotFoundError):
-        return NotFound(f"a file of hf.co/{repo_id} is gone from Hugging Face: {exc}")
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    if status in (401, 403):
-        return AuthError(f"Hugging Face refused access to hf.co/{repo_id} ({status})", hint="set HF_TOKEN")
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return RegistryError(f"Hugging Face failed for hf.co/{repo_id}: {first[:200]}")
+    if kind == h.NO_FILE:
+        return NotFound(f"a file of hf.co/{repo_id} is gone from Hugging Face: {detail}")
+    if kind == h.REFUSED:
+        return AuthError(f"Hugging Face refused access to hf.co/{repo_id} ({detail})", hint="set HF_TOKEN")
+    return RegistryError(f"Hugging Face failed for hf.co/{repo_id}: {detail}")
 
 
 def _progress_class(progress: Progress) -> type:

@@ -94,6 +94,36 @@ def use_hub_client(retry_seconds: float) -> None:
                                              follow_redirects=True, timeout=None))
 
 
+# What a huggingface_hub error means, for the callers that word it (`pull hf.co/...`, `plan ORG/NAME`): one
+# classification, so the two cannot disagree (LocalEntryNotFoundError is an EntryNotFoundError: it is tested
+# first, which one of two copies of this chain once got wrong).
+UNAVAILABLE, UNREACHABLE, NOT_CACHED, HUB_OFFLINE = "unavailable", "unreachable", "not-cached", "hub-offline"
+GATED, NO_REPO, NO_FILE, REFUSED, OTHER = "gated", "no-repo", "no-file", "refused", "other"
+
+
+def hub_failure(exc: BaseException) -> tuple[str, str]:
+    """`(kind, detail)` of an error huggingface_hub raised: one of the kinds above, and the words to quote."""
+    from huggingface_hub import errors as hf_errors
+
+    down = hub_down(exc)  # llmctl's own retries ran out (a HubDown is an OfflineModeIsEnabled: test it first)
+    if down is not None:
+        return (UNAVAILABLE if isinstance(down, HubUnavailable) else UNREACHABLE), str(down)
+    if isinstance(exc, hf_errors.GatedRepoError):  # a RepositoryNotFoundError too
+        return GATED, ""
+    if isinstance(exc, (hf_errors.RepositoryNotFoundError, hf_errors.RevisionNotFoundError)):
+        return NO_REPO, ""
+    if isinstance(exc, hf_errors.LocalEntryNotFoundError):  # an EntryNotFoundError too
+        return NOT_CACHED, ""
+    if isinstance(exc, hf_errors.OfflineModeIsEnabled):
+        return HUB_OFFLINE, ""
+    if isinstance(exc, hf_errors.EntryNotFoundError):
+        return NO_FILE, str(exc)
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status in (401, 403):
+        return REFUSED, str(status)
+    return OTHER, (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
 def hub_down(exc: BaseException | None) -> HubDown | None:
     """The `HubDown` behind an error huggingface_hub raised (hf_hub_download wraps it in a
     LocalEntryNotFoundError), if there is one."""
