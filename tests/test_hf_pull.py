@@ -327,6 +327,30 @@ def test_hub_errors_are_mapped_on_huggingface_hubs_own_classes() -> None:
     assert isinstance(hf._hub_error(hf_errors.EntryNotFoundError("gone"), "org/x"), NotFound)
 
 
+def test_pull_and_plan_classify_hub_errors_alike() -> None:
+    """`pull hf.co/...` and `plan ORG/NAME` word a Hub failure each their own way, from one classification
+    (hf_http.hub_failure): the same failure is the same error class, so the same exit code, for both."""
+    import httpx2
+    from huggingface_hub import errors as hf_errors
+
+    from llmctl.api import plan_model
+    from llmctl.errors import AuthError, OfflineError, RegistryError
+    from llmctl.sources.hf_http import HubUnavailable, HubUnreachable
+
+    refused = httpx2.Response(401, request=httpx2.Request("GET", "http://hub.test/api/models/org/x"))
+    cases = [
+        (HubUnavailable("hub.test answered 503", 503), RegistryError),
+        (HubUnreachable("hub.test: connection refused"), OfflineError),
+        (hf_errors.LocalEntryNotFoundError("nothing cached"), OfflineError),
+        (hf_errors.EntryNotFoundError("gone"), NotFound),
+        (hf_errors.HfHubHTTPError("unauthorized", response=refused), AuthError),
+        (ValueError("something else"), RegistryError),
+    ]
+    for exc, kind in cases:
+        assert type(hf._hub_error(exc, "org/x")) is kind, exc
+        assert type(plan_model._hub_error(exc, "org/x")) is kind, exc
+
+
 def test_cli_pull_hf_with_hf_hub_offline_is_one_line(cli, home: Path) -> None:
     env = {"HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:1", "HF_HOME": str(home.parent / "hf-home")}
     r = cli("pull", "hf.co/org/Uncached-GGUF", env=env)
